@@ -1,6 +1,7 @@
 # gs_module(NAME [SOURCES ...] [DEPS module...] [LIBS target...])
 #
-# Declares the static library gs_<NAME> for the module in the folder <NAME>/. Its headers are
+# Declares the static library gs_<NAME> for the module in the folder <NAME>/, built from every
+# <NAME>/*.c and *.cc (globbed, so adding a file needs no CMake edit) plus SOURCES. Its headers are
 # reachable as "<NAME>/x.h" only through a per-module include folder in the build tree
 # (inc/<NAME>/<NAME> -> source folder), which is an INTERFACE include of gs_<NAME>. Modules link
 # their DEPS and LIBS PRIVATE, so include folders do not travel: a module that includes a header
@@ -13,7 +14,8 @@ function(gs_module name)
   if(NOT EXISTS "${inc}/${name}")
     file(CREATE_LINK "${CMAKE_SOURCE_DIR}/${name}" "${inc}/${name}" SYMBOLIC)
   endif()
-  add_library(gs_${name} STATIC ${M_SOURCES})
+  file(GLOB srcs CONFIGURE_DEPENDS "${CMAKE_CURRENT_SOURCE_DIR}/*.c" "${CMAKE_CURRENT_SOURCE_DIR}/*.cc")
+  add_library(gs_${name} STATIC ${srcs} ${M_SOURCES})
   target_include_directories(gs_${name} PUBLIC "${inc}")
   foreach(d ${M_DEPS})
     target_link_libraries(gs_${name} PRIVATE gs_${d})
