@@ -36,6 +36,15 @@ apt_retry() {
   log "apt-get $* kept failing"; return 1
 }
 
+# --train: also the Python packages of tools/train (training the default models; the CI does not).
+TRAIN_PKGS=(python3-numpy python3-pil python3-sentencepiece python3-torch)
+for arg in "$@"; do
+  case "$arg" in
+    --train) PKGS+=("${TRAIN_PKGS[@]}") ;;
+    *) log "unknown option: $arg (known: --train)"; exit 2 ;;
+  esac
+done
+
 pkgs_hash=$(printf '%s\n' "${PKGS[@]}" | sha256sum | cut -c1-16)
 missing=()
 for p in "${PKGS[@]}"; do
