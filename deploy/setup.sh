@@ -15,6 +15,7 @@ PKGS=(
   libgdal-dev libjansson-dev libmicrohttpd-dev libopenblas-dev libopenmpi-dev
   libprotobuf-c-dev libpng-dev librocksdb-dev libsubunit-dev libyaml-dev libzmq3-dev
   openmpi-bin pkg-config check protobuf-c-compiler python3 rocksdb-tools zlib1g-dev
+  unicode-data
 )
 
 log() { printf 'setup: %s\n' "$*" >&2; }
