@@ -16,6 +16,7 @@ PKGS=(
   libprotobuf-c-dev libpng-dev librocksdb-dev libsubunit-dev libyaml-dev libzmq3-dev
   openmpi-bin pkg-config check protobuf-c-compiler python3 rocksdb-tools zlib1g-dev
   unicode-data
+  python3-faiss
 )
 
 log() { printf 'setup: %s\n' "$*" >&2; }
