@@ -1,8 +1,44 @@
-// Raster access through GDAL: the only includer of gdal.h in geoscribe. No GDAL type crosses
-// this header.
+// Raster access through GDAL: jobs/raster.c is the only includer of gdal.h in geoscribe. No GDAL
+// type crosses this header. This is the small public face (library version, one whole-image
+// read for single pictures); scenes and tiles (jobs/scene.h, jobs/tiles.h) use the same GDAL
+// layer through a module-private header.
 #pragma once
 
 #include <stddef.h>
+#include <stdint.h>
+
+#include "common/err.h"
 
 // gs_raster_lib_version: GDAL's release name read at run time, e.g. "3.6.2".
 void gs_raster_lib_version(char *out, size_t out_nbytes);
+
+// gs_raster_init: registers GDAL's drivers and routes GDAL's own messages into geoscribe's log
+// (a CPLErrorHandler: GDAL warnings and errors are logged at DEBUG with module "gdal", so GDAL
+// is quiet by default; the function that fails logs the reason once, with GDAL's message, at
+// its own level). Idempotent and thread-safe; every function of jobs/ that touches GDAL calls
+// it, so callers never need to.
+void gs_raster_init(void);
+
+// The largest picture gs_raster_read_rgb8 accepts, in pixels (width * height): 2^28
+// (e.g. 16384 x 16384, 768 MiB of RGB). Larger inputs fail with GS_ETOOBIG.
+#define GS_RASTER_RGB8_MAX_PIXELS ((int64_t)1 << 28)
+
+// gs_raster_read_rgb8: reads a whole picture (PNG, JPEG, TIFF/GeoTIFF, or anything GDAL opens
+// as a raster, /vsi paths included) as 8-bit RGB, pixel-interleaved (HWC, row-major, 3 bytes a
+// pixel, *out_w * *out_h * 3 bytes). Meant for single images (`geoscribe embed --image`), not
+// scenes: it reads everything at once (scenes are read tile by tile through jobs/tiles.h).
+//   - bands: 1 band -> grey copied to R, G and B; 1 band with a colour table -> the table's RGB;
+//     2 bands (grey + alpha) -> the grey band; 3 or more -> the first three (an alpha 4th band
+//     is ignored, so transparent pixels keep their colour).
+//   - data types: Byte is copied as is. Any other type (UInt16 from a 12/16-bit sensor, Int16,
+//     Float32, ...) is stretched linearly from the minimum to the maximum of the finite,
+//     non-nodata values of the three channels together (one stretch for all channels, so the
+//     colour balance is kept): v -> round(255 * (v - min) / (max - min)); a constant image gives
+//     0; nodata pixels give 0.
+// Ownership: *out_rgb is allocated here; free it with gs_free. Nothing is written to the out
+// parameters on error.
+// Errors: GS_EINVAL (NULL arguments), GS_EIO (GDAL cannot open or read it; the log line at
+// ERROR carries the path and GDAL's message), GS_EUNSUPPORTED (no raster bands, or a complex
+// data type), GS_ETOOBIG (more than GS_RASTER_RGB8_MAX_PIXELS), GS_ENOMEM.
+// Thread-safety: safe to call from several threads at once (each call opens its own dataset).
+gs_err gs_raster_read_rgb8(const char *path, uint8_t **out_rgb, int *out_w, int *out_h);
