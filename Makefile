@@ -1,13 +1,14 @@
 # geoscribe: the two commands of the README, each of which sets up and builds first.
 #   make test   install dependencies, build, run the test suite, then again under ASan+UBSan
 #   make demo   install dependencies, build, run the demo (see README)
-# Other targets: setup, build, asan, check (tests of the normal build only), clean.
+# Other targets: setup, build, asan, check (tests of the normal build only), fuzz, clean.
 BUILD      ?= build
 ASAN_BUILD ?= build-asan
+FUZZ_BUILD ?= build-fuzz
 JOBS       ?= $(shell nproc)
 CMAKE_ARGS ?=
 
-.PHONY: all setup build asan check check-asan test demo clean format
+.PHONY: all setup build asan check check-asan fuzz test demo clean format
 
 all: build
 
@@ -30,7 +31,15 @@ check-asan: asan
 	  LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp:print_suppressions=0 \
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure
 
-test: check check-asan
+# libFuzzer targets of tests/fuzz (clang, ASan+UBSan), each for a bounded time: about
+# GS_FUZZ_TOTAL_S (120) seconds of wall time for all of them, two at a time.
+fuzz: setup
+	cmake -S . -B $(FUZZ_BUILD) -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ \
+	  -DGS_WERROR=ON -DGS_FUZZ=ON $(CMAKE_ARGS) >/dev/null
+	cmake --build $(FUZZ_BUILD) -j$(JOBS) --target gs_fuzz
+	cd $(FUZZ_BUILD) && ctest -L fuzz -j2 --output-on-failure
+
+test: check check-asan fuzz
 
 demo: build
 	./deploy/demo.sh $(BUILD)
@@ -39,4 +48,4 @@ format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)
