@@ -3,6 +3,8 @@
 // coordinate transforms and VSI file access to the rest of jobs/. GDAL errors become GS_EIO with
 // CPLGetLastErrorMsg() in the message; GDAL's own output goes to our log at DEBUG.
 #define GS_LOG_MODULE "jobs"
+// cpl_vsi.h stats files with struct stat64 (large files): declare it under strict POSIX
+#define _LARGEFILE64_SOURCE 1
 #include "jobs/raster.h"
 
 #include <cpl_conv.h>
@@ -18,6 +20,8 @@
 
 #include "common/alloc.h"
 #include "common/log.h"
+#include "jobs/hash.h"
+#include "jobs/raster_int.h"
 
 // ---- set-up and error routing -------------------------------------------------------------
 
@@ -208,5 +212,414 @@ out:
     *out_rgb = rgb;
     *out_w = w;
     *out_h = h;
+    return GS_OK;
+}
+
+// ---- datasets (raster_int.h) --------------------------------------------------------------
+
+struct gs__rds {
+    GDALDatasetH ds;
+    char *path; // owned
+};
+
+static void set_reason(char *reason, size_t n, const char *fmt, const char *a, const char *b)
+{
+    if (reason && n)
+        snprintf(reason, n, fmt, a, b);
+}
+
+gs_err gs__rds_open(const char *path, gs__rds_t **out, char *reason, size_t reason_nbytes)
+{
+    gs_raster_init();
+    CPLErrorReset();
+    GDALDatasetH ds = GDALOpenEx(path, GDAL_OF_RASTER | GDAL_OF_READONLY | GDAL_OF_VERBOSE_ERROR,
+                                 NULL, NULL, NULL);
+    if (!ds) {
+        set_reason(reason, reason_nbytes, "could not open \"%s\": %s", path,
+                   cpl_msg("not a readable raster"));
+        return GS_EIO;
+    }
+    gs__rds_t *self = gs_xcalloc(1, sizeof *self);
+    self->ds = ds;
+    self->path = gs_xstrdup(path);
+    *out = self;
+    return GS_OK;
+}
+
+void gs__rds_close(gs__rds_t **p)
+{
+    if (!p || !*p)
+        return;
+    GDALClose((*p)->ds);
+    gs_free((*p)->path);
+    GS_FREE(*p);
+}
+
+int gs__rds_width(const gs__rds_t *self)
+{
+    return GDALGetRasterXSize(self->ds);
+}
+int gs__rds_height(const gs__rds_t *self)
+{
+    return GDALGetRasterYSize(self->ds);
+}
+int gs__rds_count(const gs__rds_t *self)
+{
+    return GDALGetRasterCount(self->ds);
+}
+
+const char *gs__rds_crs_wkt(gs__rds_t *self)
+{
+    const char *w = GDALGetProjectionRef(self->ds);
+    return w ? w : "";
+}
+
+int gs__rds_geotransform(gs__rds_t *self, double gt[6])
+{
+    // GDAL returns CE_Failure (and the default 0,1,0,0,0,1) when the raster has none
+    CPLErrorReset();
+    return GDALGetGeoTransform(self->ds, gt) == CE_None;
+}
+
+gs_err gs__rds_band(gs__rds_t *self, int b, gs__band_t *out)
+{
+    if (b < 1 || b > GDALGetRasterCount(self->ds))
+        return GS_EINVAL;
+    GDALRasterBandH band = GDALGetRasterBand(self->ds, b);
+    GDALDataType dt = GDALGetRasterDataType(band);
+    memset(out, 0, sizeof *out);
+    out->dtype = GDALGetDataTypeName(dt);
+    out->bits = GDALGetDataTypeSizeBits(dt);
+    out->is_float = GDALDataTypeIsFloating(dt) && !GDALDataTypeIsComplex(dt);
+    out->is_complex = GDALDataTypeIsComplex(dt);
+    out->nodata = GDALGetRasterNoDataValue(band, &out->has_nodata);
+    const char *d = GDALGetDescription(band);
+    out->desc = d ? d : "";
+    out->colour = GDALGetColorInterpretationName(GDALGetRasterColorInterpretation(band));
+    out->all_valid = GDALGetMaskFlags(band) == GMF_ALL_VALID;
+    GDALGetBlockSize(band, &out->block_w, &out->block_h);
+    return GS_OK;
+}
+
+const char *gs__rds_metadata(gs__rds_t *self, const char *key, const char *domain)
+{
+    return GDALGetMetadataItem(self->ds, key, domain);
+}
+
+static int ends_with_ci(const char *s, const char *suffix)
+{
+    size_t n = strlen(s), m = strlen(suffix);
+    return n >= m && EQUAL(s + n - m, suffix);
+}
+
+char *gs__rds_sibling(gs__rds_t *self, const char *suffix)
+{
+    char **files = GDALGetFileList(self->ds);
+    char *found = NULL;
+    for (int i = 0; files && files[i] && !found; i++)
+        if (ends_with_ci(files[i], suffix))
+            found = gs_xstrdup(files[i]);
+    CSLDestroy(files);
+    return found;
+}
+
+// The integer window enclosing a fractional one, clamped to the band.
+static void int_window(GDALRasterBandH band, const gs__win_t *w, int *x, int *y, int *xs, int *ys)
+{
+    int bw = GDALGetRasterBandXSize(band), bh = GDALGetRasterBandYSize(band);
+    int x0 = (int)floor(w->x + 1e-9), y0 = (int)floor(w->y + 1e-9);
+    int x1 = (int)ceil(w->x + w->w - 1e-9), y1 = (int)ceil(w->y + w->h - 1e-9);
+    x0 = x0 < 0 ? 0 : x0;
+    y0 = y0 < 0 ? 0 : y0;
+    x1 = x1 > bw ? bw : x1;
+    y1 = y1 > bh ? bh : y1;
+    *x = x0;
+    *y = y0;
+    *xs = x1 - x0;
+    *ys = y1 - y0;
+}
+
+static gs_err band_io(gs__rds_t *self, GDALRasterBandH band, const gs__win_t *win, int buf_w,
+                      int buf_h, GDALDataType buf_type, void *out, GDALRIOResampleAlg alg,
+                      char *reason, size_t reason_nbytes)
+{
+    if (buf_w < 1 || buf_h < 1 || win->w <= 0 || win->h <= 0 || win->x < -1e-6 || win->y < -1e-6 ||
+        win->x + win->w > GDALGetRasterBandXSize(band) + 1e-6 ||
+        win->y + win->h > GDALGetRasterBandYSize(band) + 1e-6)
+        return GS_EINVAL;
+    int x, y, xs, ys;
+    int_window(band, win, &x, &y, &xs, &ys);
+    GDALRasterIOExtraArg a;
+    INIT_RASTERIO_EXTRA_ARG(a);
+    a.eResampleAlg = alg;
+    int exact = x == win->x && y == win->y && xs == win->w && ys == win->h;
+    if (!exact) {
+        a.bFloatingPointWindowValidity = TRUE;
+        a.dfXOff = win->x;
+        a.dfYOff = win->y;
+        a.dfXSize = win->w;
+        a.dfYSize = win->h;
+    }
+    CPLErrorReset();
+    if (GDALRasterIOEx(band, GF_Read, x, y, xs, ys, out, buf_w, buf_h, buf_type, 0, 0, &a) !=
+        CE_None) {
+        set_reason(reason, reason_nbytes, "could not read \"%s\": %s", self->path,
+                   cpl_msg("read failed"));
+        return GS_EIO;
+    }
+    return GS_OK;
+}
+
+gs_err gs__rds_read(gs__rds_t *self, int b, const gs__win_t *win, int buf_w, int buf_h,
+                    int decimate, float *out, char *reason, size_t reason_nbytes)
+{
+    if (b < 1 || b > GDALGetRasterCount(self->ds))
+        return GS_EINVAL;
+    GDALRasterBandH band = GDALGetRasterBand(self->ds, b);
+    // nearest lets GDAL pick an overview for samples; bilinear for resampled band grids
+    GDALRIOResampleAlg alg = decimate ? GRIORA_NearestNeighbour : GRIORA_Bilinear;
+    return band_io(self, band, win, buf_w, buf_h, GDT_Float32, out, alg, reason, reason_nbytes);
+}
+
+gs_err gs__rds_read_mask(gs__rds_t *self, int b, const gs__win_t *win, int buf_w, int buf_h,
+                         uint8_t *out, char *reason, size_t reason_nbytes)
+{
+    if (b < 1 || b > GDALGetRasterCount(self->ds))
+        return GS_EINVAL;
+    GDALRasterBandH mask = GDALGetMaskBand(GDALGetRasterBand(self->ds, b));
+    return band_io(self, mask, win, buf_w, buf_h, GDT_Byte, out, GRIORA_NearestNeighbour, reason,
+                   reason_nbytes);
+}
+
+gs_err gs__rds_check_blocks(gs__rds_t *self, int b, char *reason, size_t reason_nbytes)
+{
+    if (b < 1 || b > GDALGetRasterCount(self->ds))
+        return GS_EINVAL;
+    GDALRasterBandH band = GDALGetRasterBand(self->ds, b);
+    int bw, bh;
+    GDALGetBlockSize(band, &bw, &bh);
+    int nbx = (GDALGetRasterBandXSize(band) + bw - 1) / bw;
+    int nby = (GDALGetRasterBandYSize(band) + bh - 1) / bh;
+    size_t nbytes =
+        (size_t)bw * (size_t)bh * (size_t)GDALGetDataTypeSizeBytes(GDALGetRasterDataType(band));
+    void *buf = gs_trymalloc(nbytes);
+    if (!buf)
+        return GS_ENOMEM;
+    gs_err err = GS_OK;
+    CPLErrorReset();
+    // GDALReadBlock bypasses the block cache's dirty logic and reads exactly one block
+    if (GDALReadBlock(band, 0, 0, buf) != CE_None ||
+        GDALReadBlock(band, nbx - 1, nby - 1, buf) != CE_None) {
+        set_reason(reason, reason_nbytes, "could not read \"%s\": %s", self->path,
+                   cpl_msg("read failed"));
+        err = GS_EIO;
+    }
+    gs_free(buf);
+    return err;
+}
+
+// ---- coordinates --------------------------------------------------------------------------
+
+struct gs__xform {
+    OGRSpatialReferenceH src, dst;
+    OGRCoordinateTransformationH ct;
+};
+
+void gs__xform_destroy(gs__xform_t **p)
+{
+    if (!p || !*p)
+        return;
+    if ((*p)->ct)
+        OCTDestroyCoordinateTransformation((*p)->ct);
+    if ((*p)->src)
+        OSRDestroySpatialReference((*p)->src);
+    if ((*p)->dst)
+        OSRDestroySpatialReference((*p)->dst);
+    GS_FREE(*p);
+}
+
+gs_err gs__xform_new(const char *wkt, gs__xform_t **out, char *reason, size_t reason_nbytes)
+{
+    gs_raster_init();
+    gs__xform_t *self = gs_xcalloc(1, sizeof *self);
+    self->src = OSRNewSpatialReference(NULL);
+    self->dst = OSRNewSpatialReference(NULL);
+    CPLErrorReset();
+    if (!wkt || !*wkt || OSRSetFromUserInput(self->src, wkt) != OGRERR_NONE) {
+        set_reason(reason, reason_nbytes, "%s%s",
+                   "the coordinate reference system is unusable: ", cpl_msg("no CRS"));
+        gs__xform_destroy(&self);
+        return GS_EFORMAT;
+    }
+    OSRImportFromEPSG(self->dst, 4326);
+    // GDAL 3 otherwise gives EPSG:4326 as (lat, lon): force x = lon, y = lat on both sides
+    OSRSetAxisMappingStrategy(self->src, OAMS_TRADITIONAL_GIS_ORDER);
+    OSRSetAxisMappingStrategy(self->dst, OAMS_TRADITIONAL_GIS_ORDER);
+    self->ct = OCTNewCoordinateTransformation(self->src, self->dst);
+    if (!self->ct) {
+        set_reason(reason, reason_nbytes, "%s%s",
+                   "no transformation to lon/lat: ", cpl_msg("PROJ refused"));
+        gs__xform_destroy(&self);
+        return GS_EFORMAT;
+    }
+    *out = self;
+    return GS_OK;
+}
+
+int gs__xform_apply(gs__xform_t *self, int n, double *x, double *y, int *ok)
+{
+    for (int i = 0; i < n; i++)
+        ok[i] = 0;
+    OCTTransformEx(self->ct, n, x, y, NULL, ok);
+    int n_ok = 0;
+    for (int i = 0; i < n; i++) {
+        if (ok[i] && (!isfinite(x[i]) || !isfinite(y[i])))
+            ok[i] = 0;
+        n_ok += ok[i] != 0;
+    }
+    return n_ok;
+}
+
+// ---- files --------------------------------------------------------------------------------
+
+gs_err gs__vsi_stat(const char *path, gs__stat_t *out)
+{
+    gs_raster_init();
+    memset(out, 0, sizeof *out);
+    VSIStatBufL st;
+    if (VSIStatExL(path, &st, VSI_STAT_EXISTS_FLAG | VSI_STAT_NATURE_FLAG | VSI_STAT_SIZE_FLAG) !=
+        0)
+        return GS_OK;
+    out->exists = 1;
+    out->is_dir = VSI_ISDIR(st.st_mode) ? 1 : 0;
+    out->size = (int64_t)st.st_size;
+    out->mtime = (int64_t)st.st_mtime;
+    return GS_OK;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+gs_err gs__vsi_list(const char *dir, char ***out_names, size_t *out_n)
+{
+    gs_raster_init();
+    CPLErrorReset();
+    char **names = VSIReadDirEx(dir, 0);
+    if (!names) {
+        // an empty directory also gives NULL: tell it apart from an unreadable one
+        VSIStatBufL st;
+        if (VSIStatL(dir, &st) != 0 || !VSI_ISDIR(st.st_mode))
+            return GS_EIO;
+    }
+    size_t n = 0;
+    for (size_t i = 0; names && names[i]; i++)
+        if (strcmp(names[i], ".") != 0 && strcmp(names[i], "..") != 0)
+            n++;
+    char **v = gs_xcalloc(n + 1, sizeof *v);
+    size_t k = 0;
+    for (size_t i = 0; names && names[i]; i++)
+        if (strcmp(names[i], ".") != 0 && strcmp(names[i], "..") != 0)
+            v[k++] = gs_xstrdup(names[i]);
+    CSLDestroy(names);
+    qsort(v, n, sizeof *v, cmp_str);
+    *out_names = v;
+    *out_n = n;
+    return GS_OK;
+}
+
+void gs__strv_free(char ***p)
+{
+    if (!p || !*p)
+        return;
+    for (size_t i = 0; (*p)[i]; i++)
+        gs_free((*p)[i]);
+    GS_FREE(*p);
+}
+
+gs_err gs__vsi_read_text(const char *path, size_t cap_nbytes, char **out, size_t *out_n)
+{
+    gs_raster_init();
+    VSILFILE *f = VSIFOpenExL(path, "rb", FALSE);
+    if (!f)
+        return GS_EIO;
+    gs_err err = GS_OK;
+    size_t alloc = 4096, n = 0;
+    char *buf = gs_xmalloc(alloc);
+    for (;;) {
+        if (n + 1 >= alloc) {
+            if (alloc > cap_nbytes) {
+                err = GS_ETOOBIG;
+                break;
+            }
+            alloc *= 2;
+            buf = gs_xrealloc(buf, alloc);
+        }
+        size_t got = VSIFReadL(buf + n, 1, alloc - n - 1, f);
+        n += got;
+        if (got == 0)
+            break;
+    }
+    VSIFCloseL(f);
+    if (err == GS_OK && n > cap_nbytes)
+        err = GS_ETOOBIG;
+    if (err != GS_OK) {
+        gs_free(buf);
+        return err;
+    }
+    buf[n] = '\0';
+    *out = buf;
+    if (out_n)
+        *out_n = n;
+    return GS_OK;
+}
+
+enum { CHECKSUM_EDGE_NBYTES = 64 * 1024 };
+static const uint64_t CHECKSUM_SEED = 0x67736373756D3176ULL; // "gscsum1v"
+
+gs_err gs__vsi_checksum(const char *path, int full, uint64_t *out, char *reason,
+                        size_t reason_nbytes)
+{
+    gs__stat_t st;
+    gs__vsi_stat(path, &st);
+    VSILFILE *f = st.exists ? VSIFOpenExL(path, "rb", TRUE) : NULL;
+    if (!f) {
+        set_reason(reason, reason_nbytes, "could not open \"%s\": %s", path,
+                   st.exists ? cpl_msg("open failed") : "no such file");
+        return GS_EIO;
+    }
+    enum { CHUNK = 1 << 20 };
+    unsigned char *buf = gs_xmalloc(CHUNK);
+    uint64_t h = gs_hash_mix64(CHECKSUM_SEED ^ (uint64_t)st.size);
+    gs_err err = GS_OK;
+    if (!full) {
+        // size, mtime and both ends: a rewrite or truncation changes at least one of them
+        h = gs_hash_mix64(h ^ (uint64_t)st.mtime);
+        uint64_t starts[2] = {
+            0, st.size > CHECKSUM_EDGE_NBYTES ? (uint64_t)st.size - CHECKSUM_EDGE_NBYTES : 0};
+        for (int i = 0; i < 2 && err == GS_OK; i++) {
+            size_t want = (size_t)(st.size < CHECKSUM_EDGE_NBYTES ? st.size : CHECKSUM_EDGE_NBYTES);
+            if (VSIFSeekL(f, starts[i], SEEK_SET) != 0 || VSIFReadL(buf, 1, want, f) != want)
+                err = GS_EIO;
+            else
+                h = gs_hash_bytes(buf, want, h);
+        }
+    } else {
+        size_t got, total = 0;
+        while ((got = VSIFReadL(buf, 1, CHUNK, f)) > 0) {
+            h = gs_hash_bytes(buf, got, h);
+            total += got;
+        }
+        if ((int64_t)total != st.size)
+            err = GS_EIO;
+    }
+    VSIFCloseL(f);
+    gs_free(buf);
+    if (err != GS_OK) {
+        set_reason(reason, reason_nbytes, "could not read \"%s\": %s", path, "short read");
+        return err;
+    }
+    *out = h;
     return GS_OK;
 }
