@@ -1,0 +1,597 @@
+// CLIP encoders: binding the tensors of an open_clip or Hugging Face checkpoint (every shape
+// checked), the arena sized at open, and the forward passes of both towers. The math is the
+// same for both layouts; they differ in names, in open_clip's fused in_proj versus HF's separate
+// q/k/v, in the projection's storage order, in where the post-LayerNorm sits (the same per-row
+// math), and in the text pooling position. Model opening from paths (layout detection,
+// tokenizer lookup) is in clip_open.c.
+#define GS_LOG_MODULE "model"
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "common/alloc.h"
+#include "common/log.h"
+#include "model/clip_int.h"
+#include "model/clip_model_int.h"
+#include "model/ops.h"
+
+// ---- binding tensors ----------------------------------------------------------------------
+
+typedef struct {
+    int n;
+    int64_t d[4];
+} shape_t;
+
+#define SHAPE0() ((shape_t){0, {0}})
+#define SHAPE1(a) ((shape_t){1, {(a)}})
+#define SHAPE2(a, b) ((shape_t){2, {(a), (b)}})
+#define SHAPE4(a, b, c, d) ((shape_t){4, {(a), (b), (c), (d)}})
+
+// f32_of: the tensor's data as float32: in place for F32, else a converted copy owned by the
+// model (F16/BF16 checkpoints cost one float32 copy, made once here).
+static gs_err f32_of(gs_clip_t *self, const gs_tensor_t *t, const float **out)
+{
+    self->dtype_mask |= 1u << t->dtype;
+    if (t->dtype == GS_DTYPE_F32) {
+        *out = t->data;
+        return GS_OK;
+    }
+    if (self->n_owned == self->cap_owned) {
+        self->cap_owned = self->cap_owned ? 2 * self->cap_owned : 64;
+        self->owned = gs_xrealloc(self->owned, (size_t)self->cap_owned * sizeof *self->owned);
+    }
+    float *buf = gs_trymalloc((size_t)(t->n_elems ? t->n_elems : 1) * sizeof(float));
+    if (!buf) {
+        GS_LOG_ERROR("out of memory converting tensor \"%s\" (%lld values) to float32", t->name,
+                     (long long)t->n_elems);
+        return GS_ENOMEM;
+    }
+    self->owned[self->n_owned++] = buf;
+    gs_err e = gs_tensor_to_f32(t, 0, t->n_elems, buf);
+    if (e != GS_OK) {
+        GS_LOG_ERROR("tensor \"%s\" in \"%s\": cannot convert %s to float32", t->name, t->file,
+                     gs_dtype_name(t->dtype));
+        return GS_EFORMAT;
+    }
+    *out = buf;
+    return GS_OK;
+}
+
+// bind: looks up prefix + name (printf-style), checks its shape and returns float32 data;
+// counts its parameters into *n_params.
+static gs_err bind(gs_clip_t *self, int64_t *n_params, const float **out, shape_t shape,
+                   const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+static gs_err bind(gs_clip_t *self, int64_t *n_params, const float **out, shape_t shape,
+                   const char *fmt, ...)
+{
+    char name[512];
+    int len = snprintf(name, sizeof name, "%s", self->prefix);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(name + len, sizeof name - (size_t)len, fmt, ap);
+    va_end(ap);
+    const gs_tensor_t *t;
+    GS_TRY(gs_weights_expect(self->w, name, shape.n, shape.d, 0, &t));
+    *n_params += t->n_elems;
+    self->n_bound++;
+    return f32_of(self, t, out);
+}
+
+static bool has_tensor(const gs_clip_t *self, const char *name)
+{
+    char full[512];
+    snprintf(full, sizeof full, "%s%s", self->prefix, name);
+    return gs_weights_get(self->w, full) != NULL;
+}
+
+static gs_err bind_linear(gs_clip_t *self, int64_t *n, gs_ops_weight_t *w, const float **bias,
+                          int n_in, int n_out, const char *fmt, int layer)
+{
+    char wname[256], bname[256];
+    snprintf(wname, sizeof wname, fmt, layer, "weight");
+    w->n_in = n_in;
+    w->n_out = n_out;
+    w->in_out = false;
+    GS_TRY(bind(self, n, &w->f32, SHAPE2(n_out, n_in), "%s", wname));
+    if (bias) {
+        snprintf(bname, sizeof bname, fmt, layer, "bias");
+        GS_TRY(bind(self, n, bias, SHAPE1(n_out), "%s", bname));
+    }
+    return GS_OK;
+}
+
+// bind_stack: the residual blocks of one tower; `base` is "visual.transformer.resblocks.%d",
+// "transformer.resblocks.%d", "vision_model.encoder.layers.%d" or "text_model.encoder.layers.%d".
+static gs_err bind_stack(gs_clip_t *self, gs__clip_stack_t *st, const char *base, int64_t *n)
+{
+    int W = st->width, M = st->mlp;
+    bool hf = self->hp.layout == GS__CLIP_LAYOUT_HF;
+    st->fused_qkv = !hf;
+    st->blocks = gs_xcalloc((size_t)st->layers, sizeof *st->blocks);
+    char fmt[256];
+#define FMT(suffix) (snprintf(fmt, sizeof fmt, "%s.%s", base, suffix), fmt)
+    for (int i = 0; i < st->layers; i++) {
+        gs__clip_block_t *b = &st->blocks[i];
+        if (hf) {
+            GS_TRY(bind(self, n, &b->ln1_w, SHAPE1(W), FMT("layer_norm1.weight"), i));
+            GS_TRY(bind(self, n, &b->ln1_b, SHAPE1(W), FMT("layer_norm1.bias"), i));
+            GS_TRY(bind_linear(self, n, &b->q, &b->q_b, W, W, FMT("self_attn.q_proj.%s"), i));
+            GS_TRY(bind_linear(self, n, &b->k, &b->k_b, W, W, FMT("self_attn.k_proj.%s"), i));
+            GS_TRY(bind_linear(self, n, &b->v, &b->v_b, W, W, FMT("self_attn.v_proj.%s"), i));
+            GS_TRY(bind_linear(self, n, &b->out, &b->out_b, W, W, FMT("self_attn.out_proj.%s"),
+                               i));
+            GS_TRY(bind(self, n, &b->ln2_w, SHAPE1(W), FMT("layer_norm2.weight"), i));
+            GS_TRY(bind(self, n, &b->ln2_b, SHAPE1(W), FMT("layer_norm2.bias"), i));
+            GS_TRY(bind_linear(self, n, &b->fc, &b->fc_b, W, M, FMT("mlp.fc1.%s"), i));
+            GS_TRY(bind_linear(self, n, &b->proj, &b->proj_b, M, W, FMT("mlp.fc2.%s"), i));
+        } else {
+            GS_TRY(bind(self, n, &b->ln1_w, SHAPE1(W), FMT("ln_1.weight"), i));
+            GS_TRY(bind(self, n, &b->ln1_b, SHAPE1(W), FMT("ln_1.bias"), i));
+            b->q = (gs_ops_weight_t){.n_in = W, .n_out = 3 * W};
+            GS_TRY(bind(self, n, &b->q.f32, SHAPE2(3 * W, W), FMT("attn.in_proj_weight"), i));
+            GS_TRY(bind(self, n, &b->q_b, SHAPE1(3 * W), FMT("attn.in_proj_bias"), i));
+            GS_TRY(bind_linear(self, n, &b->out, &b->out_b, W, W, FMT("attn.out_proj.%s"), i));
+            GS_TRY(bind(self, n, &b->ln2_w, SHAPE1(W), FMT("ln_2.weight"), i));
+            GS_TRY(bind(self, n, &b->ln2_b, SHAPE1(W), FMT("ln_2.bias"), i));
+            GS_TRY(bind_linear(self, n, &b->fc, &b->fc_b, W, M, FMT("mlp.c_fc.%s"), i));
+            GS_TRY(bind_linear(self, n, &b->proj, &b->proj_b, M, W, FMT("mlp.c_proj.%s"), i));
+        }
+    }
+#undef FMT
+    // one block too many in the file means the config is wrong (a silently truncated model)
+    char probe[256];
+    snprintf(probe, sizeof probe, base, st->layers);
+    char probe_name[300];
+    snprintf(probe_name, sizeof probe_name, "%s.%s", probe, hf ? "layer_norm1.weight" : "ln_1.weight");
+    if (has_tensor(self, probe_name)) {
+        GS_LOG_ERROR("\"%s\" holds more layers than the architecture's %d (found \"%s%s\"): "
+                     "wrong architecture or config",
+                     self->weights_path, st->layers, self->prefix, probe_name);
+        return GS_EFORMAT;
+    }
+    return GS_OK;
+}
+
+static gs_err bind_vision(gs_clip_t *self)
+{
+    const gs__clip_hparams_t *hp = &self->hp;
+    int W = hp->v_width, P = hp->patch_size, g = hp->image_size / hp->patch_size;
+    int T = g * g + 1, E = hp->embed_dim;
+    int64_t *n = &self->n_params_vision;
+    gs__clip_stack_t *st = &self->vis;
+    *st = (gs__clip_stack_t){.width = W, .layers = hp->v_layers, .heads = hp->v_heads,
+                             .mlp = hp->v_mlp, .act = hp->v_act, .eps = hp->v_eps};
+    self->v_patch = (gs_ops_weight_t){.n_in = 3 * P * P, .n_out = W};
+    if (hp->layout == GS__CLIP_LAYOUT_HF) {
+        GS_TRY(bind(self, n, &self->v_patch.f32, SHAPE4(W, 3, P, P),
+                    "vision_model.embeddings.patch_embedding.weight"));
+        GS_TRY(bind(self, n, &self->v_cls, SHAPE1(W), "vision_model.embeddings.class_embedding"));
+        GS_TRY(bind(self, n, &self->v_pos, SHAPE2(T, W),
+                    "vision_model.embeddings.position_embedding.weight"));
+        GS_TRY(bind(self, n, &self->v_ln_pre_w, SHAPE1(W), "vision_model.pre_layrnorm.weight"));
+        GS_TRY(bind(self, n, &self->v_ln_pre_b, SHAPE1(W), "vision_model.pre_layrnorm.bias"));
+        GS_TRY(bind_stack(self, st, "vision_model.encoder.layers.%d", n));
+        GS_TRY(bind(self, n, &self->v_ln_post_w, SHAPE1(W), "vision_model.post_layernorm.weight"));
+        GS_TRY(bind(self, n, &self->v_ln_post_b, SHAPE1(W), "vision_model.post_layernorm.bias"));
+        // a CLIPVisionModel (LLaVA's tower) has no projection
+        if (hp->has_text || has_tensor(self, "visual_projection.weight")) {
+            self->v_proj = (gs_ops_weight_t){.n_in = W, .n_out = E};
+            GS_TRY(bind(self, n, &self->v_proj.f32, SHAPE2(E, W), "visual_projection.weight"));
+        }
+    } else {
+        GS_TRY(bind(self, n, &self->v_patch.f32, SHAPE4(W, 3, P, P), "visual.conv1.weight"));
+        GS_TRY(bind(self, n, &self->v_cls, SHAPE1(W), "visual.class_embedding"));
+        GS_TRY(bind(self, n, &self->v_pos, SHAPE2(T, W), "visual.positional_embedding"));
+        GS_TRY(bind(self, n, &self->v_ln_pre_w, SHAPE1(W), "visual.ln_pre.weight"));
+        GS_TRY(bind(self, n, &self->v_ln_pre_b, SHAPE1(W), "visual.ln_pre.bias"));
+        GS_TRY(bind_stack(self, st, "visual.transformer.resblocks.%d", n));
+        GS_TRY(bind(self, n, &self->v_ln_post_w, SHAPE1(W), "visual.ln_post.weight"));
+        GS_TRY(bind(self, n, &self->v_ln_post_b, SHAPE1(W), "visual.ln_post.bias"));
+        self->v_proj = (gs_ops_weight_t){.n_in = W, .n_out = E, .in_out = true};
+        GS_TRY(bind(self, n, &self->v_proj.f32, SHAPE2(W, E), "visual.proj"));
+    }
+    return GS_OK;
+}
+
+static gs_err bind_text(gs_clip_t *self)
+{
+    const gs__clip_hparams_t *hp = &self->hp;
+    int W = hp->t_width, C = hp->context_length, V = hp->vocab_size, E = hp->embed_dim;
+    int64_t *n = &self->n_params_text;
+    gs__clip_stack_t *st = &self->txt;
+    *st = (gs__clip_stack_t){.width = W, .layers = hp->t_layers, .heads = hp->t_heads,
+                             .mlp = hp->t_mlp, .act = hp->t_act, .eps = hp->t_eps};
+    if (hp->layout == GS__CLIP_LAYOUT_HF) {
+        GS_TRY(bind(self, n, &self->t_tok, SHAPE2(V, W),
+                    "text_model.embeddings.token_embedding.weight"));
+        GS_TRY(bind(self, n, &self->t_pos, SHAPE2(C, W),
+                    "text_model.embeddings.position_embedding.weight"));
+        GS_TRY(bind_stack(self, st, "text_model.encoder.layers.%d", n));
+        GS_TRY(bind(self, n, &self->t_ln_w, SHAPE1(W), "text_model.final_layer_norm.weight"));
+        GS_TRY(bind(self, n, &self->t_ln_b, SHAPE1(W), "text_model.final_layer_norm.bias"));
+        self->t_proj = (gs_ops_weight_t){.n_in = W, .n_out = E};
+        GS_TRY(bind(self, n, &self->t_proj.f32, SHAPE2(E, W), "text_projection.weight"));
+    } else {
+        GS_TRY(bind(self, n, &self->t_tok, SHAPE2(V, W), "token_embedding.weight"));
+        GS_TRY(bind(self, n, &self->t_pos, SHAPE2(C, W), "positional_embedding"));
+        GS_TRY(bind_stack(self, st, "transformer.resblocks.%d", n));
+        GS_TRY(bind(self, n, &self->t_ln_w, SHAPE1(W), "ln_final.weight"));
+        GS_TRY(bind(self, n, &self->t_ln_b, SHAPE1(W), "ln_final.bias"));
+        self->t_proj = (gs_ops_weight_t){.n_in = W, .n_out = E, .in_out = true};
+        GS_TRY(bind(self, n, &self->t_proj.f32, SHAPE2(W, E), "text_projection"));
+    }
+    const float *ls;
+    int64_t n_ls = 0;
+    GS_TRY(bind(self, &n_ls, &ls, SHAPE0(), "logit_scale"));
+    self->n_params_other += n_ls;
+    self->logit_scale = expf(ls[0]);
+    return GS_OK;
+}
+
+// warn_unused: tensors of the file the architecture did not read are a sign of a wrong arch
+// (layer scale, extra heads); buffers and non-float tensors are expected.
+static void warn_unused(gs_clip_t *self)
+{
+    size_t n_float = 0, n_total = gs_weights_count(self->w);
+    for (size_t i = 0; i < n_total; i++) {
+        const gs_tensor_t *t = gs_weights_at(self->w, i);
+        if (t->dtype != GS_DTYPE_F32 && t->dtype != GS_DTYPE_F16 && t->dtype != GS_DTYPE_BF16)
+            continue;
+        size_t len = strlen(t->name);
+        if (len >= 12 && strcmp(t->name + len - 12, "position_ids") == 0)
+            continue;
+        if (len >= 9 && strcmp(t->name + len - 9, "attn_mask") == 0)
+            continue;
+        n_float++;
+    }
+    if (n_float > self->n_bound) {
+        GS_LOG_WARN("\"%s\" holds %zu weight tensors, the architecture uses %zu: check the "
+                    "architecture (--arch / --config)",
+                    self->weights_path, n_float, self->n_bound);
+    }
+}
+
+// ---- arena --------------------------------------------------------------------------------
+
+static size_t align16(size_t n) { return (n + 15) & ~(size_t)15; }
+
+static gs_err alloc_arena(gs_clip_t *self)
+{
+    const gs__clip_hparams_t *hp = &self->hp;
+    size_t B = (size_t)self->max_batch;
+    size_t n_x = 0, n_big = 0, n_scores = 0, n_pooled = 0;
+    if (hp->has_vision) {
+        size_t g = (size_t)(hp->image_size / hp->patch_size), T = g * g + 1, W = hp->v_width;
+        size_t P = hp->patch_size, M = hp->v_mlp;
+        n_x = B * T * W;
+        n_big = B * T * (M > 3 * W ? M : 3 * W);
+        if (B * g * g * 3 * P * P > n_big)
+            n_big = B * g * g * 3 * P * P;
+        n_scores = T * T;
+        n_pooled = B * W;
+    }
+    if (hp->has_text) {
+        size_t C = hp->context_length, W = hp->t_width, M = hp->t_mlp;
+        n_x = n_x > B * C * W ? n_x : B * C * W;
+        size_t big = B * C * (M > 3 * W ? M : 3 * W);
+        n_big = n_big > big ? n_big : big;
+        n_scores = n_scores > C * C ? n_scores : C * C;
+        n_pooled = n_pooled > B * W ? n_pooled : B * W;
+    }
+    size_t total = 2 * align16(n_x) + align16(n_big) + align16(n_scores) + align16(n_pooled);
+    self->arena = gs_tryalloc_aligned(64, total * sizeof(float));
+    if (!self->arena) {
+        GS_LOG_ERROR("out of memory allocating the activations (%zu MB for batch %zu)",
+                     total * sizeof(float) >> 20, B);
+        return GS_ENOMEM;
+    }
+    self->arena_nbytes = total * sizeof(float);
+    float *p = self->arena;
+    self->x = p;
+    p += align16(n_x);
+    self->h = p;
+    p += align16(n_x);
+    self->big = p;
+    p += align16(n_big);
+    self->scores = p;
+    p += align16(n_scores);
+    self->pooled = p;
+    return GS_OK;
+}
+
+// ---- open / close -------------------------------------------------------------------------
+
+gs_err gs__clip_open_weights(gs_weights_t **w, bool own_weights, const char *prefix,
+                             const gs__clip_hparams_t *hp, const gs_clip_opts_t *opts,
+                             gs_clip_t **out)
+{
+    *out = NULL;
+    gs_clip_t *self = gs_xcalloc(1, sizeof *self);
+    self->hp = *hp;
+    self->w = *w;
+    self->own_weights = own_weights;
+    if (own_weights)
+        *w = NULL;
+    self->prefix = gs_xstrdup(prefix ? prefix : "");
+    self->max_batch = opts && opts->max_batch > 0 ? opts->max_batch : 16;
+    self->n_threads = opts && opts->n_threads > 0 ? opts->n_threads : 1;
+    self->weights_path = gs_xstrdup(gs_weights_count(self->w) ? gs_weights_at(self->w, 0)->file
+                                                               : "(empty)");
+    gs_err e = GS_OK;
+    if (!hp->has_vision && !hp->has_text) {
+        GS_LOG_ERROR("\"%s\": the configuration has neither a vision nor a text tower",
+                     self->weights_path);
+        e = GS_EINVAL;
+    }
+    if (e == GS_OK && hp->has_vision)
+        e = bind_vision(self);
+    if (e == GS_OK && hp->has_text)
+        e = bind_text(self);
+    if (e == GS_OK && own_weights && self->prefix[0] == '\0')
+        warn_unused(self);
+    if (e == GS_OK)
+        e = alloc_arena(self);
+    if (e != GS_OK) {
+        gs_clip_close(&self);
+        return e;
+    }
+    gs_ops_set_threads(self->n_threads);
+    *out = self;
+    return GS_OK;
+}
+
+void gs_clip_close(gs_clip_t **p)
+{
+    if (!p || !*p)
+        return;
+    gs_clip_t *self = *p;
+    gs__clip_tokenizer_close(self);
+    for (int i = 0; i < self->n_owned; i++)
+        gs_free(self->owned[i]);
+    gs_free(self->owned);
+    gs_free(self->vis.blocks);
+    gs_free(self->txt.blocks);
+    gs_free(self->arena);
+    if (self->own_weights)
+        gs_weights_close(&self->w);
+    gs_free(self->prefix);
+    gs_free(self->weights_path);
+    gs_free(self->config_path);
+    gs_free(self->arch);
+    gs_free(self);
+    *p = NULL;
+}
+
+// ---- forward passes -----------------------------------------------------------------------
+
+#define TRACE(tower, name, data, rows, cols, ld)                                               \
+    do {                                                                                       \
+        if (self->trace)                                                                       \
+            self->trace(self->trace_ud, tower, name, data, rows, cols, ld);                    \
+    } while (0)
+
+static void activation(gs__clip_act_t act, float *x, size_t n)
+{
+    if (act == GS__CLIP_ACT_QUICK_GELU)
+        gs_ops_quick_gelu(x, n);
+    else
+        gs_ops_gelu(x, n);
+}
+
+// block_forward: one pre-LN residual block over rows = n_seq * n_tok rows of self->x.
+// x += out_proj(MHA(ln_1(x))); x += c_proj(act(c_fc(ln_2(x)))).
+static void block_forward(gs_clip_t *self, const gs__clip_stack_t *st, const gs__clip_block_t *b,
+                          int n_seq, int n_tok, bool causal)
+{
+    int W = st->width, M = st->mlp, rows = n_seq * n_tok;
+    float *x = self->x, *h = self->h, *big = self->big;
+    gs_ops_layernorm(x, W, rows, W, b->ln1_w, b->ln1_b, st->eps, h, W);
+    if (st->fused_qkv) {
+        gs_ops_linear(&b->q, b->q_b, h, W, rows, 0.0f, big, 3 * W);
+    } else {
+        gs_ops_linear(&b->q, b->q_b, h, W, rows, 0.0f, big, 3 * W);
+        gs_ops_linear(&b->k, b->k_b, h, W, rows, 0.0f, big + W, 3 * W);
+        gs_ops_linear(&b->v, b->v_b, h, W, rows, 0.0f, big + 2 * W, 3 * W);
+    }
+    float scale = 1.0f / sqrtf((float)(W / st->heads));
+    gs_ops_attention(big, 3 * W, n_seq, n_tok, W, st->heads, scale, causal, self->scores, h, W);
+    gs_ops_linear(&b->out, b->out_b, h, W, rows, 1.0f, x, W);
+    gs_ops_layernorm(x, W, rows, W, b->ln2_w, b->ln2_b, st->eps, h, W);
+    gs_ops_linear(&b->fc, b->fc_b, h, W, rows, 0.0f, big, M);
+    activation(st->act, big, (size_t)rows * M);
+    gs_ops_linear(&b->proj, b->proj_b, big, M, rows, 1.0f, x, W);
+}
+
+// vision_embed: n images -> self->x = ln_pre([cls; patches] + pos), n*T rows.
+static void vision_embed(gs_clip_t *self, const float *pixels, int n)
+{
+    const gs__clip_hparams_t *hp = &self->hp;
+    int S = hp->image_size, P = hp->patch_size, g = S / P, W = hp->v_width;
+    int T = g * g + 1, K = 3 * P * P;
+    // im2col: one row per patch, columns in conv1's (channel, ky, kx) order
+    for (int b = 0; b < n; b++)
+        for (int gy = 0; gy < g; gy++)
+            for (int gx = 0; gx < g; gx++) {
+                float *row = self->big + ((size_t)(b * g + gy) * g + gx) * K;
+                for (int c = 0; c < 3; c++)
+                    for (int ky = 0; ky < P; ky++)
+                        memcpy(row + (c * P + ky) * P,
+                               pixels + (((size_t)b * 3 + c) * S + gy * P + ky) * S + gx * P,
+                               (size_t)P * sizeof(float));
+            }
+    gs_ops_linear(&self->v_patch, NULL, self->big, K, n * g * g, 0.0f, self->h, W);
+    TRACE("vision", "patch_tokens", self->h, n * g * g, W, W);
+    for (int b = 0; b < n; b++) {
+        float *xb = self->x + (size_t)b * T * W;
+        for (int j = 0; j < W; j++)
+            xb[j] = self->v_cls[j] + self->v_pos[j];
+        for (int t = 1; t < T; t++) {
+            const float *src = self->h + ((size_t)b * g * g + t - 1) * W;
+            for (int j = 0; j < W; j++)
+                xb[(size_t)t * W + j] = src[j] + self->v_pos[(size_t)t * W + j];
+        }
+    }
+    TRACE("vision", "embed", self->x, n * T, W, W);
+    gs_ops_layernorm(self->x, W, n * T, W, self->v_ln_pre_w, self->v_ln_pre_b, hp->v_eps,
+                     self->x, W);
+    TRACE("vision", "ln_pre_out", self->x, n * T, W, W);
+}
+
+static void run_blocks(gs_clip_t *self, const gs__clip_stack_t *st, int first, int last,
+                       int n_seq, int n_tok, bool causal, const char *tower)
+{
+    for (int k = first; k < last; k++) {
+        block_forward(self, st, &st->blocks[k], n_seq, n_tok, causal);
+        if (self->trace) {
+            char name[32];
+            snprintf(name, sizeof name, "block%d_out", k);
+            TRACE(tower, name, self->x, n_seq * n_tok, st->width, st->width);
+        }
+    }
+}
+
+// vision_batch: n <= max_batch images -> out (n x E).
+static void vision_batch(gs_clip_t *self, const float *pixels, int n, float *out)
+{
+    const gs__clip_hparams_t *hp = &self->hp;
+    int g = hp->image_size / hp->patch_size, T = g * g + 1, W = hp->v_width;
+    vision_embed(self, pixels, n);
+    run_blocks(self, &self->vis, 0, hp->v_layers, n, T, false, "vision");
+    if (self->trace && hp->layout == GS__CLIP_LAYOUT_OPENCLIP) {
+        gs_ops_layernorm(self->x, W, n * T, W, self->v_ln_post_w, self->v_ln_post_b, hp->v_eps,
+                         self->h, W);
+        TRACE("vision", "ln_post_out", self->h, n * T, W, W);
+    }
+    // the class token of each image, post-LayerNorm
+    gs_ops_layernorm(self->x, T * W, n, W, self->v_ln_post_w, self->v_ln_post_b, hp->v_eps,
+                     self->pooled, W);
+    TRACE("vision", "pooled", self->pooled, n, W, W);
+    gs_ops_linear(&self->v_proj, NULL, self->pooled, W, n, 0.0f, out, hp->embed_dim);
+}
+
+// pool_position: where the text tower reads its output for one id sequence.
+static int pool_position(const gs__clip_hparams_t *hp, const int32_t *ids)
+{
+    int best = 0;
+    if (hp->pool_argmax) {
+        for (int t = 1; t < hp->context_length; t++)
+            if (ids[t] > ids[best])
+                best = t;
+        return best;
+    }
+    for (int t = 0; t < hp->context_length; t++)
+        if (ids[t] == hp->eos_token_id)
+            return t;
+    return 0; // transformers' argmax over an all-false mask
+}
+
+static void text_batch(gs_clip_t *self, const int32_t *ids, int n, float *out)
+{
+    const gs__clip_hparams_t *hp = &self->hp;
+    int C = hp->context_length, W = hp->t_width;
+    for (int b = 0; b < n; b++)
+        for (int t = 0; t < C; t++) {
+            const float *e = self->t_tok + (size_t)ids[(size_t)b * C + t] * W;
+            float *x = self->x + ((size_t)b * C + t) * W;
+            for (int j = 0; j < W; j++)
+                x[j] = e[j] + self->t_pos[(size_t)t * W + j];
+        }
+    TRACE("text", "embed", self->x, n * C, W, W);
+    run_blocks(self, &self->txt, 0, hp->t_layers, n, C, true, "text");
+    if (self->trace) {
+        gs_ops_layernorm(self->x, W, n * C, W, self->t_ln_w, self->t_ln_b, hp->t_eps, self->h,
+                         W);
+        TRACE("text", "ln_final_out", self->h, n * C, W, W);
+    }
+    for (int b = 0; b < n; b++) {
+        int t = pool_position(hp, ids + (size_t)b * C);
+        gs_ops_layernorm(self->x + ((size_t)b * C + t) * W, W, 1, W, self->t_ln_w, self->t_ln_b,
+                         hp->t_eps, self->pooled + (size_t)b * W, W);
+    }
+    TRACE("text", "pooled", self->pooled, n, W, W);
+    gs_ops_linear(&self->t_proj, NULL, self->pooled, W, n, 0.0f, out, hp->embed_dim);
+}
+
+// ---- public encode API --------------------------------------------------------------------
+
+gs_err gs_clip_encode_images(gs_clip_t *self, const float *pixels_chw, int n, bool normalize,
+                             float *out)
+{
+    if (!self || n < 0 || (n > 0 && (!pixels_chw || !out)))
+        return GS_EINVAL;
+    if (!self->hp.has_vision || !self->v_proj.f32) {
+        GS_LOG_ERROR("\"%s\": this model has no image embedding (vision tower with projection)",
+                     self->weights_path);
+        return GS_ESTATE;
+    }
+    size_t img = 3 * (size_t)self->hp.image_size * self->hp.image_size;
+    for (int i = 0; i < n; i += self->max_batch) {
+        int nb = n - i < self->max_batch ? n - i : self->max_batch;
+        vision_batch(self, pixels_chw + (size_t)i * img, nb,
+                     out + (size_t)i * self->hp.embed_dim);
+    }
+    if (normalize)
+        gs_ops_l2_normalize(out, n, self->hp.embed_dim);
+    return GS_OK;
+}
+
+gs_err gs_clip_encode_tokens(gs_clip_t *self, const int32_t *ids, int n, bool normalize,
+                             float *out)
+{
+    if (!self || n < 0 || (n > 0 && (!ids || !out)))
+        return GS_EINVAL;
+    if (!self->hp.has_text) {
+        GS_LOG_ERROR("\"%s\": this model has no text tower", self->weights_path);
+        return GS_ESTATE;
+    }
+    int C = self->hp.context_length;
+    for (size_t i = 0; i < (size_t)n * C; i++)
+        if (ids[i] < 0 || ids[i] >= self->hp.vocab_size) {
+            GS_LOG_ERROR("token id %d at position %zu of sequence %zu is outside the vocabulary "
+                         "(0..%d)",
+                         ids[i], i % C, i / C, self->hp.vocab_size - 1);
+            return GS_EINVAL;
+        }
+    for (int i = 0; i < n; i += self->max_batch) {
+        int nb = n - i < self->max_batch ? n - i : self->max_batch;
+        text_batch(self, ids + (size_t)i * C, nb, out + (size_t)i * self->hp.embed_dim);
+    }
+    if (normalize)
+        gs_ops_l2_normalize(out, n, self->hp.embed_dim);
+    return GS_OK;
+}
+
+gs_err gs__clip_vision_hidden(gs_clip_t *self, const float *pixels_chw, int n, int layer,
+                              float *out)
+{
+    const gs__clip_hparams_t *hp = &self->hp;
+    if (!self || n < 0 || !hp->has_vision || layer < 0 || layer > hp->v_layers ||
+        (n > 0 && (!pixels_chw || !out)))
+        return GS_EINVAL;
+    int g = hp->image_size / hp->patch_size, T = g * g + 1, W = hp->v_width;
+    size_t img = 3 * (size_t)hp->image_size * hp->image_size;
+    for (int i = 0; i < n; i += self->max_batch) {
+        int nb = n - i < self->max_batch ? n - i : self->max_batch;
+        vision_embed(self, pixels_chw + (size_t)i * img, nb);
+        run_blocks(self, &self->vis, 0, layer, nb, T, false, "vision");
+        memcpy(out + (size_t)i * T * W, self->x, (size_t)nb * T * W * sizeof(float));
+    }
+    return GS_OK;
+}
+
+// ---- getters ------------------------------------------------------------------------------
+
+int gs_clip_dim(const gs_clip_t *self) { return self->hp.embed_dim; }
+int gs_clip_image_size(const gs_clip_t *self) { return self->hp.image_size; }
+int gs_clip_context_length(const gs_clip_t *self) { return self->hp.context_length; }
+int gs_clip_max_batch(const gs_clip_t *self) { return self->max_batch; }
+gs_preprocess_cfg_t gs_clip_preprocess_cfg(const gs_clip_t *self) { return self->hp.pre; }
+float gs_clip_logit_scale(const gs_clip_t *self) { return self->logit_scale; }
+const gs__clip_hparams_t *gs__clip_hparams(const gs_clip_t *self) { return &self->hp; }
+
+void gs__clip_set_trace(gs_clip_t *self, gs__clip_trace_fn fn, void *ud)
+{
+    self->trace = fn;
+    self->trace_ud = ud;
+}
