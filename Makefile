@@ -32,7 +32,7 @@ check-asan: asan
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ctest --output-on-failure
 
 # libFuzzer targets of tests/fuzz (clang, ASan+UBSan), each for a bounded time: about
-# GS_FUZZ_TOTAL_S (120) seconds of wall time for all of them, two at a time.
+# GS_FUZZ_TOTAL_S (100) seconds of wall time for all of them, two at a time.
 fuzz: setup
 	cmake -S . -B $(FUZZ_BUILD) -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ \
 	  -DGS_WERROR=ON -DGS_FUZZ=ON $(CMAKE_ARGS) >/dev/null
