@@ -17,6 +17,7 @@ PKGS=(
   openmpi-bin pkg-config check protobuf-c-compiler python3 rocksdb-tools zlib1g-dev
   unicode-data
   python3-faiss
+  libomp-dev
 )
 
 log() { printf 'setup: %s\n' "$*" >&2; }
