@@ -218,6 +218,12 @@ gs_err gs__weights_load(gs_weights_t *self, const char *path, int allow_index)
     if (n >= 4 && memcmp(buf, "PK", 2) == 0 && ((buf[2] == 3 && buf[3] == 4) ||
                                                 (buf[2] == 5 && buf[3] == 6)))
         return gs__pt_parse(self, file, buf, n);
+    // a safetensors length prefix can itself look like JSON ("{" is a length byte of 123)
+    uint64_t hlen = 0;
+    for (int k = 7; n >= 8 && k >= 0; k--)
+        hlen = hlen << 8 | buf[k];
+    if (n >= 9 && hlen >= 2 && hlen <= n - 8 && buf[8] == '{')
+        return gs__safetensors_parse(self, file, buf, n);
     size_t i = 0;
     while (i < n && (buf[i] == ' ' || buf[i] == '\t' || buf[i] == '\n' || buf[i] == '\r'))
         i++;

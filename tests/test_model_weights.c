@@ -952,6 +952,29 @@ START_TEST(test_pt_hostile_pickles_fail_cleanly)
 }
 END_TEST
 
+// regression: a header of 123 bytes starts the file with "{", which once sent it to the index
+// reader
+START_TEST(test_length_prefix_that_looks_like_json)
+{
+    char hdr[124];
+    int k = snprintf(hdr, sizeof hdr, "{\"x\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}");
+    while (k < 123)
+        hdr[k++] = ' ';
+    hdr[123] = '\0';
+    gs_buf_t b;
+    gs_buf_init(&b, 1 << 20);
+    put_le(&b, 123, 8);
+    gs_buf_append(&b, hdr, 123);
+    gs_buf_append(&b, "\0\0\x80\x3f", 4);
+    ck_assert_int_eq(b.data[0], '{');
+    write_bytes(tmp_path("brace.safetensors"), b.data, b.len);
+    gs_weights_t *w = open_ok(tmp_path("brace.safetensors"));
+    ck_assert(*(const float *)gs_weights_get(w, "x")->data == 1.0f);
+    gs_weights_close(&w);
+    gs_buf_cleanup(&b);
+}
+END_TEST
+
 START_TEST(test_legacy_and_non_torch_zips_are_refused)
 {
     write_bytes(tmp_path("legacy.pt"), "\x80\x02\x8a\x0a\x6c\xfc\x9c\x46", 8);
@@ -994,6 +1017,7 @@ Suite *model_weights_suite(void)
     tcase_add_test(tc, test_pt_state_dict_wrapper_and_module_prefix);
     tcase_add_test(tc, test_pt_refuses_views_globals_and_bad_storages);
     tcase_add_test(tc, test_pt_hostile_pickles_fail_cleanly);
+    tcase_add_test(tc, test_length_prefix_that_looks_like_json);
     tcase_add_test(tc, test_legacy_and_non_torch_zips_are_refused);
     suite_add_tcase(s, tc);
     return s;
