@@ -19,6 +19,11 @@
 #include "common/log.h"
 #include "model/weights_int.h"
 
+// Tensors are served in place, in the files' little-endian byte order.
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "model/weights serves little-endian checkpoint data in place: little-endian hosts only"
+#endif
+
 typedef struct {
     char *path;
     void *map; // NULL when nothing was mapped
@@ -244,7 +249,10 @@ gs_err gs__weights_load(gs_weights_t *self, const char *path, int allow_index)
 
 static gs_err resolve_dir(const char *dir, char **out_path)
 {
-    static const char *candidates[] = {"model.safetensors.index.json", "model.safetensors"};
+    // Hugging Face names first, then open_clip hub names; safetensors before torch pickles
+    static const char *candidates[] = {
+        "model.safetensors.index.json", "model.safetensors",  "open_clip_model.safetensors",
+        "pytorch_model.bin.index.json", "pytorch_model.bin", "open_clip_pytorch_model.bin"};
     for (size_t i = 0; i < sizeof candidates / sizeof candidates[0]; i++) {
         char *p = gs_path_join(dir, candidates[i]);
         if (gs_path_exists(p)) {
@@ -253,8 +261,9 @@ static gs_err resolve_dir(const char *dir, char **out_path)
         }
         gs_free(p);
     }
-    GS_LOG_ERROR("could not open weights in folder \"%s\": it holds neither "
-                 "model.safetensors.index.json nor model.safetensors", dir);
+    GS_LOG_ERROR("could not open weights in folder \"%s\": it holds none of "
+                 "model.safetensors(.index.json), open_clip_model.safetensors, "
+                 "pytorch_model.bin(.index.json), open_clip_pytorch_model.bin", dir);
     return GS_EIO;
 }
 
@@ -348,11 +357,11 @@ gs_err gs_weights_expect(const gs_weights_t *self, const char *name, int n_dims,
     }
     int ok = t->n_dims == n_dims;
     for (int d = 0; ok && d < n_dims; d++)
-        ok = shape[d] < 0 || shape[d] == t->shape[d];
+        ok = !shape || shape[d] < 0 || shape[d] == t->shape[d];
     if (!ok) {
         char want[160], got[160];
         GS_LOG_ERROR("tensor \"%s\" in \"%s\": expected shape %s, found %s", name, t->file,
-                     gs__shape_str(shape, n_dims, want, sizeof want),
+                     shape ? gs__shape_str(shape, n_dims, want, sizeof want) : "of that rank",
                      gs__shape_str(t->shape, t->n_dims, got, sizeof got));
         return GS_EFORMAT;
     }

@@ -10,8 +10,8 @@
 #include "model/weights.h"
 
 // Hard limits against hostile files. Real checkpoints stay far below them.
-#define GS_WEIGHTS_MAX_HEADER_NBYTES (100u << 20) // safetensors JSON header (the Rust crate's cap)
-#define GS_WEIGHTS_MAX_INDEX_NBYTES (64u << 20)   // *.safetensors.index.json
+#define GS_WEIGHTS_MAX_HEADER_NBYTES (32u << 20) // safetensors JSON header (~1 MB for 10k tensors)
+#define GS_WEIGHTS_MAX_INDEX_NBYTES (16u << 20)  // *.index.json
 #define GS_WEIGHTS_MAX_SHARDS 10000               // distinct shard files of one index
 #define GS_WEIGHTS_MAX_NAME 1024                  // bytes of a tensor name
 

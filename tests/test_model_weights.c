@@ -263,6 +263,18 @@ START_TEST(test_hf_layouts_open_from_file_and_folder)
     ck_assert_uint_eq(t->nbytes, 32064u * 64 * 4);
     ck_assert_ptr_null(gs_weights_get(w, "language_model.lm_head"));
     gs_weights_close(&w);
+    // the open_clip hub folder: open_clip_model.safetensors
+    snprintf(p, sizeof p, "%s/fixtures/openclip_tiny", gs_test_shared());
+    w = open_ok(p);
+    ck_assert_uint_eq(gs_weights_count(w), 62);
+    ck_assert_int_eq(gs_weights_expect(w, "visual.proj", 2, NULL, 0, &t), GS_OK);
+    ck_assert_ptr_nonnull(strstr(t->file, "open_clip_model.safetensors"));
+    cap_start();
+    ck_assert_int_eq(gs_weights_expect(w, "visual.proj", 3, NULL, 0, &t), GS_EFORMAT);
+    cap_stop();
+    ASSERT_LOGGED("expected shape of that rank, found [64, 32]");
+    ck_assert_ptr_null(t);
+    gs_weights_close(&w);
 }
 END_TEST
 
@@ -746,7 +758,7 @@ static void training_pickle(gs_buf_t *b)
     op(b, '.');
 }
 
-static void check_training_dict(const char *path)
+static void check_training_dict(const char *path, const char *file)
 {
     gs_weights_t *w = open_ok(path);
     ck_assert_uint_eq(gs_weights_count(w), 5);
@@ -757,7 +769,7 @@ static void check_training_dict(const char *path)
     ck_assert_int_eq(gs_weights_expect(w, "a", 2, (int64_t[]){2, 3}, 0, &t), GS_OK);
     ck_assert_int_eq(memcmp(t->data, st0, sizeof st0), 0);
     ck_assert_uint_eq((uintptr_t)t->data % 64, 0); // in place, as aligned by the writer
-    ck_assert_str_eq(t->file, path);
+    ck_assert_str_eq(t->file, file);
     ck_assert_int_eq(gs_weights_expect(w, "b", 0, NULL, 1u << GS_DTYPE_I64, &t), GS_OK);
     ck_assert_int_eq(*(const int64_t *)t->data, 42);
     ck_assert_int_eq(gs_weights_expect(w, "c", 1, (int64_t[]){4}, 0, &t), GS_OK);
@@ -777,10 +789,16 @@ START_TEST(test_pt_state_dict_wrapper_and_module_prefix)
     gs_buf_t pkl;
     training_pickle(&pkl);
     write_pt(tmp_path("train.pt"), "any_folder_name", &pkl, 0, 0);
-    check_training_dict(tmp_path("train.pt"));
+    check_training_dict(tmp_path("train.pt"), tmp_path("train.pt"));
     // the same archive with zip64 sizes, offsets and records
     write_pt(tmp_path("train64.bin"), "x", &pkl, 1, 0);
-    check_training_dict(tmp_path("train64.bin"));
+    char bin[4200];
+    snprintf(bin, sizeof bin, "%s", tmp_path("train64.bin"));
+    check_training_dict(bin, bin);
+    // a .bin shard behind an index, as pytorch_model.bin.index.json does
+    const char *index = "{\"weight_map\":{\"a\":\"train64.bin\",\"e\":\"train64.bin\"}}";
+    write_bytes(tmp_path("pytorch_model.bin.index.json"), index, strlen(index));
+    check_training_dict(tmp, bin);
     // a compressed entry is refused, naming it
     write_pt(tmp_path("deflated.pt"), "ck", &pkl, 0, 8);
     open_err(tmp_path("deflated.pt"), GS_EUNSUPPORTED, "entry \"ck/data.pkl\"", "compressed");
