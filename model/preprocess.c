@@ -208,7 +208,10 @@ typedef struct {
     size_t off_kh, off_loh, off_nh, off_kv, off_lov, off_nv, off_tmp, off_acc, nbytes;
 } plan_t;
 
-static size_t align_up(size_t n) { return (n + SCRATCH_ALIGN - 1) & ~(size_t)(SCRATCH_ALIGN - 1); }
+static size_t align_up(size_t n)
+{
+    return (n + SCRATCH_ALIGN - 1) & ~(size_t)(SCRATCH_ALIGN - 1);
+}
 
 static void plan_init(plan_t *p, int w, int h, int ch, int out_w, int out_h, int x0, int y0,
                       int win_w, int win_h)
@@ -254,8 +257,8 @@ static void plan_init(plan_t *p, int w, int h, int ch, int out_w, int out_h, int
 
 static void plan_run(const plan_t *p, const uint8_t *in, int ch, void *scratch, uint8_t *out)
 {
-    uint8_t *base = (uint8_t *)(((uintptr_t)scratch + SCRATCH_ALIGN - 1) &
-                                ~(uintptr_t)(SCRATCH_ALIGN - 1));
+    uint8_t *base =
+        (uint8_t *)(((uintptr_t)scratch + SCRATCH_ALIGN - 1) & ~(uintptr_t)(SCRATCH_ALIGN - 1));
     const axis_t *ah = &p->ax_h, *av = &p->ax_v;
     size_t in_stride = (size_t)ah->in * ch;
     size_t win_row = (size_t)ah->count * ch;
@@ -284,7 +287,10 @@ static void plan_run(const plan_t *p, const uint8_t *in, int ch, void *scratch, 
     }
 }
 
-static int dim_ok(int d) { return d >= 1 && d <= GS_PREPROCESS_MAX_DIM; }
+static int dim_ok(int d)
+{
+    return d >= 1 && d <= GS_PREPROCESS_MAX_DIM;
+}
 
 // ---- public: resize -----------------------------------------------------------------------
 
@@ -312,8 +318,8 @@ gs_err gs_preprocess_resize_bicubic(const uint8_t *in, int w, int h, int channel
 
 // ---- public: preprocess -------------------------------------------------------------------
 
-gs_err gs_preprocess_geometry(int w, int h, int size, gs_crop_mode_t crop, int *out_rw,
-                              int *out_rh, int *out_left, int *out_top)
+gs_err gs_preprocess_geometry(int w, int h, int size, gs_crop_mode_t crop, int *out_rw, int *out_rh,
+                              int *out_left, int *out_top)
 {
     if (!dim_ok(w) || !dim_ok(h) || !dim_ok(size) ||
         (crop != GS_CROP_OPENCLIP && crop != GS_CROP_HF))

@@ -25,10 +25,10 @@ typedef enum { GS_CROP_OPENCLIP = 0, GS_CROP_HF = 1 } gs_crop_mode_t;
 
 // A transparent value struct; see gs_preprocess_cfg_openclip for the usual values.
 typedef struct {
-    int size;              // output side, e.g. 224 (ViT-B/32), 336 (LLaVA-1.5), 32 (tiny fixtures)
-    gs_crop_mode_t crop;   // crop offset and rescale rule (the processor family)
-    float mean[3];         // per RGB channel, e.g. 0.48145466, 0.4578275, 0.40821073
-    float std[3];          // per RGB channel, e.g. 0.26862954, 0.26130258, 0.27577711
+    int size;            // output side, e.g. 224 (ViT-B/32), 336 (LLaVA-1.5), 32 (tiny fixtures)
+    gs_crop_mode_t crop; // crop offset and rescale rule (the processor family)
+    float mean[3];       // per RGB channel, e.g. 0.48145466, 0.4578275, 0.40821073
+    float std[3];        // per RGB channel, e.g. 0.26862954, 0.26130258, 0.27577711
 } gs_preprocess_cfg_t;
 
 // gs_preprocess_cfg_openai: the OpenAI CLIP mean/std (used by open_clip, RemoteCLIP, GeoRSCLIP and
@@ -61,8 +61,8 @@ gs_err gs_preprocess_resize_crop(const uint8_t *rgb, int w, int h, int size, gs_
 // gs_preprocess_geometry: the resized size (out_rw x out_rh) and the crop offsets that
 // gs_preprocess_image uses for a w x h image. Any out pointer may be NULL. GS_EINVAL for bad
 // sizes or a resized side beyond INT32_MAX/4.
-gs_err gs_preprocess_geometry(int w, int h, int size, gs_crop_mode_t crop, int *out_rw,
-                              int *out_rh, int *out_left, int *out_top);
+gs_err gs_preprocess_geometry(int w, int h, int size, gs_crop_mode_t crop, int *out_rw, int *out_rh,
+                              int *out_left, int *out_top);
 
 // gs_preprocess_resize_scratch_nbytes: the scratch gs_preprocess_resize_bicubic needs; 0 when the
 // arguments are invalid.

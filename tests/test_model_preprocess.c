@@ -184,8 +184,7 @@ START_TEST(test_preprocess_hfclip_fixture)
         ck_assert_int_eq(top, 1);
         const gs_tensor_t *rc = get_tensor(oc, "image2.resized_cropped_uint8_hwc", GS_DTYPE_U8);
         const uint8_t *want = rc->data;
-        ck_assert_uint_eq(diff_u8("hf crop vs open_clip crop", got + 32 * 3, want, 31 * 32 * 3),
-                          0);
+        ck_assert_uint_eq(diff_u8("hf crop vs open_clip crop", got + 32 * 3, want, 31 * 32 * 3), 0);
         ck_assert_msg(memcmp(got, want, sizeof got) != 0, "the two crops should differ");
     }
     gs_weights_close(&oc);
@@ -202,8 +201,7 @@ static void read_png_rgb(const char *path, uint8_t **out, int *out_w, int *out_h
     ck_assert_msg(png_image_begin_read_from_file(&img, path), "png %s: %s", path, img.message);
     img.format = PNG_FORMAT_RGB;
     uint8_t *buf = gs_xmalloc(PNG_IMAGE_SIZE(img));
-    ck_assert_msg(png_image_finish_read(&img, NULL, buf, 0, NULL), "png %s: %s", path,
-                  img.message);
+    ck_assert_msg(png_image_finish_read(&img, NULL, buf, 0, NULL), "png %s: %s", path, img.message);
     *out = buf;
     *out_w = (int)img.width;
     *out_h = (int)img.height;
@@ -239,6 +237,7 @@ START_TEST(test_preprocess_llava_fixture)
 END_TEST
 
 // ---- Pillow hashes ------------------------------------------------------------------------
+// clang-format off
 // Pillow 9.4.0 (Debian 12 python3-pil, the fixtures' version) on synth() images. Regenerate with
 // /usr/bin/python3 on this script (numpy + PIL):
 //   import numpy as np; from PIL import Image
@@ -302,6 +301,7 @@ static const struct {
     {202, 7, 5, GS_CROP_HF, 0x975a78bfe4902dd6ull},        // left 69
     {37, 59, 24, GS_CROP_OPENCLIP, 0xa23b7bdd42b986c4ull},
 };
+// clang-format on
 
 START_TEST(test_preprocess_resize_matches_pillow)
 {
@@ -371,7 +371,8 @@ START_TEST(test_preprocess_window_equals_full_resize)
         size_t sn_full = gs_preprocess_resize_scratch_nbytes(w, h, 3, rw, rh);
         size_t sn = gs_preprocess_scratch_nbytes(w, h, size);
         void *sf = scratch_new(sn_full), *sc = scratch_new(sn);
-        uint8_t *full = gs_xmalloc((size_t)rw * rh * 3), *want = gs_xmalloc((size_t)size * size * 3);
+        uint8_t *full = gs_xmalloc((size_t)rw * rh * 3),
+                *want = gs_xmalloc((size_t)size * size * 3);
         uint8_t *got = gs_xmalloc((size_t)size * size * 3);
         ck_assert_int_eq(gs_preprocess_resize_bicubic(in, w, h, 3, rw, rh, sf, full), GS_OK);
         for (int y = 0; y < size; y++)
@@ -446,7 +447,8 @@ START_TEST(test_preprocess_one_pixel_wide)
     for (int y = 0; y < size; y++)
         for (int x = 1; x < size; x++)
             for (int c = 0; c < 3; c++)
-                ck_assert_int_eq(out[((size_t)y * size + x) * 3 + c], out[(size_t)y * size * 3 + c]);
+                ck_assert_int_eq(out[((size_t)y * size + x) * 3 + c],
+                                 out[(size_t)y * size * 3 + c]);
     scratch_check_free(scratch, sn);
     gs_free(out);
     gs_free(in);
@@ -460,11 +462,11 @@ START_TEST(test_preprocess_geometry)
     static const struct {
         int w, h, size, rw, rh, oc_top, hf_top;
     } g[] = {
-        {64, 70, 32, 32, 35, 2, 1},  // d=3: 1.5 -> 2, floor 1
-        {32, 37, 32, 32, 37, 2, 2},  // d=5: 2.5 -> 2
-        {32, 33, 32, 32, 33, 0, 0},  // d=1: 0.5 -> 0
-        {32, 39, 32, 32, 39, 4, 3},  // d=7: 3.5 -> 4
-        {48, 64, 32, 32, 42, 5, 5},  // open_clip image 0 (transposed)
+        {64, 70, 32, 32, 35, 2, 1},               // d=3: 1.5 -> 2, floor 1
+        {32, 37, 32, 32, 37, 2, 2},               // d=5: 2.5 -> 2
+        {32, 33, 32, 32, 33, 0, 0},               // d=1: 0.5 -> 0
+        {32, 39, 32, 32, 39, 4, 3},               // d=7: 3.5 -> 4
+        {48, 64, 32, 32, 42, 5, 5},               // open_clip image 0 (transposed)
         {3, 1000, 224, 224, 74666, 37221, 37221}, // 224*1000/3 = 74666.67 -> 74666
         {96, 96, 32, 32, 32, 0, 0},
     };
@@ -478,9 +480,9 @@ START_TEST(test_preprocess_geometry)
         ck_assert_int_eq(left, 0);
         ck_assert_int_eq(top, g[i].oc_top);
         // transposed image: the same offsets on the other axis
-        ck_assert_int_eq(gs_preprocess_geometry(g[i].h, g[i].w, g[i].size, GS_CROP_HF, &rw, &rh,
-                                                &left, &top),
-                         GS_OK);
+        ck_assert_int_eq(
+            gs_preprocess_geometry(g[i].h, g[i].w, g[i].size, GS_CROP_HF, &rw, &rh, &left, &top),
+            GS_OK);
         ck_assert_int_eq(rw, g[i].rh);
         ck_assert_int_eq(rh, g[i].rw);
         ck_assert_int_eq(left, g[i].hf_top);
