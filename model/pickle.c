@@ -11,9 +11,9 @@
 #include "common/log.h"
 #include "model/weights_int.h"
 
-#define MAX_STACK (1u << 20)    // objects on the stack
-#define MAX_MARKS (1u << 16)    // nested MARKs
-#define MAX_MEMO (1u << 24)     // memo slots (also at most the input length)
+#define MAX_STACK (1u << 20) // objects on the stack
+#define MAX_MARKS (1u << 16) // nested MARKs
+#define MAX_MEMO (1u << 24)  // memo slots (also at most the input length)
 #define CHUNK_NBYTES (64u << 10)
 
 typedef struct chunk {
@@ -75,8 +75,8 @@ gs_err gs__pk_append(gs__pk_vm_t *vm, gs__pk_t *seq, gs__pk_t *item)
 {
     if (seq->u.seq.n == seq->u.seq.cap) {
         size_t ncap = seq->u.seq.cap ? seq->u.seq.cap * 2 : 4;
-        gs__pk_t **items = ncap < SIZE_MAX / sizeof *items ? gs__pk_alloc(vm, ncap * sizeof *items)
-                                                           : NULL;
+        gs__pk_t **items =
+            ncap < SIZE_MAX / sizeof *items ? gs__pk_alloc(vm, ncap * sizeof *items) : NULL;
         if (!items)
             return GS_ETOOBIG;
         if (seq->u.seq.n)
@@ -103,7 +103,7 @@ const gs__pk_t *gs__pk_dict_get(const gs__pk_t *dict, const char *key)
 
 const char *gs__pk_kind_name(gs__pk_kind_t k)
 {
-    static const char *names[] = {"None", "bool", "int", "float", "str", "bytes",
+    static const char *names[] = {"None",  "bool", "int",  "float",  "str",   "bytes",
                                   "tuple", "list", "dict", "global", "object"};
     return (unsigned)k < sizeof names / sizeof names[0] ? names[k] : "?";
 }
@@ -256,7 +256,8 @@ static gs_err op_long(gs__pk_vm_t *vm, int len_bytes)
     uint64_t len = le(p, len_bytes);
     if (len > 8) {
         GS_LOG_ERROR("pickle %s holds an integer of %" PRIu64 " bytes at byte %zu; at most 8 "
-                     "are supported", vm->hooks->what, len, vm->op_pos);
+                     "are supported",
+                     vm->hooks->what, len, vm->op_pos);
         return GS_EUNSUPPORTED;
     }
     if (take(vm, (size_t)len, &p) != 0)
@@ -487,20 +488,20 @@ static gs_err step(gs__pk_vm_t *vm, gs__pk_t **out_root, int *out_done)
         if (a)
             a->u.i = op == 0x88;
         return push(vm, a);
-    case 'J': return op_int(vm, 4, 1);   // BININT
-    case 'K': return op_int(vm, 1, 0);   // BININT1
-    case 'M': return op_int(vm, 2, 0);   // BININT2
-    case 0x8a: return op_long(vm, 1);    // LONG1
-    case 0x8b: return op_long(vm, 4);    // LONG4
-    case 'G': return op_float(vm);       // BINFLOAT
-    case 'X': return op_string(vm, GS_PK_STR, 4);   // BINUNICODE
-    case 0x8c: return op_string(vm, GS_PK_STR, 1);  // SHORT_BINUNICODE
-    case 0x8d: return op_string(vm, GS_PK_STR, 8);  // BINUNICODE8
-    case 'T': return op_string(vm, GS_PK_STR, 4);   // BINSTRING
-    case 'U': return op_string(vm, GS_PK_STR, 1);   // SHORT_BINSTRING
-    case 'B': return op_string(vm, GS_PK_BYTES, 4); // BINBYTES
-    case 'C': return op_string(vm, GS_PK_BYTES, 1); // SHORT_BINBYTES
-    case 0x8e: return op_string(vm, GS_PK_BYTES, 8); // BINBYTES8
+    case 'J': return op_int(vm, 4, 1);                      // BININT
+    case 'K': return op_int(vm, 1, 0);                      // BININT1
+    case 'M': return op_int(vm, 2, 0);                      // BININT2
+    case 0x8a: return op_long(vm, 1);                       // LONG1
+    case 0x8b: return op_long(vm, 4);                       // LONG4
+    case 'G': return op_float(vm);                          // BINFLOAT
+    case 'X': return op_string(vm, GS_PK_STR, 4);           // BINUNICODE
+    case 0x8c: return op_string(vm, GS_PK_STR, 1);          // SHORT_BINUNICODE
+    case 0x8d: return op_string(vm, GS_PK_STR, 8);          // BINUNICODE8
+    case 'T': return op_string(vm, GS_PK_STR, 4);           // BINSTRING
+    case 'U': return op_string(vm, GS_PK_STR, 1);           // SHORT_BINSTRING
+    case 'B': return op_string(vm, GS_PK_BYTES, 4);         // BINBYTES
+    case 'C': return op_string(vm, GS_PK_BYTES, 1);         // SHORT_BINBYTES
+    case 0x8e: return op_string(vm, GS_PK_BYTES, 8);        // BINBYTES8
     case ')': return push(vm, gs__pk_new(vm, GS_PK_TUPLE)); // EMPTY_TUPLE
     case 't': GS_TRY(pop_mark(vm, &base)); return op_seq_from(vm, GS_PK_TUPLE, base);
     case 0x85: return op_tuple_n(vm, 1);
@@ -510,13 +511,13 @@ static gs_err step(gs__pk_vm_t *vm, gs__pk_t **out_root, int *out_done)
     case 0x8f: return push(vm, gs__pk_new(vm, GS_PK_LIST)); // EMPTY_SET
     case 'l': GS_TRY(pop_mark(vm, &base)); return op_seq_from(vm, GS_PK_LIST, base);
     case 0x91: GS_TRY(pop_mark(vm, &base)); return op_seq_from(vm, GS_PK_LIST, base);
-    case '}': return push(vm, gs__pk_new(vm, GS_PK_DICT));  // EMPTY_DICT
+    case '}': return push(vm, gs__pk_new(vm, GS_PK_DICT)); // EMPTY_DICT
     case 'd': GS_TRY(pop_mark(vm, &base)); return op_seq_from(vm, GS_PK_DICT, base);
     case 'a': // APPEND
         if (vm->n_stack - floor_of_stack(vm) < 2)
             return bad(vm, "stack underflow");
         return op_extend(vm, vm->n_stack - 1, GS_PK_LIST);
-    case 'e': // APPENDS
+    case 'e':  // APPENDS
     case 0x90: // ADDITEMS
         GS_TRY(pop_mark(vm, &base));
         return op_extend(vm, base, GS_PK_LIST);
@@ -535,11 +536,11 @@ static gs_err step(gs__pk_vm_t *vm, gs__pk_t **out_root, int *out_done)
         GS_TRY(pop(vm, &a));
         return top(vm, &b);
     case 'Q': return op_persid(vm);
-    case 'q': return op_put(vm, 1);    // BINPUT
-    case 'r': return op_put(vm, 4);    // LONG_BINPUT
-    case 0x94: return op_put(vm, 0);   // MEMOIZE
-    case 'h': return op_get(vm, 1);    // BINGET
-    case 'j': return op_get(vm, 4);    // LONG_BINGET
+    case 'q': return op_put(vm, 1);  // BINPUT
+    case 'r': return op_put(vm, 4);  // LONG_BINPUT
+    case 0x94: return op_put(vm, 0); // MEMOIZE
+    case 'h': return op_get(vm, 1);  // BINGET
+    case 'j': return op_get(vm, 4);  // LONG_BINGET
     default:
         GS_LOG_ERROR("pickle %s uses opcode 0x%02x at byte %zu, which is not supported",
                      vm->hooks->what, op, vm->op_pos);
@@ -547,8 +548,8 @@ static gs_err step(gs__pk_vm_t *vm, gs__pk_t **out_root, int *out_done)
     }
 }
 
-gs_err gs__pk_run(const uint8_t *buf, size_t n, const gs__pk_hooks_t *hooks,
-                  gs__pk_vm_t **out_vm, gs__pk_t **out_root)
+gs_err gs__pk_run(const uint8_t *buf, size_t n, const gs__pk_hooks_t *hooks, gs__pk_vm_t **out_vm,
+                  gs__pk_t **out_root)
 {
     *out_vm = NULL;
     *out_root = NULL;

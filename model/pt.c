@@ -26,10 +26,10 @@ static const struct {
     const char *name;
     gs_dtype_t dtype;
 } storage_types[] = {
-    {"FloatStorage", GS_DTYPE_F32}, {"HalfStorage", GS_DTYPE_F16},
+    {"FloatStorage", GS_DTYPE_F32},     {"HalfStorage", GS_DTYPE_F16},
     {"BFloat16Storage", GS_DTYPE_BF16}, {"DoubleStorage", GS_DTYPE_F64},
-    {"LongStorage", GS_DTYPE_I64}, {"IntStorage", GS_DTYPE_I32},
-    {"ByteStorage", GS_DTYPE_U8}, {"CharStorage", GS_DTYPE_I8},
+    {"LongStorage", GS_DTYPE_I64},      {"IntStorage", GS_DTYPE_I32},
+    {"ByteStorage", GS_DTYPE_U8},       {"CharStorage", GS_DTYPE_I8},
     {"BoolStorage", GS_DTYPE_BOOL},
 };
 #define N_STORAGE_TYPES (sizeof storage_types / sizeof storage_types[0])
@@ -91,15 +91,15 @@ static gs_err persistent_load(void *ud, gs__pk_vm_t *vm, const gs__pk_t *pid, gs
     const pt_t *pt = ud;
     int ok = pid->kind == GS_PK_TUPLE && pid->u.seq.n == 5;
     gs__pk_t *const *it = ok ? pid->u.seq.items : NULL;
-    ok = ok && it[0]->kind == GS_PK_STR &&
-             strcmp(it[0]->u.str.s, "storage") == 0 && it[1]->kind == GS_PK_GLOBAL &&
-             it[1]->u.global.id >= G_STORAGE && it[2]->kind == GS_PK_STR &&
-             it[2]->u.str.len > 0 && it[2]->u.str.len <= 256 &&
-             strlen(it[2]->u.str.s) == it[2]->u.str.len;
+    ok = ok && it[0]->kind == GS_PK_STR && strcmp(it[0]->u.str.s, "storage") == 0 &&
+         it[1]->kind == GS_PK_GLOBAL && it[1]->u.global.id >= G_STORAGE &&
+         it[2]->kind == GS_PK_STR && it[2]->u.str.len > 0 && it[2]->u.str.len <= 256 &&
+         strlen(it[2]->u.str.s) == it[2]->u.str.len;
     int64_t numel = ok ? int_at(pid, 4, &ok) : 0;
     if (!ok || numel < 0) {
         GS_LOG_ERROR("torch checkpoint \"%s\": a persistent id is not ('storage', <type>, key, "
-                     "location, numel)", pt->file);
+                     "location, numel)",
+                     pt->file);
         return GS_EFORMAT;
     }
     storage_t *s = gs__pk_alloc(vm, sizeof *s);
@@ -121,8 +121,8 @@ static gs_err persistent_load(void *ud, gs__pk_vm_t *vm, const gs__pk_t *pid, gs
     size_t es = gs_dtype_size(s->dtype);
     if ((uint64_t)numel > nbytes / es) {
         GS_LOG_ERROR("torch checkpoint \"%s\": storage \"%s\" holds %" PRIu64 " bytes, but "
-                     "%" PRId64 " %s elements need more", pt->file, s->key, nbytes, numel,
-                     gs_dtype_name(s->dtype));
+                     "%" PRId64 " %s elements need more",
+                     pt->file, s->key, nbytes, numel, gs_dtype_name(s->dtype));
         return GS_EFORMAT;
     }
     o->u.obj.type = OBJ_STORAGE;
@@ -193,7 +193,8 @@ static gs_err reduce(void *ud, gs__pk_vm_t *vm, int id, const gs__pk_t *args, gs
         return GS_OK;
     }
     GS_LOG_ERROR("torch checkpoint \"%s\": a storage class is called, which state dicts never "
-                 "do", pt->file);
+                 "do",
+                 pt->file);
     return GS_EUNSUPPORTED;
 }
 
@@ -233,14 +234,15 @@ static gs_err make_tensor(const pt_t *pt, const char *name, const tensor_t *src,
     int64_t offset = src->offset->u.i;
     if (!ok || offset < 0 || offset > s->numel || prod > s->numel - offset) {
         GS_LOG_ERROR("tensor \"%.200s\" in \"%s\": size, stride or offset do not fit storage "
-                     "\"%s\" of %" PRId64 " elements", name, pt->file, s->key, s->numel);
+                     "\"%s\" of %" PRId64 " elements",
+                     name, pt->file, s->key, s->numel);
         return GS_EFORMAT;
     }
     if (!contiguous(t->shape, stride, (int)n_dims)) {
         char sh[160], st[160];
         GS_LOG_ERROR("tensor \"%.200s\" in \"%s\" is not contiguous (size %s, stride %s); save "
-                     "it after .contiguous()", name, pt->file,
-                     gs__shape_str(t->shape, (int)n_dims, sh, sizeof sh),
+                     "it after .contiguous()",
+                     name, pt->file, gs__shape_str(t->shape, (int)n_dims, sh, sizeof sh),
                      gs__shape_str(stride, (int)n_dims, st, sizeof st));
         return GS_EUNSUPPORTED;
     }
@@ -288,8 +290,8 @@ static gs_err collect(gs_weights_t *self, const pt_t *pt, const gs__pk_t *root)
         GS_TRY(gs__weights_add(self, &t));
     }
     if (n_skipped)
-        GS_LOG_DEBUG("torch checkpoint \"%s\": skipped %zu entries that are not tensors",
-                     pt->file, n_skipped);
+        GS_LOG_DEBUG("torch checkpoint \"%s\": skipped %zu entries that are not tensors", pt->file,
+                     n_skipped);
     return GS_OK;
 }
 
@@ -299,9 +301,11 @@ static gs_err find_prefix(pt_t *pt)
     size_t len;
     const char *name = gs__zip_count(pt->zip) ? gs__zip_name(pt->zip, 0, &len) : NULL;
     const char *slash = name ? memchr(name, '/', len) : NULL;
-    if (!slash || slash == name || slash - name > 200 || memchr(name, '\0', (size_t)(slash - name))) {
+    if (!slash || slash == name || slash - name > 200 ||
+        memchr(name, '\0', (size_t)(slash - name))) {
         GS_LOG_ERROR("zip archive \"%s\" is not a torch checkpoint: its entries are not under "
-                     "one folder", pt->file);
+                     "one folder",
+                     pt->file);
         return GS_EFORMAT;
     }
     pt->prefix = name;
@@ -351,8 +355,11 @@ gs_err gs__pt_parse(gs_weights_t *self, const char *file, const uint8_t *buf, si
     }
     if (e == GS_OK) {
         snprintf(what, sizeof what, "\"%s\" entry \"%s\"", file, entry);
-        gs__pk_hooks_t hooks = {.find_class = find_class, .persistent_load = persistent_load,
-                                .reduce = reduce, .ud = &pt, .what = what};
+        gs__pk_hooks_t hooks = {.find_class = find_class,
+                                .persistent_load = persistent_load,
+                                .reduce = reduce,
+                                .ud = &pt,
+                                .what = what};
         e = gs__pk_run(pkl, (size_t)pkl_nbytes, &hooks, &vm, &root);
     }
     if (e == GS_OK)

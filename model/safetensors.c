@@ -24,8 +24,8 @@ typedef struct {
 
 // dtypes of the safetensors specification that geoscribe does not read (refused as
 // unsupported rather than malformed)
-static const char *const known_unread[] = {"I16", "U16", "U32", "U64", "F8_E4M3", "F8_E5M2",
-                                           "F8_E8M0", "F6_E2M3", "F6_E3M2", "F4", "C64"};
+static const char *const known_unread[] = {
+    "I16", "U16", "U32", "U64", "F8_E4M3", "F8_E5M2", "F8_E8M0", "F6_E2M3", "F6_E3M2", "F4", "C64"};
 
 static gs_err parse_dtype(const char *file, const char *name, const json_t *v, gs_dtype_t *out)
 {
@@ -50,8 +50,8 @@ static gs_err parse_dtype(const char *file, const char *name, const json_t *v, g
 static gs_err parse_shape(const char *file, entry_t *e, const json_t *v)
 {
     if (!json_is_array(v)) {
-        GS_LOG_ERROR("tensor \"%.200s\" in \"%s\": \"shape\" is missing or not an array",
-                     e->name, file);
+        GS_LOG_ERROR("tensor \"%.200s\" in \"%s\": \"shape\" is missing or not an array", e->name,
+                     file);
         return GS_EFORMAT;
     }
     size_t n = json_array_size(v);
@@ -67,7 +67,8 @@ static gs_err parse_shape(const char *file, entry_t *e, const json_t *v)
         json_int_t s = json_is_integer(x) ? json_integer_value(x) : -1;
         if (s < 0) {
             GS_LOG_ERROR("tensor \"%.200s\" in \"%s\": shape entry %zu is not a non-negative "
-                         "integer", e->name, file, d);
+                         "integer",
+                         e->name, file, d);
             return GS_EFORMAT;
         }
         e->shape[d] = s;
@@ -103,7 +104,8 @@ static gs_err parse_entry(const char *file, const char *name, const json_t *v, e
         !json_is_integer(x) || json_integer_value(b) < 0 ||
         json_integer_value(x) < json_integer_value(b)) {
         GS_LOG_ERROR("tensor \"%.200s\" in \"%s\": \"data_offsets\" must be [begin, end] with "
-                     "0 <= begin <= end", name, file);
+                     "0 <= begin <= end",
+                     name, file);
         return GS_EFORMAT;
     }
     e->begin = (uint64_t)json_integer_value(b);
@@ -128,7 +130,8 @@ static gs_err parse_metadata(gs_weights_t *self, const char *file, const json_t 
     }
     const char *k;
     const json_t *x;
-    json_object_foreach((json_t *)v, k, x) {
+    json_object_foreach((json_t *)v, k, x)
+    {
         if (!json_is_string(x)) {
             GS_LOG_ERROR("\"__metadata__\" key \"%.200s\" in \"%s\" is not a string", k, file);
             return GS_EFORMAT;
@@ -185,7 +188,8 @@ gs_err gs__safetensors_parse(gs_weights_t *self, const char *file, const uint8_t
         hlen = hlen << 8 | buf[i];
     if (hlen > n - 8) {
         GS_LOG_ERROR("safetensors header length %" PRIu64 " of \"%s\" runs past the end of "
-                     "the file (%zu bytes)", hlen, file, n);
+                     "the file (%zu bytes)",
+                     hlen, file, n);
         return GS_EFORMAT;
     }
     if (hlen > GS_WEIGHTS_MAX_HEADER_NBYTES || hlen < 2 || buf[8] != '{') {
@@ -211,7 +215,8 @@ gs_err gs__safetensors_parse(gs_weights_t *self, const char *file, const uint8_t
     }
     const char *key;
     json_t *v;
-    json_object_foreach(root, key, v) {
+    json_object_foreach(root, key, v)
+    {
         if (strcmp(key, "__metadata__") == 0)
             e = parse_metadata(self, file, v);
         else
@@ -224,9 +229,13 @@ gs_err gs__safetensors_parse(gs_weights_t *self, const char *file, const uint8_t
     e = check_layout(file, ents, n_ents, (uint64_t)(n - 8 - hlen));
     for (size_t i = 0; e == GS_OK && i < n_ents; i++) {
         const entry_t *x = &ents[i];
-        gs_tensor_t t = {.name = x->name, .dtype = x->dtype, .n_dims = x->n_dims,
-                         .n_elems = x->n_elems, .data = data + x->begin,
-                         .nbytes = (size_t)(x->end - x->begin), .file = file};
+        gs_tensor_t t = {.name = x->name,
+                         .dtype = x->dtype,
+                         .n_dims = x->n_dims,
+                         .n_elems = x->n_elems,
+                         .data = data + x->begin,
+                         .nbytes = (size_t)(x->end - x->begin),
+                         .file = file};
         memcpy(t.shape, x->shape, sizeof t.shape);
         e = gs__weights_add(self, &t);
     }
@@ -268,11 +277,13 @@ static gs_err load_shards(gs_weights_t *self, const char *file, const char *dir,
     gs_err e = GS_OK;
     const char *key;
     json_t *v;
-    json_object_foreach(wm, key, v) {
+    json_object_foreach(wm, key, v)
+    {
         const char *s = json_string_value(v);
         if (!s || !shard_name_ok(s)) {
             GS_LOG_ERROR("tensor \"%.200s\" in index \"%s\": shard must be a relative file name "
-                         "inside the index's folder", key, file);
+                         "inside the index's folder",
+                         key, file);
             e = GS_EFORMAT;
             goto out;
         }
@@ -305,7 +316,8 @@ static gs_err check_map(gs_weights_t *self, const char *file, const char *dir, j
     GS_TRY(gs__weights_sort(self));
     const char *key;
     json_t *v;
-    json_object_foreach(wm, key, v) {
+    json_object_foreach(wm, key, v)
+    {
         const gs_tensor_t *t = gs_weights_get(self, key);
         char *want = gs_path_join(dir, json_string_value(v));
         int ok = t && strcmp(t->file, want) == 0;

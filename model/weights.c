@@ -31,16 +31,16 @@ typedef struct {
 } wfile_t;
 
 struct gs_weights {
-    char *path;        // what the caller opened
-    wfile_t *files;    // every mapped file (shards included)
+    char *path;     // what the caller opened
+    wfile_t *files; // every mapped file (shards included)
     size_t n_files, cap_files;
     gs_tensor_t *tensors; // sorted by name after gs__weights_sort
     size_t n_tensors, cap_tensors;
-    char **names;      // owned strings: tensor names and metadata (freed at close)
+    char **names; // owned strings: tensor names and metadata (freed at close)
     size_t n_names, cap_names;
-    void **copies;     // aligned copies of misaligned tensors
+    void **copies; // aligned copies of misaligned tensors
     size_t n_copies, cap_copies;
-    char **meta;       // key0, value0, key1, value1, ...
+    char **meta; // key0, value0, key1, value1, ...
     size_t n_meta, cap_meta;
 };
 
@@ -61,7 +61,10 @@ const char *gs_dtype_name(gs_dtype_t t)
     return (unsigned)t < N_DTYPES ? dtypes[t].name : "?";
 }
 
-size_t gs_dtype_size(gs_dtype_t t) { return (unsigned)t < N_DTYPES ? dtypes[t].size : 0; }
+size_t gs_dtype_size(gs_dtype_t t)
+{
+    return (unsigned)t < N_DTYPES ? dtypes[t].size : 0;
+}
 
 int gs__dtype_parse(const char *s, gs_dtype_t *out)
 {
@@ -80,8 +83,7 @@ const char *gs__shape_str(const int64_t *shape, int n_dims, char *buf, size_t bu
     buf[0] = '\0';
     len += (size_t)snprintf(buf, buf_nbytes, "[");
     for (int d = 0; d < n_dims && len < buf_nbytes; d++)
-        len += (size_t)snprintf(buf + len, buf_nbytes - len, "%s%" PRId64, d ? ", " : "",
-                                shape[d]);
+        len += (size_t)snprintf(buf + len, buf_nbytes - len, "%s%" PRId64, d ? ", " : "", shape[d]);
     if (len < buf_nbytes)
         snprintf(buf + len, buf_nbytes - len, "]");
     return buf;
@@ -174,8 +176,8 @@ gs_err gs__weights_sort(gs_weights_t *self)
 // ---- open / close -------------------------------------------------------------------------
 
 // map_file: maps path read-only and records it; *out_file is the stable copy of the path.
-static gs_err map_file(gs_weights_t *self, const char *path, const uint8_t **out_buf,
-                       size_t *out_n, const char **out_file)
+static gs_err map_file(gs_weights_t *self, const char *path, const uint8_t **out_buf, size_t *out_n,
+                       const char **out_file)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) {
@@ -220,8 +222,8 @@ gs_err gs__weights_load(gs_weights_t *self, const char *path, int allow_index)
         GS_LOG_ERROR("weights file \"%s\" is empty", file);
         return GS_EFORMAT;
     }
-    if (n >= 4 && memcmp(buf, "PK", 2) == 0 && ((buf[2] == 3 && buf[3] == 4) ||
-                                                (buf[2] == 5 && buf[3] == 6)))
+    if (n >= 4 && memcmp(buf, "PK", 2) == 0 &&
+        ((buf[2] == 3 && buf[3] == 4) || (buf[2] == 5 && buf[3] == 6)))
         return gs__pt_parse(self, file, buf, n);
     // a safetensors length prefix can itself look like JSON ("{" is a length byte of 123)
     uint64_t hlen = 0;
@@ -241,7 +243,8 @@ gs_err gs__weights_load(gs_weights_t *self, const char *path, int allow_index)
     }
     if (n >= 2 && buf[0] == 0x80 && buf[1] >= 2) {
         GS_LOG_ERROR("weights \"%s\" use the legacy (pre-1.6, non-zip) torch format; re-save "
-                     "them with a recent torch or convert them to safetensors", file);
+                     "them with a recent torch or convert them to safetensors",
+                     file);
         return GS_EUNSUPPORTED;
     }
     return gs__safetensors_parse(self, file, buf, n);
@@ -251,7 +254,7 @@ static gs_err resolve_dir(const char *dir, char **out_path)
 {
     // Hugging Face names first, then open_clip hub names; safetensors before torch pickles
     static const char *candidates[] = {
-        "model.safetensors.index.json", "model.safetensors",  "open_clip_model.safetensors",
+        "model.safetensors.index.json", "model.safetensors", "open_clip_model.safetensors",
         "pytorch_model.bin.index.json", "pytorch_model.bin", "open_clip_pytorch_model.bin"};
     for (size_t i = 0; i < sizeof candidates / sizeof candidates[0]; i++) {
         char *p = gs_path_join(dir, candidates[i]);
@@ -263,7 +266,8 @@ static gs_err resolve_dir(const char *dir, char **out_path)
     }
     GS_LOG_ERROR("could not open weights in folder \"%s\": it holds none of "
                  "model.safetensors(.index.json), open_clip_model.safetensors, "
-                 "pytorch_model.bin(.index.json), open_clip_pytorch_model.bin", dir);
+                 "pytorch_model.bin(.index.json), open_clip_pytorch_model.bin",
+                 dir);
     return GS_EIO;
 }
 
@@ -323,7 +327,10 @@ const gs_tensor_t *gs_weights_get(const gs_weights_t *self, const char *name)
     return bsearch(&key, self->tensors, self->n_tensors, sizeof key, cmp_tensor);
 }
 
-size_t gs_weights_count(const gs_weights_t *self) { return self->n_tensors; }
+size_t gs_weights_count(const gs_weights_t *self)
+{
+    return self->n_tensors;
+}
 
 const gs_tensor_t *gs_weights_at(const gs_weights_t *self, size_t i)
 {
@@ -431,7 +438,6 @@ gs_err gs_tensor_to_f32(const gs_tensor_t *t, int64_t first, int64_t n, float *o
             out[i] = (float)d;
         }
         return GS_OK;
-    default:
-        return GS_EINVAL;
+    default: return GS_EINVAL;
     }
 }

@@ -29,14 +29,14 @@ typedef enum {
 // offset that is not a multiple of its element size: `data` is always aligned to the element
 // size, so it may be cast (const float *). Valid until the weight set is closed.
 typedef struct {
-    const char *name;               // "visual.conv1.weight"
+    const char *name; // "visual.conv1.weight"
     gs_dtype_t dtype;
-    int n_dims;                     // 0 for a scalar
+    int n_dims; // 0 for a scalar
     int64_t shape[GS_TENSOR_MAX_DIMS];
-    int64_t n_elems;                // product of shape (1 for a scalar)
+    int64_t n_elems; // product of shape (1 for a scalar)
     const void *data;
     size_t nbytes;
-    const char *file;               // the file it came from (for messages)
+    const char *file; // the file it came from (for messages)
 } gs_tensor_t;
 
 typedef struct gs_weights gs_weights_t;

@@ -12,8 +12,8 @@
 // Hard limits against hostile files. Real checkpoints stay far below them.
 #define GS_WEIGHTS_MAX_HEADER_NBYTES (32u << 20) // safetensors JSON header (~1 MB for 10k tensors)
 #define GS_WEIGHTS_MAX_INDEX_NBYTES (16u << 20)  // *.index.json
-#define GS_WEIGHTS_MAX_SHARDS 10000               // distinct shard files of one index
-#define GS_WEIGHTS_MAX_NAME 1024                  // bytes of a tensor name
+#define GS_WEIGHTS_MAX_SHARDS 10000              // distinct shard files of one index
+#define GS_WEIGHTS_MAX_NAME 1024                 // bytes of a tensor name
 
 // ---- the weight set under construction (weights.c) -----------------------------------------
 
@@ -130,8 +130,8 @@ typedef struct {
 // in the VM (freed by gs__pk_vm_destroy). Memory, stack, marks and memo are bounded by the
 // input size. GS_EFORMAT (malformed, logged), GS_EUNSUPPORTED (an opcode or a global we do not
 // allow, logged with its name), GS_ETOOBIG (bounds, logged), GS_ENOMEM, or a hook's code.
-gs_err gs__pk_run(const uint8_t *buf, size_t n, const gs__pk_hooks_t *hooks,
-                  gs__pk_vm_t **out_vm, gs__pk_t **out_root);
+gs_err gs__pk_run(const uint8_t *buf, size_t n, const gs__pk_hooks_t *hooks, gs__pk_vm_t **out_vm,
+                  gs__pk_t **out_root);
 void gs__pk_vm_destroy(gs__pk_vm_t **p);
 // gs__pk_new: a new object of `kind` owned by the VM (zeroed); NULL past the memory bound.
 gs__pk_t *gs__pk_new(gs__pk_vm_t *vm, gs__pk_kind_t kind);

@@ -189,7 +189,10 @@ void gs__zip_close(gs__zip_t **p)
     *p = NULL;
 }
 
-size_t gs__zip_count(const gs__zip_t *self) { return self->n_entries; }
+size_t gs__zip_count(const gs__zip_t *self)
+{
+    return self->n_entries;
+}
 
 const char *gs__zip_name(const gs__zip_t *self, size_t i, size_t *out_len)
 {
@@ -207,12 +210,11 @@ gs_err gs__zip_find(const gs__zip_t *self, const char *name, const uint8_t **out
     const zentry_t *z = *hit;
     if (z->method != 0 || (z->flags & 1)) {
         GS_LOG_ERROR("entry \"%s\" in \"%s\" is %s (method %u); only stored entries are read, "
-                     "as torch.save writes them", name, self->file,
-                     (z->flags & 1) ? "encrypted" : "compressed", z->method);
+                     "as torch.save writes them",
+                     name, self->file, (z->flags & 1) ? "encrypted" : "compressed", z->method);
         return GS_EUNSUPPORTED;
     }
-    if (z->csize != z->usize || z->local_off > self->n ||
-        self->n - z->local_off < LOCAL_NBYTES ||
+    if (z->csize != z->usize || z->local_off > self->n || self->n - z->local_off < LOCAL_NBYTES ||
         rd(self->buf + z->local_off, 4) != SIG_LOCAL) {
         GS_LOG_ERROR("entry \"%s\" in \"%s\" has no valid local header", name, self->file);
         return GS_EFORMAT;

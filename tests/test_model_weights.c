@@ -33,9 +33,13 @@ static void cap_start(void)
     gs_log_set(capture, NULL);
 }
 
-static void cap_stop(void) { gs_log_set(NULL, NULL); }
+static void cap_stop(void)
+{
+    gs_log_set(NULL, NULL);
+}
 
-#define ASSERT_LOGGED(s) ck_assert_msg(strstr(logbuf, (s)) != NULL, "log lacks [%s]: %s", (s), logbuf)
+#define ASSERT_LOGGED(s)                                                                           \
+    ck_assert_msg(strstr(logbuf, (s)) != NULL, "log lacks [%s]: %s", (s), logbuf)
 
 static char tmp[4096];
 
@@ -92,8 +96,8 @@ static void open_err_at(const char *path, int path_logged, gs_err want, const ch
     cap_start();
     gs_err e = gs_weights_open(path, &w);
     cap_stop();
-    ck_assert_msg(e == want, "%s: got %s want %s; log: %s", path, gs_err_name(e),
-                  gs_err_name(want), logbuf);
+    ck_assert_msg(e == want, "%s: got %s want %s; log: %s", path, gs_err_name(e), gs_err_name(want),
+                  logbuf);
     ck_assert_ptr_null(w);
     if (path_logged)
         ASSERT_LOGGED(path);
@@ -143,8 +147,13 @@ START_TEST(test_f16_to_f32_every_value)
     static float out[65536];
     for (uint32_t i = 0; i < 65536; i++)
         all[i] = (uint16_t)i;
-    gs_tensor_t t = {.name = "h", .dtype = GS_DTYPE_F16, .n_dims = 1, .shape = {65536},
-                     .n_elems = 65536, .data = all, .nbytes = sizeof all};
+    gs_tensor_t t = {.name = "h",
+                     .dtype = GS_DTYPE_F16,
+                     .n_dims = 1,
+                     .shape = {65536},
+                     .n_elems = 65536,
+                     .data = all,
+                     .nbytes = sizeof all};
     ck_assert_int_eq(gs_tensor_to_f32(&t, 0, 65536, out), GS_OK);
     size_t bad = 0;
     for (uint32_t i = 0; i < 65536; i++) {
@@ -168,8 +177,8 @@ START_TEST(test_bf16_f64_and_ranges)
 {
     uint16_t bf[4] = {0x3f80, 0xc000, 0x7f80, 0x0001}; // 1, -2, inf, smallest subnormal
     float out[4];
-    gs_tensor_t t = {.dtype = GS_DTYPE_BF16, .n_dims = 1, .shape = {4}, .n_elems = 4,
-                     .data = bf, .nbytes = 8};
+    gs_tensor_t t = {
+        .dtype = GS_DTYPE_BF16, .n_dims = 1, .shape = {4}, .n_elems = 4, .data = bf, .nbytes = 8};
     ck_assert_int_eq(gs_tensor_to_f32(&t, 0, 4, out), GS_OK);
     ck_assert(out[0] == 1.0f && out[1] == -2.0f && isinf(out[2]) && out[3] == 0x1p-133f);
     ck_assert_int_eq(gs_tensor_to_f32(&t, 1, 2, out), GS_OK);
@@ -178,8 +187,8 @@ START_TEST(test_bf16_f64_and_ranges)
     ck_assert_int_eq(gs_tensor_to_f32(&t, -1, 1, out), GS_EINVAL);
     ck_assert_int_eq(gs_tensor_to_f32(&t, 4, 0, NULL), GS_OK);
     double d[2] = {0.1, -3e40};
-    gs_tensor_t td = {.dtype = GS_DTYPE_F64, .n_dims = 1, .shape = {2}, .n_elems = 2,
-                      .data = d, .nbytes = 16};
+    gs_tensor_t td = {
+        .dtype = GS_DTYPE_F64, .n_dims = 1, .shape = {2}, .n_elems = 2, .data = d, .nbytes = 16};
     ck_assert_int_eq(gs_tensor_to_f32(&td, 0, 2, out), GS_OK);
     ck_assert(out[0] == 0.1f && isinf(out[1]) && out[1] < 0);
     int64_t i64 = 7;
@@ -227,8 +236,8 @@ START_TEST(test_openclip_pt_is_bit_identical_to_safetensors)
     }
     ck_assert_uint_gt(total, 3000000);
     const gs_tensor_t *t;
-    ck_assert_int_eq(gs_weights_expect(pt, "visual.conv1.weight", 4, (int64_t[]){64, 3, 8, 8}, 0,
-                                       &t), GS_OK);
+    ck_assert_int_eq(
+        gs_weights_expect(pt, "visual.conv1.weight", 4, (int64_t[]){64, 3, 8, 8}, 0, &t), GS_OK);
     ck_assert_int_eq(gs_weights_expect(pt, "logit_scale", 0, NULL, 0, &t), GS_OK);
     float ls;
     ck_assert_int_eq(gs_tensor_to_f32(t, 0, 1, &ls), GS_OK);
@@ -250,15 +259,17 @@ START_TEST(test_hf_layouts_open_from_file_and_folder)
     gs_weights_t *w = open_ok(p); // a folder with model.safetensors
     ck_assert_uint_eq(gs_weights_count(w), 78);
     ck_assert_int_eq(gs_weights_expect(w, "text_model.embeddings.token_embedding.weight", 2,
-                                       (int64_t[]){49408, 16}, 0, NULL), GS_OK);
+                                       (int64_t[]){49408, 16}, 0, NULL),
+                     GS_OK);
     ck_assert_int_eq(gs_weights_expect(w, "logit_scale", 0, NULL, 0, NULL), GS_OK);
     gs_weights_close(&w);
     snprintf(p, sizeof p, "%s/fixtures/llava_tiny/model.safetensors", gs_test_shared());
     w = open_ok(p);
     ck_assert_uint_eq(gs_weights_count(w), 80);
     const gs_tensor_t *t;
-    ck_assert_int_eq(gs_weights_expect(w, "language_model.lm_head.weight", 2,
-                                       (int64_t[]){32064, -1}, 0, &t), GS_OK);
+    ck_assert_int_eq(
+        gs_weights_expect(w, "language_model.lm_head.weight", 2, (int64_t[]){32064, -1}, 0, &t),
+        GS_OK);
     ck_assert_int_eq(t->shape[1], 64);
     ck_assert_uint_eq(t->nbytes, 32064u * 64 * 4);
     ck_assert_ptr_null(gs_weights_get(w, "language_model.lm_head"));
@@ -286,12 +297,13 @@ START_TEST(test_expected_file_int_u8_and_scalar_tensors)
     gs_weights_t *w = open_ok(p);
     ck_assert_uint_eq(gs_weights_count(w), 30);
     const gs_tensor_t *t;
-    ck_assert_int_eq(gs_weights_expect(w, "text_tokens", 2, (int64_t[]){6, 77},
-                                       1u << GS_DTYPE_I64, &t), GS_OK);
+    ck_assert_int_eq(
+        gs_weights_expect(w, "text_tokens", 2, (int64_t[]){6, 77}, 1u << GS_DTYPE_I64, &t), GS_OK);
     const int64_t *ids = t->data;
     ck_assert_int_eq(ids[0], 49406); // <start_of_text>
     ck_assert_int_eq(gs_weights_expect(w, "image0.raw_uint8_hwc", 3, (int64_t[]){48, 64, 3},
-                                       1u << GS_DTYPE_U8, &t), GS_OK);
+                                       1u << GS_DTYPE_U8, &t),
+                     GS_OK);
     ck_assert_uint_eq(t->nbytes, 48 * 64 * 3);
     ck_assert_int_eq(gs_weights_expect(w, "logit_scale_exp", 0, NULL, 0, &t), GS_OK);
     ck_assert_int_eq(t->n_elems, 1);
@@ -303,8 +315,9 @@ START_TEST(test_expected_file_int_u8_and_scalar_tensors)
     }
     // the uint8 type is refused where floats are expected, with the reason logged
     cap_start();
-    ck_assert_int_eq(gs_weights_expect(w, "image0.raw_uint8_hwc", 3, (int64_t[]){48, 64, 3}, 0,
-                                       NULL), GS_EFORMAT);
+    ck_assert_int_eq(
+        gs_weights_expect(w, "image0.raw_uint8_hwc", 3, (int64_t[]){48, 64, 3}, 0, NULL),
+        GS_EFORMAT);
     cap_stop();
     ASSERT_LOGGED("dtype U8");
     gs_weights_close(&w);
@@ -320,21 +333,20 @@ START_TEST(test_safetensors_all_dtypes_metadata_and_order)
         data[i] = (uint8_t)i;
     uint16_t h[2] = {0x3c00, 0xc400}; // 1, -4 in f16
     memcpy(data + 40, h, 4);
-    const char *hdr =
-        "{\"__metadata__\":{\"format\":\"pt\",\"note\":\"x\"},"
-        "\"z.f64\":{\"dtype\":\"F64\",\"shape\":[2],\"data_offsets\":[0,16]},"
-        "\"a.i32\":{\"dtype\":\"I32\",\"shape\":[2,2],\"data_offsets\":[16,32]},"
-        "\"m.bool\":{\"dtype\":\"BOOL\",\"shape\":[3],\"data_offsets\":[32,35]},"
-        "\"m.i8\":{\"dtype\":\"I8\",\"shape\":[1,1,1],\"data_offsets\":[35,36]},"
-        "\"h.f16\":{\"dtype\":\"F16\",\"shape\":[2],\"data_offsets\":[40,44]},"
-        "\"b.bf16\":{\"dtype\":\"BF16\",\"shape\":[2],\"data_offsets\":[44,48]},"
-        "\"e.empty\":{\"dtype\":\"F32\",\"shape\":[0,5],\"data_offsets\":[48,48]},"
-        "\"s.u8\":{\"dtype\":\"U8\",\"shape\":[],\"data_offsets\":[48,49]}}";
+    const char *hdr = "{\"__metadata__\":{\"format\":\"pt\",\"note\":\"x\"},"
+                      "\"z.f64\":{\"dtype\":\"F64\",\"shape\":[2],\"data_offsets\":[0,16]},"
+                      "\"a.i32\":{\"dtype\":\"I32\",\"shape\":[2,2],\"data_offsets\":[16,32]},"
+                      "\"m.bool\":{\"dtype\":\"BOOL\",\"shape\":[3],\"data_offsets\":[32,35]},"
+                      "\"m.i8\":{\"dtype\":\"I8\",\"shape\":[1,1,1],\"data_offsets\":[35,36]},"
+                      "\"h.f16\":{\"dtype\":\"F16\",\"shape\":[2],\"data_offsets\":[40,44]},"
+                      "\"b.bf16\":{\"dtype\":\"BF16\",\"shape\":[2],\"data_offsets\":[44,48]},"
+                      "\"e.empty\":{\"dtype\":\"F32\",\"shape\":[0,5],\"data_offsets\":[48,48]},"
+                      "\"s.u8\":{\"dtype\":\"U8\",\"shape\":[],\"data_offsets\":[48,49]}}";
     st_write(tmp_path("all.safetensors"), hdr, data, sizeof data);
     gs_weights_t *w = open_ok(tmp_path("all.safetensors"));
     ck_assert_uint_eq(gs_weights_count(w), 8);
-    const char *order[] = {"a.i32", "b.bf16", "e.empty", "h.f16",
-                           "m.bool", "m.i8", "s.u8", "z.f64"};
+    const char *order[] = {"a.i32",  "b.bf16", "e.empty", "h.f16",
+                           "m.bool", "m.i8",   "s.u8",    "z.f64"};
     for (size_t i = 0; i < 8; i++)
         ck_assert_str_eq(gs_weights_at(w, i)->name, order[i]);
     ck_assert_ptr_null(gs_weights_at(w, 8));
@@ -366,9 +378,9 @@ START_TEST(test_safetensors_all_dtypes_metadata_and_order)
 END_TEST
 
 // three tensors whose header order differs from their data order
-#define HDR3                                                                       \
-    "{\"c.weight\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[32,48]},"    \
-    "\"a.weight\":{\"dtype\":\"F32\",\"shape\":[2,2],\"data_offsets\":[0,16]},"    \
+#define HDR3                                                                                       \
+    "{\"c.weight\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[32,48]},"                    \
+    "\"a.weight\":{\"dtype\":\"F32\",\"shape\":[2,2],\"data_offsets\":[0,16]},"                    \
     "\"b.weight\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[16,32]}}"
 
 START_TEST(test_truncated_file_names_first_missing_tensor)
@@ -408,35 +420,38 @@ START_TEST(test_bad_headers_are_refused)
         gs_err want;
         const char *a, *b;
     } cases[] = {
-        {"overlap", "{\"x\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[0,16]},"
-                    "\"y\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[8,24]}}",
+        {"overlap",
+         "{\"x\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[0,16]},"
+         "\"y\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[8,24]}}",
          GS_EFORMAT, "tensor \"y\"", "overlaps tensor \"x\""},
-        {"count", "{\"x\":{\"dtype\":\"F32\",\"shape\":[2,3],\"data_offsets\":[0,20]}}",
-         GS_EFORMAT, "tensor \"x\"", "hold 20 bytes, but F32 [2, 3] needs 24"},
+        {"count", "{\"x\":{\"dtype\":\"F32\",\"shape\":[2,3],\"data_offsets\":[0,20]}}", GS_EFORMAT,
+         "tensor \"x\"", "hold 20 bytes, but F32 [2, 3] needs 24"},
         {"json", "{\"x\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[0,16]}", GS_EFORMAT,
          "not a json object", NULL},
         {"array", "[1,2,3]", GS_EFORMAT, "not a safetensors file", NULL},
-        {"dtype", "{\"x\":{\"dtype\":\"F33\",\"shape\":[4],\"data_offsets\":[0,16]}}",
-         GS_EFORMAT, "tensor \"x\"", "unknown dtype \"F33\""},
-        {"i16", "{\"x\":{\"dtype\":\"I16\",\"shape\":[4],\"data_offsets\":[0,8]}}",
-         GS_EUNSUPPORTED, "tensor \"x\"", "dtype I16 is not supported"},
+        {"dtype", "{\"x\":{\"dtype\":\"F33\",\"shape\":[4],\"data_offsets\":[0,16]}}", GS_EFORMAT,
+         "tensor \"x\"", "unknown dtype \"F33\""},
+        {"i16", "{\"x\":{\"dtype\":\"I16\",\"shape\":[4],\"data_offsets\":[0,8]}}", GS_EUNSUPPORTED,
+         "tensor \"x\"", "dtype I16 is not supported"},
         {"negative", "{\"x\":{\"dtype\":\"F32\",\"shape\":[-4],\"data_offsets\":[0,16]}}",
          GS_EFORMAT, "tensor \"x\"", "not a non-negative integer"},
         {"rank", "{\"x\":{\"dtype\":\"U8\",\"shape\":[1,1,1,1,1,1,1,1,1],\"data_offsets\":[0,1]}}",
          GS_EUNSUPPORTED, "tensor \"x\"", "9 dimensions"},
-        {"offsets", "{\"x\":{\"dtype\":\"F32\",\"shape\":[0],\"data_offsets\":[16,8]}}",
-         GS_EFORMAT, "tensor \"x\"", "data_offsets"},
+        {"offsets", "{\"x\":{\"dtype\":\"F32\",\"shape\":[0],\"data_offsets\":[16,8]}}", GS_EFORMAT,
+         "tensor \"x\"", "data_offsets"},
         {"noshape", "{\"x\":{\"dtype\":\"F32\",\"data_offsets\":[0,16]}}", GS_EFORMAT,
          "tensor \"x\"", "\"shape\" is missing"},
-        {"huge", "{\"x\":{\"dtype\":\"F32\",\"shape\":[4294967296,4294967296],"
-                 "\"data_offsets\":[0,16]}}",
+        {"huge",
+         "{\"x\":{\"dtype\":\"F32\",\"shape\":[4294967296,4294967296],"
+         "\"data_offsets\":[0,16]}}",
          GS_EFORMAT, "tensor \"x\"", "too large"},
-        {"dup", "{\"x\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},"
-                "\"x\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,8]}}",
+        {"dup",
+         "{\"x\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},"
+         "\"x\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,8]}}",
          GS_EFORMAT, "duplicate", "x"},
         {"meta", "{\"__metadata__\":{\"n\":3}}", GS_EFORMAT, "\"__metadata__\" key \"n\"", NULL},
-        {"past", "{\"x\":{\"dtype\":\"F32\",\"shape\":[16],\"data_offsets\":[0,64]}}",
-         GS_EFORMAT, "tensor \"x\"", "past the end"},
+        {"past", "{\"x\":{\"dtype\":\"F32\",\"shape\":[16],\"data_offsets\":[0,64]}}", GS_EFORMAT,
+         "tensor \"x\"", "past the end"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char name[64];
@@ -463,7 +478,8 @@ START_TEST(test_sharded_set_by_index_and_folder)
     st_write(tmp_path("model-00001-of-00002.safetensors"),
              "{\"__metadata__\":{\"format\":\"pt\"},"
              "\"l0.w\":{\"dtype\":\"F32\",\"shape\":[2,2],\"data_offsets\":[0,16]},"
-             "\"l0.b\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[16,24]}}", a, sizeof a);
+             "\"l0.b\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[16,24]}}",
+             a, sizeof a);
     st_write(tmp_path("model-00002-of-00002.safetensors"),
              "{\"head.w\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}", c, sizeof c);
     const char *index = "{\"metadata\":{\"total_size\":32},\"weight_map\":{"
@@ -518,7 +534,10 @@ END_TEST
 // ---- torch .pt written here ---------------------------------------------------------------
 
 // a pickle writer for the opcodes torch.save emits
-static void op(gs_buf_t *b, uint8_t c) { gs_buf_append(b, &c, 1); }
+static void op(gs_buf_t *b, uint8_t c)
+{
+    gs_buf_append(b, &c, 1);
+}
 
 static void pk_str(gs_buf_t *b, const char *s)
 {
@@ -683,8 +702,10 @@ static void write_pt(const char *path, const char *prefix, const gs_buf_t *pkl, 
     snprintf(n2, sizeof n2, "%s/data/1", prefix);
     snprintf(n3, sizeof n3, "%s/data/2", prefix);
     snprintf(n4, sizeof n4, "%s/version", prefix);
-    zent_t e[] = {{n0, pkl->data, pkl->len, method}, {n1, st0, sizeof st0, 0},
-                  {n2, st1, sizeof st1, 0},          {n3, st2, sizeof st2, 0},
+    zent_t e[] = {{n0, pkl->data, pkl->len, method},
+                  {n1, st0, sizeof st0, 0},
+                  {n2, st1, sizeof st1, 0},
+                  {n3, st2, sizeof st2, 0},
                   {n4, "3\n", 2, 0}};
     gs_buf_t z;
     zip_bytes(&z, e, 5, zip64);
@@ -909,24 +930,24 @@ START_TEST(test_pt_hostile_pickles_fail_cleanly)
         size_t n;
         gs_err want;
     } cases[] = {
-        {"\x80\x02", 2, GS_EFORMAT},                  // no STOP
-        {"\x80\x02.", 3, GS_EFORMAT},                 // STOP on an empty stack
-        {"\x80\x09}.", 4, GS_EFORMAT},                // protocol 9
-        {"\x80\x02h\x05.", 5, GS_EFORMAT},            // memo slot never set
+        {"\x80\x02", 2, GS_EFORMAT},                    // no STOP
+        {"\x80\x02.", 3, GS_EFORMAT},                   // STOP on an empty stack
+        {"\x80\x09}.", 4, GS_EFORMAT},                  // protocol 9
+        {"\x80\x02h\x05.", 5, GS_EFORMAT},              // memo slot never set
         {"\x80\x02}r\xff\xff\xff\x7f.", 8, GS_ETOOBIG}, // memo index far past the input
-        {"\x80\x02}(a.", 5, GS_EFORMAT},              // APPEND across a MARK
-        {"\x80\x02}K\x01a.", 6, GS_EFORMAT},          // APPEND to a dict
-        {"\x80\x02]K\x01K\x02s.", 8, GS_EFORMAT},     // SETITEM on a list
-        {"\x80\x02X\xff\xff\xff\x7f", 7, GS_EFORMAT}, // string past the end
-        {"\x80\x02\x8a\x10", 4, GS_EUNSUPPORTED},     // 16-byte integer
-        {"\x80\x02\x8a\x02\x01", 5, GS_EFORMAT},      // truncated integer
-        {"\x80\x02cos\n", 6, GS_EFORMAT},             // GLOBAL with one line
-        {"\x80\x02}K\x01R.", 6, GS_EFORMAT},          // REDUCE of an int
-        {"\x80\x02}Q.", 4, GS_EFORMAT},               // persistent id of a dict
-        {"\x80\x02}b.", 4, GS_EFORMAT},               // BUILD without a target
-        {"\x80\x02}1.", 4, GS_EFORMAT},               // POP_MARK without a MARK
-        {"\x80\x02}\xff.", 4, GS_EUNSUPPORTED},       // unknown opcode
-        {"\x80\x02(K\x01d.", 6, GS_EFORMAT},           // DICT of an odd item count
+        {"\x80\x02}(a.", 5, GS_EFORMAT},                // APPEND across a MARK
+        {"\x80\x02}K\x01a.", 6, GS_EFORMAT},            // APPEND to a dict
+        {"\x80\x02]K\x01K\x02s.", 8, GS_EFORMAT},       // SETITEM on a list
+        {"\x80\x02X\xff\xff\xff\x7f", 7, GS_EFORMAT},   // string past the end
+        {"\x80\x02\x8a\x10", 4, GS_EUNSUPPORTED},       // 16-byte integer
+        {"\x80\x02\x8a\x02\x01", 5, GS_EFORMAT},        // truncated integer
+        {"\x80\x02cos\n", 6, GS_EFORMAT},               // GLOBAL with one line
+        {"\x80\x02}K\x01R.", 6, GS_EFORMAT},            // REDUCE of an int
+        {"\x80\x02}Q.", 4, GS_EFORMAT},                 // persistent id of a dict
+        {"\x80\x02}b.", 4, GS_EFORMAT},                 // BUILD without a target
+        {"\x80\x02}1.", 4, GS_EFORMAT},                 // POP_MARK without a MARK
+        {"\x80\x02}\xff.", 4, GS_EUNSUPPORTED},         // unknown opcode
+        {"\x80\x02(K\x01d.", 6, GS_EFORMAT},            // DICT of an odd item count
     };
     const char *p = tmp_path("hostile.pt");
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -975,7 +996,8 @@ END_TEST
 START_TEST(test_length_prefix_that_looks_like_json)
 {
     char hdr[124];
-    int k = snprintf(hdr, sizeof hdr, "{\"x\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}");
+    int k = snprintf(hdr, sizeof hdr,
+                     "{\"x\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}");
     while (k < 123)
         hdr[k++] = ' ';
     hdr[123] = '\0';

@@ -18,12 +18,12 @@
 #include "common/log.h"
 #include "model/weights.h"
 
-#define CHECK(cond)                                                                      \
-    do {                                                                                 \
-        if (!(cond)) {                                                                   \
-            fprintf(stderr, "fuzz_pt: check failed: %s (line %d)\n", #cond, __LINE__);  \
-            abort();                                                                     \
-        }                                                                                \
+#define CHECK(cond)                                                                                \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            fprintf(stderr, "fuzz_pt: check failed: %s (line %d)\n", #cond, __LINE__);             \
+            abort();                                                                               \
+        }                                                                                          \
     } while (0)
 
 static char dir[64], in_path[128];
@@ -95,8 +95,8 @@ static void zip(out_t *o, const entry_t *e, size_t k)
         le(o, 0x04034b50, 4);
         le(o, 20, 2);
         le(o, 0, 2);
-        le(o, 0, 2);  // stored
-        le(o, 0, 8);  // time, date, crc
+        le(o, 0, 2); // stored
+        le(o, 0, 8); // time, date, crc
         le(o, e[i].n, 4);
         le(o, e[i].n, 4);
         le(o, nl, 2);
@@ -143,9 +143,9 @@ static void write_input(const uint8_t *data, size_t size)
     if (size >= 2 && data[0] == 'P' && data[1] == 'K') {
         put(&o, data, size);
     } else {
-        entry_t e[] = {{"f/data.pkl", data, size},  {"f/data/0", storage, 64},
-                       {"f/data/1", storage, 64},   {"f/data/2", storage, 64},
-                       {"f/data/3", storage, 64},   {"f/version", (const uint8_t *)"3\n", 2}};
+        entry_t e[] = {{"f/data.pkl", data, size}, {"f/data/0", storage, 64},
+                       {"f/data/1", storage, 64},  {"f/data/2", storage, 64},
+                       {"f/data/3", storage, 64},  {"f/version", (const uint8_t *)"3\n", 2}};
         zip(&o, e, sizeof e / sizeof e[0]);
     }
     int fd = open(in_path, O_WRONLY | O_CREAT | O_TRUNC, 0600);

@@ -15,12 +15,12 @@
 #include "common/log.h"
 #include "model/weights.h"
 
-#define CHECK(cond)                                                                        \
-    do {                                                                                   \
-        if (!(cond)) {                                                                     \
-            fprintf(stderr, "fuzz_safetensors: check failed: %s (line %d)\n", #cond, __LINE__); \
-            abort();                                                                       \
-        }                                                                                  \
+#define CHECK(cond)                                                                                \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            fprintf(stderr, "fuzz_safetensors: check failed: %s (line %d)\n", #cond, __LINE__);    \
+            abort();                                                                               \
+        }                                                                                          \
     } while (0)
 
 static char dir[64], in_path[128], shard_path[128];
