@@ -238,7 +238,7 @@ static gs_err make_tensor(const pt_t *pt, const char *name, const tensor_t *src,
                      name, pt->file, s->key, s->numel);
         return GS_EFORMAT;
     }
-    if (!contiguous(t->shape, stride, (int)n_dims)) {
+    if (prod > 0 && !contiguous(t->shape, stride, (int)n_dims)) { // empty: any strides
         char sh[160], st[160];
         GS_LOG_ERROR("tensor \"%.200s\" in \"%s\" is not contiguous (size %s, stride %s); save "
                      "it after .contiguous()",

@@ -865,6 +865,16 @@ START_TEST(test_pt_refuses_views_globals_and_bad_storages)
     write_pt(p, "m", &b, 0, 0);
     open_err(p, GS_EUNSUPPORTED, "tensor \"w\"", "not contiguous (size [3, 2], stride [1, 3])");
     gs_buf_cleanup(&b);
+    // an empty tensor is contiguous whatever its strides (torch's rule)
+    plain_pickle_start(&b);
+    pk_tensor(&b, "FloatStorage", "0", 6, 0, 2, (int64_t[]){3, 0}, (int64_t[]){1, 1});
+    plain_pickle_end(&b);
+    write_pt(p, "m", &b, 0, 0);
+    gs_weights_t *w = open_ok(p);
+    ck_assert_int_eq(gs_weights_get(w, "w")->n_elems, 0);
+    ck_assert_uint_eq(gs_weights_get(w, "w")->nbytes, 0);
+    gs_weights_close(&w);
+    gs_buf_cleanup(&b);
     // a global outside the allow-list is never called
     plain_pickle_start(&b);
     pk_global(&b, "os", "system");
@@ -991,6 +1001,48 @@ START_TEST(test_pt_hostile_pickles_fail_cleanly)
 }
 END_TEST
 
+// damaged zip directories: each field that locates data is checked against the file
+START_TEST(test_pt_damaged_zip_directories)
+{
+    gs_buf_t pkl, z;
+    training_pickle(&pkl);
+    zent_t e[] = {{"d/data.pkl", pkl.data, pkl.len, 0}};
+    const char *p = tmp_path("damaged.pt");
+    struct {
+        int zip64;
+        long at; // from the end when negative
+        uint64_t value;
+        int k;
+        const char *want;
+    } cases[] = {
+        {0, -6, 0x7ffffff0, 4, "central directory outside the file"},   // cd offset
+        {0, -12, 0xfffe, 2, "more entries than the central directory"}, // total entries
+        {1, -22 - 20 + 8, 1u << 30, 8, "zip64 end of central directory record outside"},
+        {0, -22 - 46 - 10 + 42, 0x7fffff, 4, "no valid local header"},     // local offset
+        {0, -22 - 46 - 10 + 20, 0x7fffff, 4, "has no valid local header"}, // csize != usize
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        zip_bytes(&z, e, 1, cases[i].zip64);
+        size_t at = (size_t)((long)z.len + cases[i].at);
+        for (int k = 0; k < cases[i].k; k++)
+            z.data[at + (size_t)k] = (char)(cases[i].value >> (8 * k));
+        write_bytes(p, z.data, z.len);
+        open_err(p, GS_EFORMAT, cases[i].want, NULL);
+        gs_buf_cleanup(&z);
+    }
+    // both sizes past the end of the file: the entry's data is refused as truncated
+    zip_bytes(&z, e, 1, 0);
+    for (int k = 0; k < 2; k++) {
+        size_t at = z.len - 22 - 46 - 10 + 20 + 4 * (size_t)k;
+        z.data[at + 2] = 0x70;
+    }
+    write_bytes(p, z.data, z.len);
+    open_err(p, GS_EFORMAT, "entry \"d/data.pkl\"", "past the end of the file");
+    gs_buf_cleanup(&z);
+    gs_buf_cleanup(&pkl);
+}
+END_TEST
+
 // regression: a header of 123 bytes starts the file with "{", which once sent it to the index
 // reader
 START_TEST(test_length_prefix_that_looks_like_json)
@@ -1057,6 +1109,7 @@ Suite *model_weights_suite(void)
     tcase_add_test(tc, test_pt_state_dict_wrapper_and_module_prefix);
     tcase_add_test(tc, test_pt_refuses_views_globals_and_bad_storages);
     tcase_add_test(tc, test_pt_hostile_pickles_fail_cleanly);
+    tcase_add_test(tc, test_pt_damaged_zip_directories);
     tcase_add_test(tc, test_length_prefix_that_looks_like_json);
     tcase_add_test(tc, test_legacy_and_non_torch_zips_are_refused);
     suite_add_tcase(s, tc);
