@@ -40,9 +40,9 @@ struct gs__pk_vm {
 
 void *gs__pk_alloc(gs__pk_vm_t *vm, size_t n)
 {
-    n = (n + 7) & ~(size_t)7;
     if (n == 0 || n > vm->cap_nbytes)
         return NULL;
+    n = (n + 7) & ~(size_t)7;
     chunk_t *c = vm->chunks;
     if (!c || c->size - c->used < n) {
         size_t size = n > CHUNK_NBYTES ? n : CHUNK_NBYTES;

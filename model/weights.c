@@ -179,7 +179,7 @@ gs_err gs__weights_sort(gs_weights_t *self)
 static gs_err map_file(gs_weights_t *self, const char *path, const uint8_t **out_buf, size_t *out_n,
                        const char **out_file)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK); // a FIFO must not block us
     if (fd < 0) {
         GS_LOG_ERROR("could not open weights \"%s\": %s", path, strerror(errno));
         return GS_EIO;

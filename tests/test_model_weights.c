@@ -467,8 +467,10 @@ START_TEST(test_bad_headers_are_refused)
     write_bytes(tmp_path("hlen.safetensors"), b.data, b.len);
     open_err(tmp_path("hlen.safetensors"), GS_EFORMAT, "header length 1000000", "past the end");
     gs_buf_cleanup(&b);
-    // a file that is neither
+    // missing files, and a FIFO (refused at once, not waited on)
     open_err("/nonexistent/x.safetensors", GS_EIO, "could not open", NULL);
+    ck_assert_int_eq(mkfifo(tmp_path("fifo"), 0600), 0);
+    open_err(tmp_path("fifo"), GS_EIO, "not a regular file", NULL);
 }
 END_TEST
 
