@@ -259,7 +259,7 @@ static size_t align16(size_t n) { return (n + 15) & ~(size_t)15; }
 static gs_err alloc_arena(gs_clip_t *self)
 {
     const gs__clip_hparams_t *hp = &self->hp;
-    size_t B = (size_t)self->max_batch;
+    size_t B = (size_t)self->shard_cap;
     size_t n_x = 0, n_big = 0, n_scores = 0, n_pooled = 0;
     if (hp->has_vision) {
         size_t g = (size_t)(hp->image_size / hp->patch_size), T = g * g + 1, W = hp->v_width;
@@ -279,24 +279,29 @@ static gs_err alloc_arena(gs_clip_t *self)
         n_scores = n_scores > C * C ? n_scores : C * C;
         n_pooled = n_pooled > B * W ? n_pooled : B * W;
     }
-    size_t total = 2 * align16(n_x) + align16(n_big) + align16(n_scores) + align16(n_pooled);
+    size_t per = 2 * align16(n_x) + align16(n_big) + align16(n_scores) + align16(n_pooled);
+    size_t total = per * (size_t)self->n_threads;
     self->arena = gs_tryalloc_aligned(64, total * sizeof(float));
     if (!self->arena) {
-        GS_LOG_ERROR("out of memory allocating the activations (%zu MB for batch %zu)",
-                     total * sizeof(float) >> 20, B);
+        GS_LOG_ERROR("out of memory allocating the activations (%zu MB for batch %d)",
+                     total * sizeof(float) >> 20, self->max_batch);
         return GS_ENOMEM;
     }
     self->arena_nbytes = total * sizeof(float);
-    float *p = self->arena;
-    self->x = p;
-    p += align16(n_x);
-    self->h = p;
-    p += align16(n_x);
-    self->big = p;
-    p += align16(n_big);
-    self->scores = p;
-    p += align16(n_scores);
-    self->pooled = p;
+    self->work = gs_xcalloc((size_t)self->n_threads, sizeof *self->work);
+    for (int i = 0; i < self->n_threads; i++) {
+        float *p = self->arena + per * (size_t)i;
+        gs__clip_work_t *wk = &self->work[i];
+        wk->x = p;
+        p += align16(n_x);
+        wk->h = p;
+        p += align16(n_x);
+        wk->big = p;
+        p += align16(n_big);
+        wk->scores = p;
+        p += align16(n_scores);
+        wk->pooled = p;
+    }
     return GS_OK;
 }
 
@@ -316,6 +321,9 @@ gs_err gs__clip_open_weights(gs_weights_t **w, bool own_weights, const char *pre
     self->prefix = gs_xstrdup(prefix ? prefix : "");
     self->max_batch = opts && opts->max_batch > 0 ? opts->max_batch : 16;
     self->n_threads = opts && opts->n_threads > 0 ? opts->n_threads : 1;
+    if (self->n_threads > 256)
+        self->n_threads = 256;
+    self->shard_cap = (self->max_batch + self->n_threads - 1) / self->n_threads;
     self->weights_path = gs_xstrdup(gs_weights_count(self->w) ? gs_weights_at(self->w, 0)->file
                                                                : "(empty)");
     gs_err e = GS_OK;
@@ -332,11 +340,16 @@ gs_err gs__clip_open_weights(gs_weights_t **w, bool own_weights, const char *pre
         warn_unused(self);
     if (e == GS_OK)
         e = alloc_arena(self);
+    if (e == GS_OK && self->n_threads > 1 && gs__clip_pool_new(self->n_threads - 1, &self->pool) != GS_OK) {
+        GS_LOG_ERROR("could not start %d encoder threads", self->n_threads - 1);
+        e = GS_ENOMEM;
+    }
     if (e != GS_OK) {
         gs_clip_close(&self);
         return e;
     }
     gs_ops_set_threads(self->n_threads);
+    self->blas_threads = self->n_threads;
     *out = self;
     return GS_OK;
 }
@@ -346,6 +359,7 @@ void gs_clip_close(gs_clip_t **p)
     if (!p || !*p)
         return;
     gs_clip_t *self = *p;
+    gs__clip_pool_destroy(&self->pool);
     gs__clip_tokenizer_close(self);
     for (int i = 0; i < self->n_owned; i++)
         gs_free(self->owned[i]);
@@ -353,6 +367,7 @@ void gs_clip_close(gs_clip_t **p)
     gs_free(self->vis.blocks);
     gs_free(self->txt.blocks);
     gs_free(self->arena);
+    gs_free(self->work);
     if (self->own_weights)
         gs_weights_close(&self->w);
     gs_free(self->prefix);
@@ -379,13 +394,13 @@ static void activation(gs__clip_act_t act, float *x, size_t n)
         gs_ops_gelu(x, n);
 }
 
-// block_forward: one pre-LN residual block over rows = n_seq * n_tok rows of self->x.
+// block_forward: one pre-LN residual block over rows = n_seq * n_tok rows of wk->x.
 // x += out_proj(MHA(ln_1(x))); x += c_proj(act(c_fc(ln_2(x)))).
-static void block_forward(gs_clip_t *self, const gs__clip_stack_t *st, const gs__clip_block_t *b,
-                          int n_seq, int n_tok, bool causal)
+static void block_forward(gs__clip_work_t *wk, const gs__clip_stack_t *st,
+                          const gs__clip_block_t *b, int n_seq, int n_tok, bool causal)
 {
     int W = st->width, M = st->mlp, rows = n_seq * n_tok;
-    float *x = self->x, *h = self->h, *big = self->big;
+    float *x = wk->x, *h = wk->h, *big = wk->big;
     gs_ops_layernorm(x, W, rows, W, b->ln1_w, b->ln1_b, st->eps, h, W);
     if (st->fused_qkv) {
         gs_ops_linear(&b->q, b->q_b, h, W, rows, 0.0f, big, 3 * W);
@@ -395,7 +410,7 @@ static void block_forward(gs_clip_t *self, const gs__clip_stack_t *st, const gs_
         gs_ops_linear(&b->v, b->v_b, h, W, rows, 0.0f, big + 2 * W, 3 * W);
     }
     float scale = 1.0f / sqrtf((float)(W / st->heads));
-    gs_ops_attention(big, 3 * W, n_seq, n_tok, W, st->heads, scale, causal, self->scores, h, W);
+    gs_ops_attention(big, 3 * W, n_seq, n_tok, W, st->heads, scale, causal, wk->scores, h, W);
     gs_ops_linear(&b->out, b->out_b, h, W, rows, 1.0f, x, W);
     gs_ops_layernorm(x, W, rows, W, b->ln2_w, b->ln2_b, st->eps, h, W);
     gs_ops_linear(&b->fc, b->fc_b, h, W, rows, 0.0f, big, M);
@@ -403,8 +418,8 @@ static void block_forward(gs_clip_t *self, const gs__clip_stack_t *st, const gs_
     gs_ops_linear(&b->proj, b->proj_b, big, M, rows, 1.0f, x, W);
 }
 
-// vision_embed: n images -> self->x = ln_pre([cls; patches] + pos), n*T rows.
-static void vision_embed(gs_clip_t *self, const float *pixels, int n)
+// vision_embed: n images -> wk->x = ln_pre([cls; patches] + pos), n*T rows.
+static void vision_embed(gs_clip_t *self, gs__clip_work_t *wk, const float *pixels, int n)
 {
     const gs__clip_hparams_t *hp = &self->hp;
     int S = hp->image_size, P = hp->patch_size, g = S / P, W = hp->v_width;
@@ -413,61 +428,62 @@ static void vision_embed(gs_clip_t *self, const float *pixels, int n)
     for (int b = 0; b < n; b++)
         for (int gy = 0; gy < g; gy++)
             for (int gx = 0; gx < g; gx++) {
-                float *row = self->big + ((size_t)(b * g + gy) * g + gx) * K;
+                float *row = wk->big + ((size_t)(b * g + gy) * g + gx) * K;
                 for (int c = 0; c < 3; c++)
                     for (int ky = 0; ky < P; ky++)
                         memcpy(row + (c * P + ky) * P,
                                pixels + (((size_t)b * 3 + c) * S + gy * P + ky) * S + gx * P,
                                (size_t)P * sizeof(float));
             }
-    gs_ops_linear(&self->v_patch, NULL, self->big, K, n * g * g, 0.0f, self->h, W);
-    TRACE("vision", "patch_tokens", self->h, n * g * g, W, W);
+    gs_ops_linear(&self->v_patch, NULL, wk->big, K, n * g * g, 0.0f, wk->h, W);
+    TRACE("vision", "patch_tokens", wk->h, n * g * g, W, W);
     for (int b = 0; b < n; b++) {
-        float *xb = self->x + (size_t)b * T * W;
+        float *xb = wk->x + (size_t)b * T * W;
         for (int j = 0; j < W; j++)
             xb[j] = self->v_cls[j] + self->v_pos[j];
         for (int t = 1; t < T; t++) {
-            const float *src = self->h + ((size_t)b * g * g + t - 1) * W;
+            const float *src = wk->h + ((size_t)b * g * g + t - 1) * W;
             for (int j = 0; j < W; j++)
                 xb[(size_t)t * W + j] = src[j] + self->v_pos[(size_t)t * W + j];
         }
     }
-    TRACE("vision", "embed", self->x, n * T, W, W);
-    gs_ops_layernorm(self->x, W, n * T, W, self->v_ln_pre_w, self->v_ln_pre_b, hp->v_eps,
-                     self->x, W);
-    TRACE("vision", "ln_pre_out", self->x, n * T, W, W);
+    TRACE("vision", "embed", wk->x, n * T, W, W);
+    gs_ops_layernorm(wk->x, W, n * T, W, self->v_ln_pre_w, self->v_ln_pre_b, hp->v_eps,
+                     wk->x, W);
+    TRACE("vision", "ln_pre_out", wk->x, n * T, W, W);
 }
 
-static void run_blocks(gs_clip_t *self, const gs__clip_stack_t *st, int first, int last,
-                       int n_seq, int n_tok, bool causal, const char *tower)
+static void run_blocks(gs_clip_t *self, gs__clip_work_t *wk, const gs__clip_stack_t *st,
+                       int first, int last, int n_seq, int n_tok, bool causal, const char *tower)
 {
     for (int k = first; k < last; k++) {
-        block_forward(self, st, &st->blocks[k], n_seq, n_tok, causal);
+        block_forward(wk, st, &st->blocks[k], n_seq, n_tok, causal);
         if (self->trace) {
             char name[32];
             snprintf(name, sizeof name, "block%d_out", k);
-            TRACE(tower, name, self->x, n_seq * n_tok, st->width, st->width);
+            TRACE(tower, name, wk->x, n_seq * n_tok, st->width, st->width);
         }
     }
 }
 
 // vision_batch: n <= max_batch images -> out (n x E).
-static void vision_batch(gs_clip_t *self, const float *pixels, int n, float *out)
+static void vision_batch(gs_clip_t *self, gs__clip_work_t *wk, const float *pixels, int n,
+                         float *out)
 {
     const gs__clip_hparams_t *hp = &self->hp;
     int g = hp->image_size / hp->patch_size, T = g * g + 1, W = hp->v_width;
-    vision_embed(self, pixels, n);
-    run_blocks(self, &self->vis, 0, hp->v_layers, n, T, false, "vision");
+    vision_embed(self, wk, pixels, n);
+    run_blocks(self, wk, &self->vis, 0, hp->v_layers, n, T, false, "vision");
     if (self->trace && hp->layout == GS__CLIP_LAYOUT_OPENCLIP) {
-        gs_ops_layernorm(self->x, W, n * T, W, self->v_ln_post_w, self->v_ln_post_b, hp->v_eps,
-                         self->h, W);
-        TRACE("vision", "ln_post_out", self->h, n * T, W, W);
+        gs_ops_layernorm(wk->x, W, n * T, W, self->v_ln_post_w, self->v_ln_post_b, hp->v_eps,
+                         wk->h, W);
+        TRACE("vision", "ln_post_out", wk->h, n * T, W, W);
     }
     // the class token of each image, post-LayerNorm
-    gs_ops_layernorm(self->x, T * W, n, W, self->v_ln_post_w, self->v_ln_post_b, hp->v_eps,
-                     self->pooled, W);
-    TRACE("vision", "pooled", self->pooled, n, W, W);
-    gs_ops_linear(&self->v_proj, NULL, self->pooled, W, n, 0.0f, out, hp->embed_dim);
+    gs_ops_layernorm(wk->x, T * W, n, W, self->v_ln_post_w, self->v_ln_post_b, hp->v_eps,
+                     wk->pooled, W);
+    TRACE("vision", "pooled", wk->pooled, n, W, W);
+    gs_ops_linear(&self->v_proj, NULL, wk->pooled, W, n, 0.0f, out, hp->embed_dim);
 }
 
 // pool_position: where the text tower reads its output for one id sequence.
@@ -486,34 +502,108 @@ static int pool_position(const gs__clip_hparams_t *hp, const int32_t *ids)
     return 0; // transformers' argmax over an all-false mask
 }
 
-static void text_batch(gs_clip_t *self, const int32_t *ids, int n, float *out)
+static void text_batch(gs_clip_t *self, gs__clip_work_t *wk, const int32_t *ids, int n,
+                       float *out)
 {
     const gs__clip_hparams_t *hp = &self->hp;
     int C = hp->context_length, W = hp->t_width;
     for (int b = 0; b < n; b++)
         for (int t = 0; t < C; t++) {
             const float *e = self->t_tok + (size_t)ids[(size_t)b * C + t] * W;
-            float *x = self->x + ((size_t)b * C + t) * W;
+            float *x = wk->x + ((size_t)b * C + t) * W;
             for (int j = 0; j < W; j++)
                 x[j] = e[j] + self->t_pos[(size_t)t * W + j];
         }
-    TRACE("text", "embed", self->x, n * C, W, W);
-    run_blocks(self, &self->txt, 0, hp->t_layers, n, C, true, "text");
+    TRACE("text", "embed", wk->x, n * C, W, W);
+    run_blocks(self, wk, &self->txt, 0, hp->t_layers, n, C, true, "text");
     if (self->trace) {
-        gs_ops_layernorm(self->x, W, n * C, W, self->t_ln_w, self->t_ln_b, hp->t_eps, self->h,
+        gs_ops_layernorm(wk->x, W, n * C, W, self->t_ln_w, self->t_ln_b, hp->t_eps, wk->h,
                          W);
-        TRACE("text", "ln_final_out", self->h, n * C, W, W);
+        TRACE("text", "ln_final_out", wk->h, n * C, W, W);
     }
     for (int b = 0; b < n; b++) {
         int t = pool_position(hp, ids + (size_t)b * C);
-        gs_ops_layernorm(self->x + ((size_t)b * C + t) * W, W, 1, W, self->t_ln_w, self->t_ln_b,
-                         hp->t_eps, self->pooled + (size_t)b * W, W);
+        gs_ops_layernorm(wk->x + ((size_t)b * C + t) * W, W, 1, W, self->t_ln_w, self->t_ln_b,
+                         hp->t_eps, wk->pooled + (size_t)b * W, W);
     }
-    TRACE("text", "pooled", self->pooled, n, W, W);
-    gs_ops_linear(&self->t_proj, NULL, self->pooled, W, n, 0.0f, out, hp->embed_dim);
+    TRACE("text", "pooled", wk->pooled, n, W, W);
+    gs_ops_linear(&self->t_proj, NULL, wk->pooled, W, n, 0.0f, out, hp->embed_dim);
 }
 
 // ---- public encode API --------------------------------------------------------------------
+
+// A chunk of at most max_batch items, split into shards of at most shard_cap items, one per
+// thread. With one shard, BLAS gets all the threads; with several, each shard runs
+// single-threaded BLAS on its own thread and work area.
+typedef enum { JOB_IMAGES, JOB_TOKENS, JOB_HIDDEN } job_kind_t;
+
+typedef struct {
+    gs_clip_t *self;
+    job_kind_t kind;
+    const float *pixels; // (n, 3, S, S)
+    const int32_t *ids;  // (n, context)
+    int n, per_shard, layer;
+    float *out;          // (n, out_stride)
+    size_t out_stride;
+} job_t;
+
+static void run_shard(void *arg, int s)
+{
+    const job_t *j = arg;
+    gs_clip_t *self = j->self;
+    const gs__clip_hparams_t *hp = &self->hp;
+    int first = s * j->per_shard;
+    int cnt = j->n - first < j->per_shard ? j->n - first : j->per_shard;
+    if (cnt <= 0)
+        return;
+    gs__clip_work_t *wk = &self->work[s];
+    float *out = j->out + (size_t)first * j->out_stride;
+    size_t img = 3 * (size_t)hp->image_size * hp->image_size;
+    if (j->kind == JOB_IMAGES) {
+        vision_batch(self, wk, j->pixels + (size_t)first * img, cnt, out);
+    } else if (j->kind == JOB_TOKENS) {
+        text_batch(self, wk, j->ids + (size_t)first * hp->context_length, cnt, out);
+    } else {
+        int g = hp->image_size / hp->patch_size, T = g * g + 1;
+        vision_embed(self, wk, j->pixels + (size_t)first * img, cnt);
+        run_blocks(self, wk, &self->vis, 0, j->layer, cnt, T, false, "vision");
+        memcpy(out, wk->x, (size_t)cnt * T * hp->v_width * sizeof(float));
+    }
+}
+
+static void set_blas_threads(gs_clip_t *self, int n)
+{
+    if (self->blas_threads != n) {
+        gs_ops_set_threads(n);
+        self->blas_threads = n;
+    }
+}
+
+// run_job: all n items of *proto in chunks; proto's pointers are advanced per chunk.
+static void run_job(gs_clip_t *self, job_t proto, int n)
+{
+    size_t in_img = 3 * (size_t)self->hp.image_size * self->hp.image_size;
+    // tracing (tests) runs one shard at a time, so the callback sees sequence 0 first
+    int chunk = self->trace ? self->shard_cap : self->shard_cap * self->n_threads;
+    for (int i = 0; i < n; i += chunk) {
+        job_t j = proto;
+        j.n = n - i < chunk ? n - i : chunk;
+        if (j.pixels)
+            j.pixels += (size_t)i * in_img;
+        if (j.ids)
+            j.ids += (size_t)i * self->hp.context_length;
+        j.out += (size_t)i * j.out_stride;
+        int n_shards = (j.n + self->shard_cap - 1) / self->shard_cap;
+        if (n_shards < self->n_threads && j.n >= self->n_threads && !self->trace)
+            n_shards = self->n_threads; // spread a small chunk over every thread
+        if (n_shards > j.n)
+            n_shards = j.n;
+        j.per_shard = (j.n + n_shards - 1) / n_shards;
+        n_shards = (j.n + j.per_shard - 1) / j.per_shard;
+        set_blas_threads(self, n_shards == 1 ? self->n_threads : 1);
+        gs__clip_pool_run(self->pool, n_shards, run_shard, &j);
+    }
+}
 
 gs_err gs_clip_encode_images(gs_clip_t *self, const float *pixels_chw, int n, bool normalize,
                              float *out)
@@ -525,12 +615,9 @@ gs_err gs_clip_encode_images(gs_clip_t *self, const float *pixels_chw, int n, bo
                      self->weights_path);
         return GS_ESTATE;
     }
-    size_t img = 3 * (size_t)self->hp.image_size * self->hp.image_size;
-    for (int i = 0; i < n; i += self->max_batch) {
-        int nb = n - i < self->max_batch ? n - i : self->max_batch;
-        vision_batch(self, pixels_chw + (size_t)i * img, nb,
-                     out + (size_t)i * self->hp.embed_dim);
-    }
+    job_t j = {.self = self, .kind = JOB_IMAGES, .pixels = pixels_chw, .out = out,
+               .out_stride = (size_t)self->hp.embed_dim};
+    run_job(self, j, n);
     if (normalize)
         gs_ops_l2_normalize(out, n, self->hp.embed_dim);
     return GS_OK;
@@ -553,10 +640,9 @@ gs_err gs_clip_encode_tokens(gs_clip_t *self, const int32_t *ids, int n, bool no
                          ids[i], i % C, i / C, self->hp.vocab_size - 1);
             return GS_EINVAL;
         }
-    for (int i = 0; i < n; i += self->max_batch) {
-        int nb = n - i < self->max_batch ? n - i : self->max_batch;
-        text_batch(self, ids + (size_t)i * C, nb, out + (size_t)i * self->hp.embed_dim);
-    }
+    job_t j = {.self = self, .kind = JOB_TOKENS, .ids = ids, .out = out,
+               .out_stride = (size_t)self->hp.embed_dim};
+    run_job(self, j, n);
     if (normalize)
         gs_ops_l2_normalize(out, n, self->hp.embed_dim);
     return GS_OK;
@@ -565,18 +651,14 @@ gs_err gs_clip_encode_tokens(gs_clip_t *self, const int32_t *ids, int n, bool no
 gs_err gs__clip_vision_hidden(gs_clip_t *self, const float *pixels_chw, int n, int layer,
                               float *out)
 {
-    const gs__clip_hparams_t *hp = &self->hp;
-    if (!self || n < 0 || !hp->has_vision || layer < 0 || layer > hp->v_layers ||
+    if (!self || n < 0 || !self->hp.has_vision || layer < 0 || layer > self->hp.v_layers ||
         (n > 0 && (!pixels_chw || !out)))
         return GS_EINVAL;
-    int g = hp->image_size / hp->patch_size, T = g * g + 1, W = hp->v_width;
-    size_t img = 3 * (size_t)hp->image_size * hp->image_size;
-    for (int i = 0; i < n; i += self->max_batch) {
-        int nb = n - i < self->max_batch ? n - i : self->max_batch;
-        vision_embed(self, pixels_chw + (size_t)i * img, nb);
-        run_blocks(self, &self->vis, 0, layer, nb, T, false, "vision");
-        memcpy(out + (size_t)i * T * W, self->x, (size_t)nb * T * W * sizeof(float));
-    }
+    const gs__clip_hparams_t *hp = &self->hp;
+    int g = hp->image_size / hp->patch_size, T = g * g + 1;
+    job_t j = {.self = self, .kind = JOB_HIDDEN, .pixels = pixels_chw, .layer = layer,
+               .out = out, .out_stride = (size_t)T * hp->v_width};
+    run_job(self, j, n);
     return GS_OK;
 }
 

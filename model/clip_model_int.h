@@ -35,6 +35,17 @@ typedef struct {
     gs__clip_block_t *blocks; // (layers), owned
 } gs__clip_stack_t;
 
+// The activations of one thread's share of a batch (shard_cap images or texts).
+typedef struct {
+    float *x;      // residual stream (rows, width)
+    float *h;      // LayerNorm / attention output (rows, width)
+    float *big;    // qkv (rows, 3*width), MLP hidden (rows, mlp), im2col patches
+    float *scores; // attention scores of one head (tokens, tokens)
+    float *pooled; // pooled rows before projection (batch, width)
+} gs__clip_work_t;
+
+typedef struct gs__clip_pool gs__clip_pool_t;
+
 struct gs_clip {
     gs__clip_hparams_t hp;
     gs_weights_t *w; // the weight set (mmap'd)
@@ -63,15 +74,13 @@ struct gs_clip {
     size_t n_bound;              // tensors bound
     int64_t n_params_vision, n_params_text, n_params_other;
 
-    // activations: one allocation sized at open for max_batch
+    // activations: one allocation sized at open, split into one work area per thread
     float *arena;
     size_t arena_nbytes;
-    float *x;      // residual stream (rows, width)
-    float *h;      // LayerNorm / attention output (rows, width)
-    float *big;    // qkv (rows, 3*width), MLP hidden (rows, mlp), im2col patches
-    float *scores; // attention scores of one head (tokens, tokens)
-    float *pooled; // pooled rows before projection (batch, width)
-    int max_batch, n_threads;
+    gs__clip_work_t *work; // (n_threads)
+    int max_batch, n_threads, shard_cap; // shard_cap = ceil(max_batch / n_threads)
+    int blas_threads;      // the BLAS thread count last set
+    gs__clip_pool_t *pool; // n_threads - 1 workers; NULL with one thread
 
     // tokenizer (clip_open.c); NULL when no vocabulary was found
     void *bpe;
@@ -90,3 +99,12 @@ struct gs_clip {
 
 // gs__clip_tokenizer_close: frees the tokenizer state (clip_open.c); safe without one.
 void gs__clip_tokenizer_close(gs_clip_t *self);
+
+// The thread pool (clip_pool.c). gs__clip_pool_new: n_workers threads (the caller is the
+// extra one); GS_ENOMEM when a thread cannot start. gs__clip_pool_run: calls fn(arg, i) for
+// i in 0..n-1 (n at most n_workers + 1), i = 0 on the calling thread, and returns when all
+// are done; a NULL pool runs them in turn. Not reentrant. gs__clip_pool_destroy: joins the
+// threads; NULLs *p; accepts NULL.
+gs_err gs__clip_pool_new(int n_workers, gs__clip_pool_t **out);
+void gs__clip_pool_run(gs__clip_pool_t *self, int n, void (*fn)(void *arg, int i), void *arg);
+void gs__clip_pool_destroy(gs__clip_pool_t **p);

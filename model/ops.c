@@ -6,6 +6,7 @@
 
 #include <cblas.h>
 #include <math.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -41,18 +42,31 @@ bool gs_ops_has_bf16(void)
 
 // ---- counters -----------------------------------------------------------------------------
 
-static gs_ops_counters_t counters;
-static bool counters_on;
+// Atomic, so that encoder threads running GEMMs side by side can all count.
+static _Atomic uint64_t cnt_flops, cnt_ns, cnt_calls;
+static _Atomic bool counters_on;
 
-void gs_ops_counters_enable(bool on) { counters_on = on; }
-void gs_ops_counters_get(gs_ops_counters_t *out) { *out = counters; }
-void gs_ops_counters_reset(void) { memset(&counters, 0, sizeof counters); }
+void gs_ops_counters_enable(bool on) { atomic_store(&counters_on, on); }
 
-static double now_s(void)
+void gs_ops_counters_get(gs_ops_counters_t *out)
+{
+    out->gemm_flops = (double)atomic_load(&cnt_flops);
+    out->gemm_seconds = (double)atomic_load(&cnt_ns) * 1e-9;
+    out->n_gemm = atomic_load(&cnt_calls);
+}
+
+void gs_ops_counters_reset(void)
+{
+    atomic_store(&cnt_flops, 0);
+    atomic_store(&cnt_ns, 0);
+    atomic_store(&cnt_calls, 0);
+}
+
+static uint64_t now_ns(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
-    return ts.tv_sec + ts.tv_nsec * 1e-9;
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
 // ---- number formats -----------------------------------------------------------------------
@@ -160,13 +174,14 @@ void gs_ops_f32_to_bf16(const float *in, size_t n, uint16_t *out)
 void gs_ops_sgemm(bool trans_a, bool trans_b, int m, int n, int k, float alpha, const float *a,
                   int lda, const float *b, int ldb, float beta, float *c, int ldc)
 {
-    double t0 = counters_on ? now_s() : 0;
+    bool count = atomic_load_explicit(&counters_on, memory_order_relaxed);
+    uint64_t t0 = count ? now_ns() : 0;
     cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
                 trans_b ? CblasTrans : CblasNoTrans, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
-    if (counters_on) {
-        counters.gemm_seconds += now_s() - t0;
-        counters.gemm_flops += 2.0 * m * n * k;
-        counters.n_gemm++;
+    if (count) {
+        atomic_fetch_add_explicit(&cnt_ns, now_ns() - t0, memory_order_relaxed);
+        atomic_fetch_add_explicit(&cnt_flops, 2ull * (uint64_t)m * n * k, memory_order_relaxed);
+        atomic_fetch_add_explicit(&cnt_calls, 1, memory_order_relaxed);
     }
 }
 

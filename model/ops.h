@@ -121,11 +121,12 @@ void gs_ops_attention_ref(const float *qkv, int ld_qkv, int n_seq, int n_tok, in
 
 // ---- counters -----------------------------------------------------------------------------
 // Kernels keep counters instead of logging: GEMM floating-point operations and the time spent
-// inside BLAS calls (CLOCK_MONOTONIC), process-wide. Used by the benchmark to report the share
-// of SGEMM peak reached inside the encoder's GEMMs. Not synchronised: read them when no op runs.
+// inside BLAS calls (CLOCK_MONOTONIC), process-wide and summed over the threads that call them
+// (two threads each 1 s in GEMMs count 2 s). Used by the benchmark to report the share of SGEMM
+// peak reached inside the encoder's GEMMs. Atomic: safe to update from several threads.
 typedef struct {
     double gemm_flops;   // 2*m*n*k summed over gs_ops_sgemm calls
-    double gemm_seconds; // wall time inside those calls
+    double gemm_seconds; // thread-seconds inside those calls
     uint64_t n_gemm;     // number of calls
 } gs_ops_counters_t;
 

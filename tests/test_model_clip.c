@@ -214,9 +214,19 @@ static void run_openclip(const char *path, const gs_clip_opts_t *opts, char *out
     float img[4 * 32], img_n[4 * 32];
     ck_assert_int_eq(gs_clip_encode_images(m, pix, 4, false, img), GS_OK);
     check("image_features", img, want(exp, "image_features", 4 * 32), 4 * 32, ACT_ATOL, ACT_RTOL);
+    // without a trace, batches are split over the threads
+    gs__clip_set_trace(m, NULL, NULL);
     ck_assert_int_eq(gs_clip_encode_images(m, pix, 4, true, img_n), GS_OK);
     check("image_features_normalized", img_n, want(exp, "image_features_normalized", 4 * 32),
           4 * 32, EMB_ATOL, 0);
+    for (int n = 1; n <= 4; n++) { // every split of a small batch
+        float part[4 * 32];
+        ck_assert_int_eq(gs_clip_encode_images(m, pix + (4 - n) * 3 * 32 * 32, n, true, part),
+                         GS_OK);
+        check("image_features_normalized (partial batch)", part, img_n + (4 - n) * 32,
+              (size_t)n * 32, EMB_ATOL, 0);
+    }
+    gs__clip_set_trace(m, on_trace, &tr);
 
     // conv1 output NCHW [1, 64, 4, 4] is the patch tokens [16, 64] transposed
     const traced_t *pt = traced(&tr, "vision", "patch_tokens");

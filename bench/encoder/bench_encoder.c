@@ -1,0 +1,197 @@
+// bench_encoder: images/s of geoscribe's CLIP vision tower on a model folder (run.sh writes a
+// random ViT-B/32 one), for each batch size and BLAS thread count, plus the SGEMM peak of this
+// machine measured in the same run and the share of it reached inside the encoder's GEMMs.
+// Run by hand (bench/encoder/run.sh), never by the test suite. One JSON object per line.
+//
+//   bench_encoder MODEL_DIR [--batch 1,16] [--threads 1,2] [--seconds 2] [--reps 3]
+//
+// With pixels.bin / torch_features.bin in MODEL_DIR (written by torch_clip.py), it also reports
+// the cosine between its features and PyTorch's for the same pixels.
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "common/alloc.h"
+#include "common/config.h"
+#include "common/err.h"
+#include "model/clip.h"
+#include "model/ops.h"
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static int parse_list(const char *s, int *out, int max)
+{
+    int n = 0;
+    char buf[256];
+    snprintf(buf, sizeof buf, "%s", s);
+    char *save = NULL;
+    for (char *tok = strtok_r(buf, ",", &save); tok && n < max; tok = strtok_r(NULL, ",", &save))
+        if (gs_parse_int(tok, 1, 4096, &out[n]) == GS_OK)
+            n++;
+    return n;
+}
+
+static float *read_floats(const char *dir, const char *name, size_t n)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        return NULL;
+    float *v = gs_xmalloc(n * sizeof(float));
+    size_t got = fread(v, sizeof(float), n, f);
+    fclose(f);
+    if (got != n) {
+        gs_free(v);
+        return NULL;
+    }
+    return v;
+}
+
+// sgemm_peak: GFLOP/s of a square n x n SGEMM on the current thread count, best of `reps`.
+static double sgemm_peak(int n, int reps)
+{
+    float *a = gs_xmalloc((size_t)n * n * sizeof(float));
+    float *b = gs_xmalloc((size_t)n * n * sizeof(float));
+    float *c = gs_xmalloc((size_t)n * n * sizeof(float));
+    for (size_t i = 0; i < (size_t)n * n; i++) {
+        a[i] = (float)(i % 7) * 0.1f;
+        b[i] = (float)(i % 5) * 0.1f;
+    }
+    gs_ops_sgemm(false, true, n, n, n, 1.0f, a, n, b, n, 0.0f, c, n); // warm-up
+    double best = 0;
+    for (int r = 0; r < reps; r++) {
+        double t0 = now_s();
+        gs_ops_sgemm(false, true, n, n, n, 1.0f, a, n, b, n, 0.0f, c, n);
+        double g = 2.0 * n * n * n / (now_s() - t0) / 1e9;
+        best = g > best ? g : best;
+    }
+    gs_free(a);
+    gs_free(b);
+    gs_free(c);
+    return best;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        fprintf(stderr, "usage: bench_encoder MODEL_DIR [--batch 1,16] [--threads 1,2] "
+                        "[--seconds S] [--reps R]\n");
+        return 2;
+    }
+    const char *dir = argv[1];
+    int batches[16] = {1, 16}, n_batches = 2, threads[16] = {1, 2}, n_threads = 2, reps = 3;
+    double seconds = 2.0;
+    for (int i = 2; i + 1 < argc; i += 2) {
+        if (strcmp(argv[i], "--batch") == 0)
+            n_batches = parse_list(argv[i + 1], batches, 16);
+        else if (strcmp(argv[i], "--threads") == 0)
+            n_threads = parse_list(argv[i + 1], threads, 16);
+        else if (strcmp(argv[i], "--seconds") == 0)
+            gs_parse_f64(argv[i + 1], &seconds);
+        else if (strcmp(argv[i], "--reps") == 0)
+            gs_parse_int(argv[i + 1], 1, 100, &reps);
+    }
+    int max_batch = 1;
+    for (int i = 0; i < n_batches; i++)
+        max_batch = batches[i] > max_batch ? batches[i] : max_batch;
+    gs_clip_opts_t o = {.n_threads = threads[0], .max_batch = max_batch};
+    gs_clip_t *m = NULL;
+    if (gs_clip_open(dir, &o, &m) != GS_OK)
+        return 1;
+    int S = gs_clip_image_size(m), E = gs_clip_dim(m);
+    size_t img = 3 * (size_t)S * S;
+    float *pix = read_floats(dir, "pixels.bin", (size_t)max_batch * img);
+    if (!pix) {
+        pix = gs_xmalloc((size_t)max_batch * img * sizeof(float));
+        for (size_t i = 0; i < (size_t)max_batch * img; i++)
+            pix[i] = (float)((i * 2654435761u) % 1000) / 500.0f - 1.0f;
+    }
+    float *out = gs_xmalloc((size_t)max_batch * E * sizeof(float));
+
+    // parity with PyTorch on the same pixels (first 16 images)
+    float *ref = read_floats(dir, "torch_features.bin", (size_t)16 * E);
+    if (ref && max_batch >= 16) {
+        gs_clip_encode_images(m, pix, 16, false, out);
+        double min_cos = 1, max_abs = 0;
+        for (int i = 0; i < 16; i++) {
+            double ab = 0, aa = 0, bb = 0;
+            for (int k = 0; k < E; k++) {
+                double x = out[i * E + k], y = ref[i * E + k];
+                ab += x * y;
+                aa += x * x;
+                bb += y * y;
+                max_abs = fabs(x - y) > max_abs ? fabs(x - y) : max_abs;
+            }
+            double c = ab / sqrt(aa * bb);
+            min_cos = c < min_cos ? c : min_cos;
+        }
+        printf("{\"impl\":\"geoscribe\",\"parity_vs_pytorch\":{\"images\":16,\"min_cosine\":%.9f,"
+               "\"max_abs_diff\":%.3g}}\n",
+               min_cos, max_abs);
+    }
+
+    char blas[256];
+    gs_ops_blas_info(blas, sizeof blas);
+    gs_ops_set_threads(1);
+    double peak1 = sgemm_peak(2048, reps);
+    for (int ti = 0; ti < n_threads; ti++) {
+        // the encoder runs on its own: reopen it with this thread count
+        gs_clip_close(&m);
+        o.n_threads = threads[ti];
+        if (gs_clip_open(dir, &o, &m) != GS_OK)
+            return 1;
+        gs_ops_set_threads(threads[ti]);
+        double peak = threads[ti] == 1 ? peak1 : sgemm_peak(2048, reps);
+        printf("{\"impl\":\"openblas\",\"threads\":%d,\"sgemm_2048_gflops\":%.1f,\"blas\":\"%s\"}\n",
+               threads[ti], peak, blas);
+        fflush(stdout);
+        for (int bi = 0; bi < n_batches; bi++) {
+            int b = batches[bi];
+            gs_clip_encode_images(m, pix, b, true, out); // warm-up
+            double best = 0, best_share = 0, best_gemm_frac = 0, best_gemm_gflops = 0;
+            for (int r = 0; r < reps; r++) {
+                gs_ops_counters_reset();
+                gs_ops_counters_enable(true);
+                int n = 0;
+                double t0 = now_s(), dt;
+                do {
+                    gs_clip_encode_images(m, pix, b, true, out);
+                    n += b;
+                    dt = now_s() - t0;
+                } while (dt < seconds);
+                gs_ops_counters_enable(false);
+                gs_ops_counters_t k;
+                gs_ops_counters_get(&k);
+                double ips = n / dt;
+                if (ips > best) {
+                    // a batch of at least `threads` images runs one shard per thread, each with
+                    // single-threaded BLAS (compare with the 1-thread peak per thread); a
+                    // smaller one runs on one thread with all BLAS threads
+                    int callers = b >= threads[ti] ? threads[ti] : 1;
+                    double ref = b >= threads[ti] ? peak1 : peak;
+                    best = ips;
+                    best_gemm_gflops = k.gemm_flops / (k.gemm_seconds / callers) / 1e9;
+                    best_share = k.gemm_flops / k.gemm_seconds / 1e9 / ref;
+                    best_gemm_frac = k.gemm_seconds / callers / dt;
+                }
+            }
+            printf("{\"impl\":\"geoscribe\",\"threads\":%d,\"batch\":%d,\"images_per_s\":%.3f,"
+                   "\"gemm_gflops\":%.1f,\"gemm_share_of_peak\":%.3f,\"time_in_gemm\":%.3f}\n",
+                   threads[ti], b, best, best_gemm_gflops, best_share, best_gemm_frac);
+            fflush(stdout);
+        }
+    }
+    gs_free(pix);
+    gs_free(ref);
+    gs_free(out);
+    gs_clip_close(&m);
+    return 0;
+}
