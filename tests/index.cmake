@@ -6,3 +6,5 @@ add_test(NAME index_faiss_py COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/index_faiss_py.
   "${GS_TEST_TMP}/index_py")
 set_tests_properties(index_faiss_py PROPERTIES FIXTURES_REQUIRED index_py_files TIMEOUT 120
   SKIP_RETURN_CODE 77 ENVIRONMENT "OMP_WAIT_POLICY=PASSIVE")
+gs_check_test(test_index_store SUITE index_store_suite SOURCES test_index_store.c
+  MODULES index common TIMEOUT 600)
