@@ -115,3 +115,6 @@ gs_err gs_clip_encode_texts(gs_clip_t *self, const char *const *texts, int n, bo
 // vocabulary, GS_EINVAL for invalid arguments. Thread-safe.
 gs_err gs_clip_tokenize(const gs_clip_t *self, const char *text, int32_t *out_ids,
                         int *out_n_tokens, int *out_n_untruncated);
+// gs_clip_token_str: the BPE string of a token id ("planes</w>", "<start_of_text>") for display,
+// or NULL (no vocabulary, id out of range). Borrowed, valid until close. Thread-safe.
+const char *gs_clip_token_str(const gs_clip_t *self, int32_t id);

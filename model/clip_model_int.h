@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "model/clip_bpe.h"
 #include "model/clip_int.h"
 #include "model/ops.h"
 #include "model/weights.h"
@@ -83,7 +84,8 @@ struct gs_clip {
     gs__clip_pool_t *pool; // n_threads - 1 workers; NULL with one thread
 
     // tokenizer (clip_open.c); NULL when no vocabulary was found
-    void *bpe;
+    gs_clip_bpe_t *bpe;
+    int32_t *ids_buf;  // (max_batch, context) token ids of gs_clip_encode_texts
     char *vocab_path;
     char *vocab_error; // why no vocabulary was found, for the error at text-encoding time
 

@@ -9,6 +9,7 @@
 #include "common/alloc.h"
 #include "common/fs.h"
 #include "common/log.h"
+#include "model/clip_bpe.h"
 #include "model/clip_model_int.h"
 
 // ---- layout detection ---------------------------------------------------------------------
@@ -127,9 +128,10 @@ static gs_err resolve(const char *path, const gs_clip_opts_t *o, gs__clip_hparam
 
 // ---- tokenizer glue -----------------------------------------------------------------------
 
-// The vocabulary is found next to the weights (or given); tokenizing is bound in
-// clip_text.c once the BPE module is linked.
-static void find_vocab(gs_clip_t *self, const char *dir, const char *given)
+// open_vocab: the vocabulary given, else the one next to the weights (open_clip's gzip file, or
+// a Hugging Face vocab.json + merges.txt). None found is not an error: image encoding works
+// without it, and text encoding explains what is missing.
+static gs_err open_vocab(gs_clip_t *self, const char *dir, const char *given)
 {
     static const char *const names[] = {"bpe_simple_vocab_16e6.txt.gz", "vocab.json", NULL};
     char *p = given ? gs_xstrdup(given) : first_existing(dir, names);
@@ -138,42 +140,88 @@ static void find_vocab(gs_clip_t *self, const char *dir, const char *given)
             "no CLIP vocabulary found in \"%s\": expected bpe_simple_vocab_16e6.txt.gz or "
             "vocab.json + merges.txt; give one with --vocab FILE",
             dir);
-        return;
+        return GS_OK;
     }
+    gs_clip_bpe_t *bpe = NULL;
+    gs_err e = gs_clip_bpe_open(p, &bpe);
+    if (e != GS_OK) {
+        gs_free(p);
+        return e;
+    }
+    if (gs_clip_bpe_vocab_size(bpe) > self->hp.vocab_size) {
+        GS_LOG_ERROR("vocabulary \"%s\" has %d tokens, more than the model's %d", p,
+                     gs_clip_bpe_vocab_size(bpe), self->hp.vocab_size);
+        gs_clip_bpe_close(&bpe);
+        gs_free(p);
+        return GS_EFORMAT;
+    }
+    self->bpe = bpe;
     self->vocab_path = p;
+    self->ids_buf = gs_xmalloc((size_t)self->max_batch * self->hp.context_length *
+                               sizeof(int32_t));
+    return GS_OK;
 }
 
 void gs__clip_tokenizer_close(gs_clip_t *self)
 {
+    gs_clip_bpe_close(&self->bpe);
     gs_free(self->vocab_path);
     gs_free(self->vocab_error);
+    gs_free(self->ids_buf);
     self->vocab_path = self->vocab_error = NULL;
+    self->ids_buf = NULL;
 }
 
 bool gs_clip_has_text(const gs_clip_t *self) { return self->hp.has_text && self->bpe; }
 
+static gs_err no_vocab(const gs_clip_t *self)
+{
+    if (!self->hp.has_text)
+        GS_LOG_ERROR("\"%s\": this model has no text tower", self->weights_path);
+    else
+        GS_LOG_ERROR("%s", self->vocab_error ? self->vocab_error : "no CLIP vocabulary");
+    return GS_ENOTFOUND;
+}
+
 gs_err gs_clip_tokenize(const gs_clip_t *self, const char *text, int32_t *out_ids,
                         int *out_n_tokens, int *out_n_untruncated)
 {
-    (void)text;
-    (void)out_ids;
-    (void)out_n_tokens;
-    (void)out_n_untruncated;
-    if (!self->bpe) {
-        GS_LOG_ERROR("%s", self->vocab_error ? self->vocab_error : "no tokenizer");
-        return GS_ENOTFOUND;
-    }
-    return GS_EUNSUPPORTED;
+    if (!self || !text || !out_ids)
+        return GS_EINVAL;
+    if (!gs_clip_has_text(self))
+        return no_vocab(self);
+    gs_err e = gs_clip_bpe_encode(self->bpe, text, out_ids, self->hp.context_length,
+                                  out_n_tokens, out_n_untruncated);
+    if (e == GS_ETOOBIG)
+        GS_LOG_ERROR("text of %zu bytes is too long to tokenize (at most %u)", strlen(text),
+                     GS_CLIP_BPE_MAX_TEXT_NBYTES);
+    return e;
+}
+
+const char *gs_clip_token_str(const gs_clip_t *self, int32_t id)
+{
+    return self->bpe ? gs_clip_bpe_token_str(self->bpe, id) : NULL;
 }
 
 gs_err gs_clip_encode_texts(gs_clip_t *self, const char *const *texts, int n, bool normalize,
                             float *out)
 {
-    (void)texts;
-    (void)n;
-    (void)normalize;
-    (void)out;
-    return gs_clip_tokenize(self, "", NULL, NULL, NULL);
+    if (!self || n < 0 || (n > 0 && (!texts || !out)))
+        return GS_EINVAL;
+    if (!gs_clip_has_text(self))
+        return no_vocab(self);
+    int C = self->hp.context_length, E = self->hp.embed_dim;
+    for (int i = 0; i < n; i += self->max_batch) {
+        int nb = n - i < self->max_batch ? n - i : self->max_batch;
+        for (int k = 0; k < nb; k++) {
+            if (!texts[i + k])
+                return GS_EINVAL;
+            GS_TRY(gs_clip_tokenize(self, texts[i + k], self->ids_buf + (size_t)k * C, NULL,
+                                    NULL));
+        }
+        GS_TRY(gs_clip_encode_tokens(self, self->ids_buf, nb, normalize, out + (size_t)i * E));
+    }
+    return GS_OK;
 }
 
 // ---- open ---------------------------------------------------------------------------------
@@ -204,13 +252,17 @@ gs_err gs_clip_open(const char *path, const gs_clip_opts_t *opts, gs_clip_t **ou
         config = NULL;
         self->arch = gs_xstrdup(o->arch ? o->arch : hp.arch);
         if (hp.has_text)
-            find_vocab(self, dir, o->vocab_path);
+            e = open_vocab(self, dir, o->vocab_path);
+    }
+    if (e == GS_OK) {
         *out = self;
         GS_LOG_INFO("opened CLIP model \"%s\" (%s, %s layout, embed %d, image %d, %s)", path,
                     self->arch, hp.layout == GS__CLIP_LAYOUT_HF ? "hf" : "open_clip",
                     hp.embed_dim, hp.image_size,
                     hp.v_act == GS__CLIP_ACT_QUICK_GELU ? "quick_gelu" : "gelu");
     }
+    if (e != GS_OK)
+        gs_clip_close(&self);
     gs_weights_close(&w);
     gs_free(weights_path);
     gs_free(config);

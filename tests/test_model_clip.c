@@ -4,6 +4,7 @@
 // tolerances of fixtures/README.md; hidden states for LLaVA; refusal of broken or mismatched
 // files with the file and tensor named; F16 and BF16 copies of the tiny model written here.
 #include <check.h>
+#include <jansson.h>
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
@@ -719,6 +720,108 @@ START_TEST(test_clip_features_from_raw_pixels_via_preprocess)
 }
 END_TEST
 
+
+// ---- text through the tokenizer -----------------------------------------------------------
+
+// captions: the fixture's captions (manifest.json, at `key` / `sub`), n <= 8.
+static int captions(const char *dir, const char *key, const char *sub, char *out[8])
+{
+    char path[1024];
+    snprintf(path, sizeof path, "%s/manifest.json", dir);
+    json_error_t err;
+    json_t *root = json_load_file(path, 0, &err);
+    ck_assert_msg(root != NULL, "%s: %s", path, err.text);
+    json_t *arr = json_object_get(root, key);
+    if (sub)
+        arr = json_object_get(arr, sub);
+    ck_assert(json_is_array(arr));
+    int n = (int)json_array_size(arr);
+    ck_assert_int_le(n, 8);
+    for (int i = 0; i < n; i++)
+        out[i] = gs_xstrdup(json_string_value(json_array_get(arr, (size_t)i)));
+    json_decref(root);
+    return n;
+}
+
+START_TEST(test_clip_text_from_strings_via_tokenizer)
+{
+    GS_NEED_SHARED();
+    // open_clip hub folder + the vocabulary given explicitly
+    gs_clip_opts_t o = {.vocab_path = BPE_GZ, .n_threads = 2};
+    gs_clip_t *m = NULL;
+    ck_assert_int_eq(gs_clip_open(OC_DIR, &o, &m), GS_OK);
+    ck_assert(gs_clip_has_text(m));
+    gs_weights_t *exp = expected_open(OC_DIR);
+    char *caps[8];
+    int n = captions(OC_DIR, "captions", NULL, caps);
+    ck_assert_int_eq(n, 6);
+    int n_txt, ctx;
+    int32_t *ids = ids_of(exp, "text_tokens", &n_txt, &ctx);
+    for (int i = 0; i < n; i++) { // the tokenizer gives the fixture's ids exactly
+        int32_t got[77];
+        int n_tok = 0, n_untrunc = 0;
+        ck_assert_int_eq(gs_clip_tokenize(m, caps[i], got, &n_tok, &n_untrunc), GS_OK);
+        ck_assert_msg(memcmp(got, ids + i * 77, sizeof got) == 0, "caption %d ids differ", i);
+        ck_assert_int_le(n_tok, 77);
+        ck_assert_int_ge(n_untrunc, n_tok);
+    }
+    ck_assert_str_eq(gs_clip_token_str(m, 49406), "<start_of_text>");
+    float txt[6 * 32];
+    ck_assert_int_eq(gs_clip_encode_texts(m, (const char *const *)caps, n, true, txt), GS_OK);
+    check("text_features_normalized (from strings)", txt,
+          want(exp, "text_features_normalized", 6 * 32), 6 * 32, EMB_ATOL, 0);
+    gs_clip_info_t info;
+    gs_clip_describe(m, &info);
+    ck_assert_str_eq(info.vocab_path, BPE_GZ);
+    for (int i = 0; i < n; i++)
+        gs_free(caps[i]);
+    gs_free(ids);
+    gs_weights_close(&exp);
+    gs_clip_close(&m);
+
+    // HF folder: vocab.json + merges.txt found next to the weights
+    ck_assert_int_eq(gs_clip_open(HF_DIR, NULL, &m), GS_OK);
+    ck_assert(gs_clip_has_text(m));
+    exp = expected_open(HF_DIR);
+    n = captions(HF_DIR, "text_input", "captions", caps);
+    float txt_hf[6 * 32];
+    ck_assert_int_eq(gs_clip_encode_texts(m, (const char *const *)caps, n, false, txt_hf), GS_OK);
+    check("text_features (HF, from strings)", txt_hf, want(exp, "text_features", 6 * 32), 6 * 32,
+          ACT_ATOL, ACT_RTOL);
+    for (int i = 0; i < n; i++)
+        gs_free(caps[i]);
+    gs_weights_close(&exp);
+    gs_clip_close(&m);
+}
+END_TEST
+
+START_TEST(test_clip_missing_vocabulary_is_explained)
+{
+    GS_NEED_SHARED();
+    // openclip_tiny ships no vocabulary: images work, text says what is missing
+    gs_clip_t *m = NULL;
+    ck_assert_int_eq(gs_clip_open(OC_DIR, NULL, &m), GS_OK);
+    ck_assert(!gs_clip_has_text(m));
+    const char *t[1] = {"a harbor"};
+    float out[32];
+    int32_t ids[77];
+    cap_start();
+    ck_assert_int_eq(gs_clip_encode_texts(m, t, 1, true, out), GS_ENOTFOUND);
+    ck_assert_int_eq(gs_clip_tokenize(m, t[0], ids, NULL, NULL), GS_ENOTFOUND);
+    cap_stop();
+    ASSERT_LOGGED("no CLIP vocabulary found in \"" OC_DIR "\": expected "
+                  "bpe_simple_vocab_16e6.txt.gz or vocab.json + merges.txt; give one with "
+                  "--vocab FILE");
+    gs_clip_close(&m);
+    // a vocabulary path that does not exist is an error at open
+    gs_clip_opts_t o = {.vocab_path = "/nonexistent/bpe.txt.gz"};
+    cap_start();
+    ck_assert_int_ne(gs_clip_open(OC_DIR, &o, &m), GS_OK);
+    cap_stop();
+    ck_assert_ptr_null(m);
+}
+END_TEST
+
 Suite *model_clip_suite(void)
 {
     Suite *s = suite_create("model_clip");
@@ -733,6 +836,8 @@ Suite *model_clip_suite(void)
     tcase_add_test(tc, test_clip_refuses_truncated_and_mismatched_models);
     tcase_add_test(tc, test_clip_f16_bf16_weights_match_f32);
     tcase_add_test(tc, test_clip_features_from_raw_pixels_via_preprocess);
+    tcase_add_test(tc, test_clip_text_from_strings_via_tokenizer);
+    tcase_add_test(tc, test_clip_missing_vocabulary_is_explained);
     suite_add_tcase(s, tc);
     return s;
 }
