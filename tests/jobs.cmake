@@ -4,3 +4,5 @@ gs_check_test(test_jobs SUITE jobs_suite SOURCES test_jobs.c MODULES jobs common
   LIBS GDAL::GDAL TIMEOUT 300)
 gs_check_test(test_jobs_spec SUITE jobs_spec_suite SOURCES test_jobs_spec.c MODULES jobs common
   TIMEOUT 60)
+gs_check_test(test_jobs_scene SUITE jobs_scene_suite SOURCES test_jobs_scene.c MODULES jobs common
+  LIBS GDAL::GDAL TIMEOUT 300)
