@@ -4,6 +4,7 @@
 // catalogue over globs, directories, list files and /vsizip/ paths.
 #include <check.h>
 #include <cpl_conv.h>
+#include <dirent.h>
 #include <gdal.h>
 #include <math.h>
 #include <stdint.h>
@@ -608,6 +609,64 @@ START_TEST(test_catalog_and_scene_through_vsizip)
 }
 END_TEST
 
+// ---- example jobs -------------------------------------------------------------------------
+
+// Every example job in jobs/examples parses, finds its scenes (paths are relative to the
+// repository root), and every scene opens, checks and yields kept tiles. Jobs whose name holds
+// "change" belong to the change-captioning run and are tested there.
+START_TEST(test_examples_run_on_shared_data)
+{
+    GS_NEED_SHARED();
+    ck_assert_int_eq(chdir(GS_SOURCE_DIR), 0);
+    DIR *d = opendir("jobs/examples");
+    ck_assert_ptr_nonnull(d);
+    int n_jobs = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        size_t l = strlen(e->d_name);
+        if (l < 6 || strcmp(e->d_name + l - 5, ".yaml") != 0 || strstr(e->d_name, "change"))
+            continue;
+        char path[600], err[1024] = "";
+        snprintf(path, sizeof path, "jobs/examples/%s", e->d_name);
+        gs_job_t *j = NULL;
+        ck_assert_msg(gs_job_load(path, NULL, 0, &j, err, sizeof err) == GS_OK, "%s", err);
+        ck_assert_msg(strncmp(e->d_name, j->name, strlen(j->name)) == 0, "%s: name %s", path,
+                      j->name);
+        gs_catalog_t cat;
+        ck_assert_msg(gs_catalog_build(j, &cat, err, sizeof err) == GS_OK, "%s: %s", path, err);
+        ck_assert_uint_gt(cat.n_scenes, 0);
+        size_t n_kept = 0;
+        uint8_t *rgb = gs_xmalloc((size_t)3 * j->tiling.size * j->tiling.size);
+        for (size_t i = 0; i < cat.n_scenes; i++) {
+            gs_scene_t *sc = open_ok(j, cat.uris[i]);
+            const gs_scene_info_t *in = gs_scene_info(sc);
+            gs_tile_grid_t g;
+            ck_assert_int_eq(gs_tile_grid_init(&g, in->width, in->height, j->tiling.size,
+                                               j->tiling.overlap, j->tiling.edge),
+                             GS_OK);
+            for (int r = 0; r < g.n_rows; r++)
+                for (int c = 0; c < g.n_cols; c++) {
+                    gs_tile_t t;
+                    double vf;
+                    gs_tile_grid_cell(&g, in->id, c, r, &t);
+                    ck_assert_int_eq(gs_tile_read_rgb8(sc, &t, rgb, &vf, NULL, err, sizeof err),
+                                     GS_OK);
+                    n_kept += vf >= j->tiling.min_valid_fraction;
+                }
+            gs_scene_close(&sc);
+        }
+        ck_assert_msg(n_kept > 0, "%s keeps no tile", path);
+        fprintf(stderr, "example %s: %zu scenes, %zu tiles kept\n", path, cat.n_scenes, n_kept);
+        gs_free(rgb);
+        gs_catalog_cleanup(&cat);
+        gs_job_destroy(&j);
+        n_jobs++;
+    }
+    closedir(d);
+    ck_assert_int_ge(n_jobs, 5);
+}
+END_TEST
+
 Suite *jobs_scene_suite(void)
 {
     Suite *s = suite_create("jobs_scene");
@@ -620,6 +679,7 @@ Suite *jobs_scene_suite(void)
     tcase_add_test(tr, test_composite_bigearthnet_s2_resamples_coarser_bands);
     tcase_add_test(tr, test_composite_bigearthnet_s1_sar_pseudo_rgb);
     tcase_add_test(tr, test_scene_time_from_file_name_pattern);
+    tcase_add_test(tr, test_examples_run_on_shared_data);
     suite_add_tcase(s, tr);
     TCase *tc = tcase_create("catalog");
     tcase_add_checked_fixture(tc, tree_setup, NULL);
