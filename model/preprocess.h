@@ -38,7 +38,7 @@ gs_preprocess_cfg_t gs_preprocess_cfg_openai(int size, gs_crop_mode_t crop);
 // gs_preprocess_scratch_nbytes: the scratch size that gs_preprocess_image and
 // gs_preprocess_resize_crop need for a w x h image and a size x size output (either crop mode).
 // Small: it grows with size and the rows/columns the window reads, not with the resized image
-// (256x256 -> 224: about 0.2 MB). Returns 0 when the arguments are invalid (the functions then
+// (256x256 -> 224: 341440 bytes). Returns 0 when the arguments are invalid (the functions then
 // return GS_EINVAL).
 size_t gs_preprocess_scratch_nbytes(int w, int h, int size);
 
@@ -50,6 +50,9 @@ size_t gs_preprocess_scratch_nbytes(int w, int h, int size);
 // image is computed; its pixels equal Pillow's full resize followed by the crop.
 // Returns GS_EINVAL for NULL pointers, sizes outside 1..GS_PREPROCESS_MAX_DIM, an unknown crop
 // mode or a zero std. Thread-safe with distinct scratch.
+// Speed: 256x256 -> 224 takes 0.89-0.94 ms of CPU, about 1100 images/s per core (gcc 12 -O2,
+// RelWithDebInfo, on the shared 2-core development machine under load; measured with
+// `CK_RUN_CASE=speed build/tests/test_model_preprocess`, which prints it).
 gs_err gs_preprocess_image(const uint8_t *rgb, int w, int h, const gs_preprocess_cfg_t *cfg,
                            void *scratch, float *out_chw);
 
