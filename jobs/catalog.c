@@ -361,7 +361,8 @@ static gs_err group_files(ctx_t *c, strv_t *out, size_t *n_ignored)
         gs_free(dir);
     }
     regfree(&re);
-    qsort(members.v, members.n, sizeof *members.v, cmp_member);
+    if (members.n) // qsort wants a non-NULL array even when empty
+        qsort(members.v, members.n, sizeof *members.v, cmp_member);
     for (size_t i = 0; i < members.n;) {
         const char *sep = strchr(members.v[i], '\x01');
         size_t klen = (size_t)(sep - members.v[i]);
@@ -392,7 +393,8 @@ static gs_err group_files(ctx_t *c, strv_t *out, size_t *n_ignored)
 
 static void sort_unique(strv_t *s)
 {
-    qsort(s->v, s->n, sizeof *s->v, cmp_bytes);
+    if (s->n)
+        qsort(s->v, s->n, sizeof *s->v, cmp_bytes);
     size_t k = 0;
     for (size_t i = 0; i < s->n; i++) {
         if (k > 0 && !strcmp(s->v[k - 1], s->v[i]))
