@@ -71,6 +71,11 @@ void gs_clip_close(gs_clip_t **p);
 
 // gs_clip_arch_names: the built-in open_clip architecture names, NULL-terminated; static.
 const char *const *gs_clip_arch_names(void);
+// gs_clip_guess_arch: the built-in arch names whose tensor shapes (patch embedding, positions,
+// layer counts, text width and projection) match the open_clip state dict at `path`, joined
+// with ", " into out ("" when none). Shapes cannot tell GELU from QuickGELU (both variants are
+// listed) nor the head count. GS_EINVAL, or the errors of gs_weights_open. Thread-safe.
+gs_err gs_clip_guess_arch(const char *path, char *out, size_t out_nbytes);
 
 // Getters; thread-safe.
 int gs_clip_dim(const gs_clip_t *self);            // embedding size, e.g. 512

@@ -46,6 +46,65 @@ static void arch_list(char *buf, size_t n)
         len += (size_t)snprintf(buf + len, n - len, "%s%s", i ? ", " : "", names[i]);
 }
 
+// shape_is: the tensor exists with exactly these dims.
+static bool shape_is(const gs_weights_t *w, const char *name, int n_dims, const int64_t *dims)
+{
+    const gs_tensor_t *t = gs_weights_get(w, name);
+    if (!t || t->n_dims != n_dims)
+        return false;
+    for (int i = 0; i < n_dims; i++)
+        if (t->shape[i] != dims[i])
+            return false;
+    return true;
+}
+
+// n_blocks: how many "<fmt % i>.ln_1.weight" exist from 0 on.
+static int n_blocks(const gs_weights_t *w, const char *fmt)
+{
+    int n = 0;
+    for (;; n++) {
+        char name[256];
+        snprintf(name, sizeof name, fmt, n);
+        if (!gs_weights_get(w, name))
+            return n;
+    }
+}
+
+// matches: the open_clip state dict `w` has the shapes of built-in arch `hp`.
+static bool matches(const gs_weights_t *w, const gs__clip_hparams_t *hp)
+{
+    int64_t W = hp->v_width, P = hp->patch_size, g = hp->image_size / hp->patch_size;
+    int64_t conv[4] = {W, 3, P, P}, pos[2] = {g * g + 1, W};
+    int64_t tpos[2] = {hp->context_length, hp->t_width}, tproj[2] = {hp->t_width, hp->embed_dim};
+    return shape_is(w, "visual.conv1.weight", 4, conv) &&
+           shape_is(w, "visual.positional_embedding", 2, pos) &&
+           n_blocks(w, "visual.transformer.resblocks.%d.ln_1.weight") == hp->v_layers &&
+           shape_is(w, "positional_embedding", 2, tpos) &&
+           shape_is(w, "text_projection", 2, tproj) &&
+           n_blocks(w, "transformer.resblocks.%d.ln_1.weight") == hp->t_layers;
+}
+
+gs_err gs_clip_guess_arch(const char *path, char *out, size_t out_nbytes)
+{
+    if (!path || !out || out_nbytes == 0)
+        return GS_EINVAL;
+    out[0] = '\0';
+    gs_weights_t *w = NULL;
+    GS_TRY(gs_weights_open(path, &w));
+    const char *const *names = gs_clip_arch_names();
+    size_t len = 0;
+    for (int i = 0; names[i]; i++) {
+        gs__clip_hparams_t hp;
+        if (gs__clip_arch_lookup(names[i], &hp) == GS_OK && matches(w, &hp))
+            len += (size_t)snprintf(out + len, len < out_nbytes ? out_nbytes - len : 0, "%s%s",
+                                    len ? ", " : "", names[i]);
+        if (len >= out_nbytes)
+            break;
+    }
+    gs_weights_close(&w);
+    return GS_OK;
+}
+
 // resolve: finds the weights file and the hyperparameters for `path` and the options.
 static gs_err resolve(const char *path, const gs_clip_opts_t *o, gs__clip_hparams_t *hp,
                       char **out_weights, char **out_config, char **out_dir)
@@ -87,11 +146,12 @@ static gs_err resolve(const char *path, const gs_clip_opts_t *o, gs__clip_hparam
         *out_dir = dirname_of(path);
         weights = gs_xstrdup(path);
         if (!o->arch && !o->config_path) {
-            char names[512];
+            char names[512], guess[256] = "";
             arch_list(names, sizeof names);
+            gs_clip_guess_arch(path, guess, sizeof guess);
             GS_LOG_ERROR("\"%s\" is a bare weights file: give its architecture with --arch NAME "
-                         "(%s) or --config FILE (an open_clip_config.json)",
-                         path, names);
+                         "(%s) or --config FILE (an open_clip_config.json)%s%s",
+                         path, names, guess[0] ? "; its tensor shapes match " : "", guess);
             e = GS_EINVAL;
         }
     } else {
