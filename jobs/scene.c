@@ -597,45 +597,54 @@ void gs_scene_close(gs_scene_t **p)
 void gs__scene_channels(const gs_scene_t *self, const float *const *src, const uint8_t *const *mask,
                         size_t n, float *const *ch, uint8_t *valid)
 {
-    int sar = self->job->composite.mode == GS_JOB_COMPOSITE_SAR;
+    // validity first, one simple loop per condition (they vectorise), then the channels
+    memset(valid, 1, n);
+    for (int k = 0; k < self->n_src; k++) {
+        const float *v = src[k];
+        if (mask[k])
+            for (size_t i = 0; i < n; i++)
+                valid[i] &= mask[k][i] != 0;
+        for (size_t i = 0; i < n; i++)
+            valid[i] &= isfinite(v[i]) ? 1 : 0;
+    }
+    if (self->zero_is_nodata) {
+        for (size_t i = 0; i < n; i++) {
+            int any = 0;
+            for (int k = 0; k < self->n_src; k++)
+                any |= src[k][i] != 0;
+            valid[i] &= (uint8_t)any;
+        }
+    }
+    if (self->job->composite.mode != GS_JOB_COMPOSITE_SAR) {
+        for (int c = 0; c < 3; c++)
+            memcpy(ch[c], src[self->n_src == 3 ? c : 0], n * sizeof(float));
+        return;
+    }
     int linear = self->job->composite.sar_units == GS_JOB_SAR_LINEAR;
     for (size_t i = 0; i < n; i++) {
-        int ok = 1, any_nonzero = 0;
-        for (int k = 0; k < self->n_src; k++) {
-            float v = src[k][i];
-            ok &= (!mask[k] || mask[k][i]) && isfinite(v);
-            any_nonzero |= v != 0;
+        float vv = src[0][i], vh = src[1][i];
+        if (linear) {
+            valid[i] &= vv > 0 && vh > 0;
+            vv = valid[i] ? 10.0f * log10f(vv) : 0;
+            vh = valid[i] ? 10.0f * log10f(vh) : 0;
         }
-        if (self->zero_is_nodata && !any_nonzero)
-            ok = 0;
-        if (ok && sar) {
-            float vv = src[0][i], vh = src[1][i];
-            if (linear) {
-                ok = vv > 0 && vh > 0;
-                vv = ok ? 10.0f * log10f(vv) : 0;
-                vh = ok ? 10.0f * log10f(vh) : 0;
-            }
-            ch[0][i] = vv;
-            ch[1][i] = vh;
-            ch[2][i] = vv - vh;
-        } else if (ok) {
-            for (int c = 0; c < 3; c++)
-                ch[c][i] = src[self->n_src == 3 ? c : 0][i];
-        }
-        valid[i] = (uint8_t)ok;
+        ch[0][i] = vv;
+        ch[1][i] = vh;
+        ch[2][i] = vv - vh;
     }
 }
 
 void gs__scene_to_u8(const gs_scene_t *self, const float *const *ch, const uint8_t *valid, size_t n,
                      uint8_t *rgb)
 {
-    double scale[3];
-    for (int c = 0; c < 3; c++)
-        scale[c] = 255.0 / (self->hi[c] - self->lo[c]);
-    for (size_t i = 0; i < n; i++) {
-        for (int c = 0; c < 3; c++) {
-            double q = valid[i] ? floor(((double)ch[c][i] - self->lo[c]) * scale[c] + 0.5) : 0;
-            rgb[3 * i + (size_t)c] = (uint8_t)(q < 0 ? 0 : q > 255 ? 255 : q);
+    for (int c = 0; c < 3; c++) {
+        double lo = self->lo[c], scale = 255.0 / (self->hi[c] - self->lo[c]);
+        const float *v = ch[c];
+        for (size_t i = 0; i < n; i++) {
+            // floor(q + 0.5) clamped to 0..255: after the clamp q >= 0, so truncation = floor
+            double q = ((double)v[i] - lo) * scale + 0.5;
+            q = q < 0 ? 0 : q > 255 ? 255 : q;
+            rgb[3 * i + (size_t)c] = valid[i] ? (uint8_t)q : 0;
         }
     }
 }
@@ -643,20 +652,47 @@ void gs__scene_to_u8(const gs_scene_t *self, const float *const *ch, const uint8
 // ---- check: sample statistics
 // -------------------------------------------------------------
 
-static int cmp_float(const void *a, const void *b)
+// select_kth: reorders v[0..n) so that v[k] is the k-th smallest, smaller-or-equal values
+// before it and greater-or-equal after (Hoare's selection: linear on average, and fine with
+// many equal values, which 8-bit and 12-bit data have).
+static void select_kth(float *v, size_t n, size_t k)
 {
-    float x = *(const float *)a, y = *(const float *)b;
-    return (x > y) - (x < y);
+    size_t lo = 0, hi = n - 1;
+    while (lo < hi) {
+        float a = v[lo], b = v[lo + (hi - lo) / 2], c = v[hi];
+        float pivot = a < b ? (b < c ? b : (a < c ? c : a)) : (a < c ? a : (b < c ? c : b));
+        size_t i = lo, j = hi;
+        for (;;) {
+            while (v[i] < pivot)
+                i++;
+            while (v[j] > pivot)
+                j--;
+            if (i >= j)
+                break;
+            float t = v[i];
+            v[i++] = v[j];
+            v[j--] = t;
+        }
+        // v[lo..j] <= pivot <= v[j+1..hi]
+        if (k <= j)
+            hi = j;
+        else
+            lo = j + 1;
+    }
 }
 
-// Percentile p of sorted v[0..n): linear between closest ranks (numpy's
-// default).
-static double percentile(const float *v, size_t n, double p)
+// Percentile p of v[0..n) (reordered): linear between the closest ranks, numpy's default.
+static double percentile(float *v, size_t n, double p)
 {
     double pos = p / 100.0 * (double)(n - 1);
     size_t i = (size_t)floor(pos);
-    double f = pos - (double)i;
-    return i + 1 < n ? v[i] + f * ((double)v[i + 1] - v[i]) : v[n - 1];
+    select_kth(v, n, i);
+    if (i + 1 >= n)
+        return v[i];
+    float next = v[i + 1]; // the smallest value after the i-th
+    for (size_t k = i + 2; k < n; k++)
+        next = v[k] < next ? v[k] : next;
+    return v[i] + (pos - (double)i) * ((double)next - v[i]);
 }
 
 static gs_job_scaling_t resolve_scaling(const gs_scene_t *s)
@@ -688,10 +724,14 @@ static void channel_stats(gs_scene_t *s, float *const *ch, const uint8_t *valid,
             break;
         case GS_JOB_SCALING_MINMAX:
         case GS_JOB_SCALING_PERCENTILE:
-            qsort(tmp, m, sizeof *tmp, cmp_float);
             if (s->scaling == GS_JOB_SCALING_MINMAX) {
-                s->lo[c] = tmp[0];
-                s->hi[c] = tmp[m - 1];
+                float mn = tmp[0], mx = tmp[0];
+                for (size_t i = 1; i < m; i++) {
+                    mn = tmp[i] < mn ? tmp[i] : mn;
+                    mx = tmp[i] > mx ? tmp[i] : mx;
+                }
+                s->lo[c] = mn;
+                s->hi[c] = mx;
             } else {
                 s->lo[c] = percentile(tmp, m, j->composite.percentile[0]);
                 s->hi[c] = percentile(tmp, m, j->composite.percentile[1]);
