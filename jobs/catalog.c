@@ -1,5 +1,5 @@
-// The scene catalogue (catalog.h): inputs -> files -> scenes, through VSI so
-// that local paths and /vsis3/, /vsicurl/, /vsizip/ paths are walked alike.
+// The scene catalogue (catalog.h): inputs -> files -> scenes, through VSI so that local paths and
+// /vsis3/, /vsicurl/, /vsizip/ paths are walked alike.
 #define GS_LOG_MODULE "jobs"
 #define _XOPEN_SOURCE 700 // realpath
 #include "jobs/catalog.h"
@@ -253,8 +253,7 @@ static gs_err expand_input(ctx_t *c, const char *in, int list_depth)
 // ---- canonical URIs and groups
 // ------------------------------------------------------------
 
-// canonical: an absolute, symlink-free path for local files; /vsi paths as
-// written.
+// canonical: an absolute, symlink-free path for local files; /vsi paths as written.
 static char *canonical(const char *path)
 {
     if (strncmp(path, "/vsi", 4) == 0)
@@ -263,8 +262,7 @@ static char *canonical(const char *path)
     return gs_xstrdup(realpath(path, buf) ? buf : path);
 }
 
-// Natural order of band names: digit runs compare as numbers ("2" < "10"), then
-// bytewise.
+// Natural order of band names: digit runs compare as numbers ("2" < "10"), then bytewise.
 static int natural_cmp(const char *a, const char *b)
 {
     while (*a && *b) {
@@ -299,9 +297,8 @@ static int cmp_member(const void *pa, const void *pb)
     return n ? n : strcmp(sa + 1, sb + 1);
 }
 
-// The group pattern as an anchored POSIX ERE: {scene} = (.+), {band} =
-// ([A-Za-z0-9]+), other characters literal. *band_group is the capture group of
-// the band (1 or 2).
+// The group pattern as an anchored POSIX ERE: {scene} = (.+), {band} = ([A-Za-z0-9]+), other
+// characters literal. *band_group is the capture group of the band (1 or 2).
 static gs_err compile_group(const char *g, regex_t *re, int *scene_group, int *band_group)
 {
     size_t cap = strlen(g) * 2 + 64, n = 0;

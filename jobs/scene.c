@@ -1,7 +1,6 @@
-// Scenes (scene.h): one file or one file per band, opened through the private
-// GDAL layer (raster_int.h). Open reads headers and two blocks per composite
-// band; check reads one decimated sample per band for the scaling statistics;
-// tiles.c reads windows.
+// Scenes (scene.h): one file or one file per band, opened through the private GDAL layer
+// (raster_int.h). Open reads headers and two blocks per composite band; check reads one decimated
+// sample per band for the scaling statistics; tiles.c reads windows.
 #define GS_LOG_MODULE "jobs"
 #define _XOPEN_SOURCE 700 // realpath
 #include "jobs/scene.h"
@@ -30,8 +29,7 @@ const char *gs_scene_problem_name(gs_scene_problem_t p)
     return (unsigned)p < sizeof names / sizeof names[0] ? names[p] : "unknown";
 }
 
-// The '#' that ends the file pattern of a group URI, or NULL for a one-file
-// scene.
+// The '#' that ends the file pattern of a group URI, or NULL for a one-file scene.
 static const char *group_hash(const char *uri)
 {
     const char *b = strstr(uri, "{band}");
@@ -76,8 +74,8 @@ static int all_digits(const char *s)
     return 1;
 }
 
-// Same band name: case-insensitive, or equal numbers ("4" = "04"), or with a
-// "B" prefix on the reference ("B04" names band "04" or "4").
+// Same band name: case-insensitive, or equal numbers ("4" = "04"), or with a "B" prefix on the
+// reference ("B04" names band "04" or "4").
 static int same_band(const char *ref, const char *name)
 {
     if (!strcasecmp(ref, name))
@@ -226,8 +224,7 @@ static gs_err parse_group(gs_scene_t *s, why_t *w)
     return GS_OK;
 }
 
-// The band file sharing the scene's area: extents equal within half a scene
-// pixel.
+// The band file sharing the scene's area: extents equal within half a scene pixel.
 static gs_err fit_source(gs_scene_t *s, gs__src_t *src, const char *path, why_t *w)
 {
     double gt[6];
@@ -374,8 +371,7 @@ static gs_err footprint(gs_scene_t *s, why_t *w)
         }
         return GS_OK;
     }
-    // part of the outline is off the Earth: the bbox of a grid of points that
-    // transform
+    // part of the outline is off the Earth: the bbox of a grid of points that transform
     for (int r = 0; r < FOOT_GRID; r++)
         for (int c = 0; c < FOOT_GRID; c++)
             pixel_to_geo(s->info.geotransform, W * c / (FOOT_GRID - 1), H * r / (FOOT_GRID - 1),
@@ -409,8 +405,7 @@ static gs_err checksum(gs_scene_t *s, why_t *w)
     return GS_OK;
 }
 
-// mtl_value: the value of `key = value` in an MTL text, unquoted, into out; 0
-// if absent.
+// mtl_value: the value of `key = value` in an MTL text, unquoted, into out; 0 if absent.
 static int mtl_value(const char *text, const char *key, char *out, size_t n)
 {
     size_t kl = strlen(key);
@@ -465,8 +460,7 @@ static int time_from_metadata(gs_scene_t *s)
     }
     for (size_t i = 0; i < sizeof items / sizeof items[0]; i++) {
         const char *v = gs__rds_metadata(s->src[0].rds, items[i].key, items[i].domain);
-        // GDAL's Landsat reader reports 1970-01-01 00:00:00 when it cannot read the
-        // MTL date
+        // GDAL's Landsat reader reports 1970-01-01 00:00:00 when it cannot read the MTL date
         if (v && strncmp(v, "1970-01-01", 10) != 0 && gs_acqtime_parse(v, &s->info.time) == GS_OK) {
             snprintf(s->time_source, sizeof s->time_source, "%s", items[i].source);
             return 1;
@@ -652,9 +646,9 @@ void gs__scene_to_u8(const gs_scene_t *self, const float *const *ch, const uint8
 // ---- check: sample statistics
 // -------------------------------------------------------------
 
-// select_kth: reorders v[0..n) so that v[k] is the k-th smallest, smaller-or-equal values
-// before it and greater-or-equal after (Hoare's selection: linear on average, and fine with
-// many equal values, which 8-bit and 12-bit data have).
+// select_kth: reorders v[0..n) so that v[k] is the k-th smallest, smaller-or-equal values before it
+// and greater-or-equal after (Hoare's selection: linear on average, and fine with many equal
+// values, which 8-bit and 12-bit data have).
 static void select_kth(float *v, size_t n, size_t k)
 {
     size_t lo = 0, hi = n - 1;

@@ -68,7 +68,7 @@ typedef struct {
     } scenes;
     struct {
         int size;                  // tile side in pixels, 16..8192 (256)
-        int overlap;               // pixels shared by neighbours, 0..size/2 (0)
+        int overlap;               // pixels shared by neighbours, 0..size-1 (0)
         double min_valid_fraction; // tiles with fewer valid pixels are skipped, 0..1 (0.5)
         gs_job_edge_t edge;
     } tiling;

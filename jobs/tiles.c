@@ -141,8 +141,7 @@ gs_err gs_tile_bounds(gs_scene_t *scene, const gs_tile_t *t, double out_bbox[4])
 // ---- composite read
 // -----------------------------------------------------------------------
 
-// read_sources: the clipped window (cx, cy, cw, ch) of every source into v[k] /
-// m[k].
+// read_sources: the clipped window (cx, cy, cw, ch) of every source into v[k] / m[k].
 static gs_err read_sources(gs_scene_t *s, int cx, int cy, int cw, int chh, float **v, uint8_t **m,
                            const uint8_t **mask, char *why, size_t why_nbytes)
 {
