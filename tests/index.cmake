@@ -1,6 +1,7 @@
 # index/: the FAISS vector index and the RocksDB record store (tests/test_index*.c), and a check
 # that stock FAISS (Debian's python3-faiss) opens our index files and finds the same results.
-gs_check_test(test_index SUITE index_suite SOURCES test_index.c MODULES index common TIMEOUT 600)
+gs_check_test(test_index SUITE index_suite SOURCES test_index.c MODULES index common
+  LIBS Threads::Threads TIMEOUT 600)
 set_tests_properties(test_index PROPERTIES FIXTURES_SETUP index_py_files)
 add_test(NAME index_faiss_py COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/index_faiss_py.sh
   "${GS_TEST_TMP}/index_py")

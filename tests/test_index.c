@@ -4,6 +4,7 @@
 // python3-faiss (GS_TEST_TMP/index_py/).
 #include <check.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +13,7 @@
 #include "common/alloc.h"
 #include "common/fs.h"
 #include "common/log.h"
+#include "index/vecfile.h"
 #include "index/vindex.h"
 #include "testutil.h"
 
@@ -722,6 +724,112 @@ START_TEST(test_vindex_auto_policy)
 }
 END_TEST
 
+// ---- shards as raw vector files ---------------------------------------------------------------
+
+START_TEST(test_vecfile_round_trip_and_commit)
+{
+    const char *dir = gs_test_tmpdir("vecfile");
+    const int dim = 24;
+    const size_t n = 700;
+    float *db = random_vecs(n, dim, 0, 40);
+    uint64_t *ids = random_ids(n, 41);
+    char *path = gs_path_join(dir, "shard-0001.vec");
+    char hash[17], hash2[17];
+    ck_assert_int_eq(gs_vecfile_write(path, dim, n, ids, db, hash), GS_OK);
+    ck_assert_uint_eq(strlen(hash), 16);
+    ck_assert_int_eq(gs_vecfile_write(path, dim, n, ids, db, hash2), GS_OK);
+    ck_assert_str_eq(hash, hash2); // deterministic: the manifest can carry it
+    int rdim = 0;
+    size_t rn = 0;
+    uint64_t *rids = NULL;
+    float *rv = NULL;
+    ck_assert_int_eq(gs_vecfile_read(path, &rdim, &rn, &rids, &rv), GS_OK);
+    ck_assert_int_eq(rdim, dim);
+    ck_assert_uint_eq(rn, n);
+    ck_assert(memcmp(rids, ids, n * 8) == 0);
+    ck_assert_uint_eq(gs_test_check_close("vecfile", rv, db, n * dim, 0, 0), 0);
+    // commit: add to the index; a second commit of the same shard adds nothing
+    gs_vindex_t *v = new_index(dim, "Flat", false);
+    ck_assert_int_eq(gs_vindex_add(v, rn, rv, rids), GS_OK);
+    ck_assert_int_eq(gs_vindex_add(v, rn, rv, rids), GS_OK);
+    ck_assert_uint_eq(gs_vindex_ntotal(v), n);
+    gs_vindex_destroy(&v);
+    gs_free(rids);
+    gs_free(rv);
+    // a flipped byte, a truncation and a foreign file are format errors
+    char *data = NULL;
+    size_t nbytes = 0;
+    ck_assert_int_eq(gs_read_file(path, 1 << 24, &data, &nbytes), GS_OK);
+    data[nbytes / 2] ^= 0x10;
+    ck_assert_int_eq(gs_write_file_atomic(path, data, nbytes), GS_OK);
+    ck_assert_int_eq(gs_vecfile_read(path, &rdim, &rn, &rids, &rv), GS_EFORMAT);
+    data[nbytes / 2] ^= 0x10;
+    ck_assert_int_eq(gs_write_file_atomic(path, data, nbytes - 4), GS_OK);
+    ck_assert_int_eq(gs_vecfile_read(path, &rdim, &rn, &rids, &rv), GS_EFORMAT);
+    ck_assert_int_eq(gs_write_file_atomic(path, "hello", 5), GS_OK);
+    ck_assert_int_eq(gs_vecfile_read(path, &rdim, &rn, &rids, &rv), GS_EFORMAT);
+    ck_assert_ptr_null(rids);
+    // an empty shard is fine
+    ck_assert_int_eq(gs_vecfile_write(path, dim, 0, NULL, NULL, NULL), GS_OK);
+    ck_assert_int_eq(gs_vecfile_read(path, &rdim, &rn, &rids, &rv), GS_OK);
+    ck_assert_uint_eq(rn, 0);
+    gs_free(data);
+    gs_free(path);
+    gs_free(db);
+    gs_free(ids);
+}
+END_TEST
+
+// ---- threads --------------------------------------------------------------------------------
+
+typedef struct {
+    gs_vindex_t *v;
+    const float *q;
+    int dim;
+    int n_bad;
+} searcher_t;
+
+static void *search_loop(void *arg)
+{
+    searcher_t *s = arg;
+    float sc[20];
+    uint64_t id[20];
+    for (int i = 0; i < 200; i++) {
+        gs_vindex_search_opts_t so = {.nprobe = 4 + (i % 3) * 4};
+        if (gs_vindex_search(s->v, 2, s->q, 10, &so, sc, id) != GS_OK || id[0] == GS_VINDEX_NONE)
+            s->n_bad++;
+    }
+    return NULL;
+}
+
+START_TEST(test_vindex_concurrent_search_and_add)
+{
+    const int dim = 32;
+    const size_t n = 6000;
+    float *db = random_vecs(n, dim, 30, 42), *q = random_vecs(2, dim, 30, 43);
+    uint64_t *ids = random_ids(n, 44);
+    gs_vindex_t *v = new_index(dim, "IVF16,PQ8np,RFlat", false);
+    ck_assert_int_eq(gs_vindex_train(v, n, db), GS_OK);
+    ck_assert_int_eq(gs_vindex_add(v, 1000, db, ids), GS_OK);
+    searcher_t s[2] = {{v, q, dim, 0}, {v, q, dim, 0}};
+    pthread_t th[2];
+    for (int i = 0; i < 2; i++)
+        ck_assert_int_eq(pthread_create(&th[i], NULL, search_loop, &s[i]), 0);
+    for (size_t i0 = 1000; i0 < n; i0 += 500) // adds and a removal while searches run
+        ck_assert_int_eq(gs_vindex_add(v, 500, db + i0 * dim, ids + i0), GS_OK);
+    ck_assert_int_eq(gs_vindex_remove(v, 10, ids, NULL), GS_OK);
+    for (int i = 0; i < 2; i++) {
+        pthread_join(th[i], NULL);
+        ck_assert_int_eq(s[i].n_bad, 0);
+    }
+    ck_assert_uint_eq(gs_vindex_ntotal(v), n - 10);
+    gs_vindex_destroy(&v);
+    gs_free(db);
+    gs_free(q);
+    gs_free(ids);
+}
+END_TEST
+
 // ---- files for stock FAISS (tests/index_faiss_py.sh) ----------------------------------------
 
 static void write_raw(const char *dir, const char *name, const void *p, size_t nbytes)
@@ -791,6 +899,8 @@ Suite *index_suite(void)
     tcase_add_test(tc, test_vindex_k_10000);
     tcase_add_test(tc, test_vindex_auto_policy);
     tcase_add_test(tc, test_vindex_files_for_python_faiss);
+    tcase_add_test(tc, test_vecfile_round_trip_and_commit);
+    tcase_add_test(tc, test_vindex_concurrent_search_and_add);
     suite_add_tcase(s, tc);
     return s;
 }
