@@ -26,7 +26,8 @@ void gs_cli_json_floats(gs_buf_t *b, const float *v, int n);
 
 enum { MAX_LABELS = 4096, MAX_TEMPLATES = 64, BATCH = 16 };
 
-// split_labels: "a, b ,c" -> ["a", "b", "c"] (trimmed, empty ones refused); new strings.
+// split_labels: "a, b ,c" -> ["a", "b", "c"] (trimmed; an empty one gives -1 and frees the
+// rest); new strings.
 static int split_labels(const char *s, char **out, int max)
 {
     int n = 0;
@@ -40,8 +41,11 @@ static int split_labels(const char *s, char **out, int max)
         }
         while (len && (p[len - 1] == ' ' || p[len - 1] == '\t'))
             len--;
-        if (len == 0 || n == max)
+        if (len == 0 || n == max) {
+            while (n > 0)
+                gs_free(out[--n]);
             return -1;
+        }
         out[n++] = gs_xstrndup(p, len);
         if (!end)
             return n;
