@@ -539,7 +539,9 @@ static uint32_t pair_rank(const gs_clip_bpe_t *self, int32_t a, int32_t b, int32
 }
 
 // bpe_small: open_clip's loop as written: merge every occurrence of the lowest-ranked pair, left
-// to right, until no pair has a rank. Quadratic, fastest for short words.
+// to right, until no pair has a rank. Quadratic, fastest for short words. rank[i] / merged[i]
+// describe the pair (sym[i], sym[i + 1]); after a pass only pairs touching a new symbol are
+// looked up again (two untouched neighbours were neighbours before, with the same rank).
 static size_t bpe_small(const gs_clip_bpe_t *self, int32_t *sym, size_t m, uint32_t *rank,
                         int32_t *merged)
 {
@@ -554,18 +556,26 @@ static size_t bpe_small(const gs_clip_bpe_t *self, int32_t *sym, size_t m, uint3
         if (r == UINT32_MAX)
             break;
         int32_t joined = merged[best];
-        size_t w = 0;
+        size_t w = 0, prev_old = 0;
+        bool prev_fresh = false;
         for (size_t i = 0; i < m;) {
-            if (i + 1 < m && rank[i] == r) { // ranks are unique: this is the same pair
-                sym[w++] = joined;
-                i += 2;
-            } else {
-                sym[w++] = sym[i++];
+            size_t old = i;
+            bool fresh = i + 1 < m && rank[i] == r; // ranks are unique: this is the same pair
+            int32_t s = fresh ? joined : sym[i];
+            i += fresh ? 2 : 1;
+            if (w > 0) { // the pair (sym[w - 1], s); rank[w - 1] is below every index still read
+                if (fresh || prev_fresh) {
+                    rank[w - 1] = pair_rank(self, sym[w - 1], s, &merged[w - 1]);
+                } else {
+                    rank[w - 1] = rank[prev_old];
+                    merged[w - 1] = merged[prev_old];
+                }
             }
+            sym[w++] = s;
+            prev_fresh = fresh;
+            prev_old = old;
         }
         m = w;
-        for (size_t i = 0; i + 1 < m; i++)
-            rank[i] = pair_rank(self, sym[i], sym[i + 1], &merged[i]);
     }
     return m;
 }

@@ -186,6 +186,33 @@ static size_t fix_encoding_step(const uint32_t *in, size_t n, uint8_t *bytes, ui
 
 // ---- the segment loop -------------------------------------------------------------------------
 
+// is_inert: no fixer can change this segment (the common case, checked in one pass): no '&',
+// no control character but \t \n \f \r, nothing the single-character fixers map, nothing
+// NFC-unsafe, and no possible mojibake (some character encodes in neither latin-1 nor
+// windows-1252, or all are ASCII).
+static bool is_inert(const uint32_t *in, size_t n)
+{
+    bool non_ascii = false, single_byte = true;
+    for (size_t i = 0; i < n; i++) {
+        uint32_t c = in[i];
+        if (c < 0x80) {
+            if (c == '&' || c == 0x7F || (c < 0x20 && c != '\t' && c != '\n' && c != '\f' &&
+                                          c != '\r'))
+                return false;
+            continue;
+        }
+        non_ascii = true;
+        if (c <= 0x9F || c == 0x02BC || (c >= 0x2018 && c <= 0x201F) || c == 0x3000 ||
+            (c >= 0xFF01 && c <= 0xFFEF) || (c >= 0x0132 && c <= 0x01F3) ||
+            (c >= 0xFB00 && c <= 0xFB06) || is_removed_control(c) ||
+            (gs__uc_flags(c) & GS__UC_NFC_UNSAFE))
+            return false;
+        if (single_byte && c > 0xFF && encode_single_byte(c, true) < 0)
+            single_byte = false;
+    }
+    return !(non_ascii && single_byte);
+}
+
 typedef size_t (*fixer_fn)(const uint32_t *in, size_t n, uint32_t *out);
 
 // run: apply fn from cur into nxt (reserving factor * n), then swap. false on OOM.
@@ -205,6 +232,13 @@ static bool run(fixer_fn fn, size_t factor, gs__cpbuf_t **cur, gs__cpbuf_t **nxt
 static bool fix_segment(const uint32_t *in, size_t n, bool unescape, gs__cpbuf_t *out,
                         gs__cpbuf_t tmp[3])
 {
+    if (is_inert(in, n)) {
+        if (!gs__cpbuf_reserve(out, out->n + n + 1))
+            return false;
+        memcpy(out->p + out->n, in, n * sizeof *in);
+        out->n += n;
+        return true;
+    }
     gs__cpbuf_t *cur = &tmp[0], *nxt = &tmp[1], *orig = &tmp[2];
     if (!gs__cpbuf_reserve(cur, n + 1))
         return false;

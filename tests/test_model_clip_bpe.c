@@ -6,6 +6,7 @@
 #include <pthread.h>
 #include <stdint.h>
 #include <string.h>
+#include <time.h>
 #include <zlib.h>
 
 #include "common/alloc.h"
@@ -579,6 +580,48 @@ START_TEST(test_clip_bpe_concurrent_encodes)
 }
 END_TEST
 
+// Throughput on the fixture texts (printed, for docs/MODELS.md; asserts only that it ran):
+// CK_RUN_CASE=speed build/tests/test_model_clip_bpe
+START_TEST(test_clip_bpe_throughput)
+{
+    GS_NEED_SHARED();
+    fixture_t f;
+    fixture_load(&f);
+    gs_clip_bpe_t *t = open_vocab("clip_bpe/bpe_simple_vocab_16e6.txt.gz");
+    for (int use_ftfy = 1; use_ftfy >= 0; use_ftfy--) {
+        const int reps = 200;
+        size_t n_tokens = 0, n_texts = 0;
+        double s = 1e30;
+        for (int trial = 0; trial < 5; trial++) { // best of 5: the machine is shared
+            struct timespec t0, t1;
+            n_tokens = n_texts = 0;
+            clock_gettime(CLOCK_MONOTONIC, &t0);
+            for (int r = 0; r < reps; r++)
+                for (size_t i = 0; i < f.n; i++) {
+                    int32_t ids[CTX];
+                    int nu;
+                    ck_assert_int_eq(gs__clip_bpe_encode_ex(t, f.cases[i].text, f.cases[i].n,
+                                                            use_ftfy, ids, CTX, NULL, &nu),
+                                     GS_OK);
+                    n_tokens += (size_t)nu;
+                    n_texts++;
+                }
+            clock_gettime(CLOCK_MONOTONIC, &t1);
+            double dt = (double)(t1.tv_sec - t0.tv_sec) + 1e-9 * (double)(t1.tv_nsec - t0.tv_nsec);
+            s = dt < s ? dt : s;
+        }
+        fprintf(stderr,
+                "clip_bpe speed (%s): %zu texts (%d x the %zu fixture cases), %zu tokens in "
+                "%.3f s (best of 5): %.0f texts/s, %.2f M tokens/s (1 thread)\n",
+                use_ftfy ? "with the ftfy subset" : "without ftfy", n_texts, reps, f.n, n_tokens,
+                s, (double)n_texts / s, (double)n_tokens / s / 1e6);
+        ck_assert_uint_gt(n_tokens, 0);
+    }
+    gs_clip_bpe_close(&t);
+    fixture_free(&f);
+}
+END_TEST
+
 Suite *model_clip_bpe_suite(void)
 {
     Suite *s = suite_create("model_clip_bpe");
@@ -600,5 +643,9 @@ Suite *model_clip_bpe_suite(void)
     tcase_add_test(edge, test_clip_bpe_word_algorithms_agree);
     tcase_add_test(edge, test_clip_bpe_concurrent_encodes);
     suite_add_tcase(s, edge);
+    TCase *speed = tcase_create("speed");
+    tcase_set_timeout(speed, 120);
+    tcase_add_test(speed, test_clip_bpe_throughput);
+    suite_add_tcase(s, speed);
     return s;
 }
