@@ -594,25 +594,50 @@ START_TEST(test_clip_refuses_truncated_and_mismatched_models)
 }
 END_TEST
 
+// captions: the fixture's captions (manifest.json, at `key` / `sub`), n <= 8.
+static int captions(const char *dir, const char *key, const char *sub, char *out[8])
+{
+    char path[1024];
+    snprintf(path, sizeof path, "%s/manifest.json", dir);
+    json_error_t err;
+    json_t *root = json_load_file(path, 0, &err);
+    ck_assert_msg(root != NULL, "%s: %s", path, err.text);
+    json_t *arr = json_object_get(root, key);
+    if (sub)
+        arr = json_object_get(arr, sub);
+    ck_assert(json_is_array(arr));
+    int n = (int)json_array_size(arr);
+    ck_assert_int_le(n, 8);
+    for (int i = 0; i < n; i++)
+        out[i] = gs_xstrdup(json_string_value(json_array_get(arr, (size_t)i)));
+    json_decref(root);
+    return n;
+}
+
 // ---- F16 / BF16 copies --------------------------------------------------------------------
 
-// write_converted: the openclip_tiny state dict with every tensor in `dtype` ("F16"/"BF16"),
-// as a hub folder under dir.
-static void write_converted(const char *dir, const char *dtype)
+// write_st: the tensors of `w` whose name starts with one of `prefixes` (NULL: all) as a
+// safetensors file in `dtype` ("F32", "F16" or "BF16").
+static void write_st(const char *path, const gs_weights_t *w, const char *const *prefixes,
+                     const char *dtype)
 {
-    gs_weights_t *w = NULL;
-    ck_assert_int_eq(gs_weights_open(OC_DIR "/open_clip_model.safetensors", &w), GS_OK);
+    size_t esz = strcmp(dtype, "F32") == 0 ? 4 : 2;
     gs_buf_t hdr;
     gs_buf_init(&hdr, 1 << 20);
     gs_buf_puts(&hdr, "{\"__metadata__\":{\"format\":\"pt\"}");
     size_t off = 0;
+    bool *take = gs_xcalloc(gs_weights_count(w), sizeof *take);
     for (size_t i = 0; i < gs_weights_count(w); i++) {
         const gs_tensor_t *t = gs_weights_at(w, i);
+        for (int p = 0; !take[i] && (!prefixes || prefixes[p]); p++)
+            take[i] = !prefixes || strncmp(t->name, prefixes[p], strlen(prefixes[p])) == 0;
+        if (!take[i])
+            continue;
         gs_buf_printf(&hdr, ",\"%s\":{\"dtype\":\"%s\",\"shape\":[", t->name, dtype);
         for (int d = 0; d < t->n_dims; d++)
             gs_buf_printf(&hdr, "%s%lld", d ? "," : "", (long long)t->shape[d]);
-        gs_buf_printf(&hdr, "],\"data_offsets\":[%zu,%zu]}", off, off + (size_t)t->n_elems * 2);
-        off += (size_t)t->n_elems * 2;
+        gs_buf_printf(&hdr, "],\"data_offsets\":[%zu,%zu]}", off, off + (size_t)t->n_elems * esz);
+        off += (size_t)t->n_elems * esz;
     }
     gs_buf_puts(&hdr, "}");
     while (hdr.len % 8)
@@ -623,24 +648,100 @@ static void write_converted(const char *dir, const char *dtype)
     for (int k = 0; k < 8; k++)
         file[k] = (uint8_t)(hl >> (8 * k));
     memcpy(file + 8, hdr.data, hdr.len);
-    uint16_t *dst = (uint16_t *)(file + 8 + hdr.len);
+    uint8_t *dst = file + 8 + hdr.len;
     for (size_t i = 0; i < gs_weights_count(w); i++) {
         const gs_tensor_t *t = gs_weights_at(w, i);
-        if (strcmp(dtype, "F16") == 0)
-            gs_ops_f32_to_f16(t->data, (size_t)t->n_elems, dst);
+        if (!take[i])
+            continue;
+        if (esz == 4)
+            memcpy(dst, t->data, (size_t)t->n_elems * 4);
+        else if (strcmp(dtype, "F16") == 0)
+            gs_ops_f32_to_f16(t->data, (size_t)t->n_elems, (uint16_t *)dst);
         else
-            gs_ops_f32_to_bf16(t->data, (size_t)t->n_elems, dst);
-        dst += t->n_elems;
+            gs_ops_f32_to_bf16(t->data, (size_t)t->n_elems, (uint16_t *)dst);
+        dst += (size_t)t->n_elems * esz;
     }
-    char p[4400];
-    snprintf(p, sizeof p, "%s/open_clip_model.safetensors", dir);
-    ck_assert_int_eq(gs_write_file_atomic(p, file, total), GS_OK);
-    snprintf(p, sizeof p, "%s/open_clip_config.json", dir);
-    copy_file(OC_DIR "/open_clip_config.json", p, SIZE_MAX);
+    ck_assert_int_eq(gs_write_file_atomic(path, file, total), GS_OK);
+    gs_free(take);
     gs_free(file);
     gs_buf_cleanup(&hdr);
+}
+
+// write_converted: the openclip_tiny state dict with every tensor in `dtype` ("F16"/"BF16"),
+// as a hub folder under dir.
+static void write_converted(const char *dir, const char *dtype)
+{
+    gs_weights_t *w = NULL;
+    ck_assert_int_eq(gs_weights_open(OC_DIR "/open_clip_model.safetensors", &w), GS_OK);
+    char p[4400];
+    snprintf(p, sizeof p, "%s/open_clip_model.safetensors", dir);
+    write_st(p, w, NULL, dtype);
+    snprintf(p, sizeof p, "%s/open_clip_config.json", dir);
+    copy_file(OC_DIR "/open_clip_config.json", p, SIZE_MAX);
     gs_weights_close(&w);
 }
+
+START_TEST(test_clip_hf_sharded_folder)
+{
+    GS_NEED_SHARED();
+    // hfclip_tiny split into two shards behind model.safetensors.index.json, as large HF
+    // checkpoints are published
+    const char *tmp = gs_test_tmpdir("clip_shards");
+    ck_assert_ptr_nonnull(tmp);
+    gs_weights_t *w = NULL;
+    ck_assert_int_eq(gs_weights_open(HF_DIR "/model.safetensors", &w), GS_OK);
+    static const char *const vision[] = {"vision_model.", "visual_projection.", "logit_scale",
+                                         NULL};
+    static const char *const text[] = {"text_model.", "text_projection.", NULL};
+    char p[4400];
+    snprintf(p, sizeof p, "%s/model-00001-of-00002.safetensors", tmp);
+    write_st(p, w, vision, "F32");
+    snprintf(p, sizeof p, "%s/model-00002-of-00002.safetensors", tmp);
+    write_st(p, w, text, "F32");
+    gs_buf_t idx;
+    gs_buf_init(&idx, 1 << 20);
+    gs_buf_puts(&idx, "{\"metadata\":{\"total_size\":0},\"weight_map\":{");
+    for (size_t i = 0; i < gs_weights_count(w); i++) {
+        const char *name = gs_weights_at(w, i)->name;
+        bool is_text = strncmp(name, "text_", 5) == 0;
+        gs_buf_printf(&idx, "%s\"%s\":\"model-0000%d-of-00002.safetensors\"", i ? "," : "",
+                      name, is_text ? 2 : 1);
+    }
+    gs_buf_puts(&idx, "}}");
+    snprintf(p, sizeof p, "%s/model.safetensors.index.json", tmp);
+    ck_assert_int_eq(gs_write_file_atomic(p, idx.data, idx.len), GS_OK);
+    gs_buf_cleanup(&idx);
+    gs_weights_close(&w);
+    const char *files[] = {"config.json", "preprocessor_config.json", "vocab.json", "merges.txt"};
+    for (int i = 0; i < 4; i++) {
+        char from[1024];
+        snprintf(from, sizeof from, "%s/%s", HF_DIR, files[i]);
+        snprintf(p, sizeof p, "%s/%s", tmp, files[i]);
+        copy_file(from, p, SIZE_MAX);
+    }
+    gs_clip_t *m = NULL;
+    ck_assert_int_eq(gs_clip_open(tmp, NULL, &m), GS_OK);
+    gs_clip_info_t info;
+    gs_clip_describe(m, &info);
+    ck_assert_msg(strstr(info.weights_path, "model.safetensors.index.json") != NULL, "%s",
+                  info.weights_path);
+    gs_weights_t *exp = expected_open(HF_DIR);
+    float img[4 * 32];
+    ck_assert_int_eq(gs_clip_encode_images(m, want(exp, "pixel_values", 4 * 3 * 32 * 32), 4,
+                                           true, img),
+                     GS_OK);
+    check("image_embeds (shards)", img, want(exp, "image_embeds", 4 * 32), 4 * 32, EMB_ATOL, 0);
+    char *caps[8];
+    int n = captions(HF_DIR, "text_input", "captions", caps);
+    float txt[6 * 32];
+    ck_assert_int_eq(gs_clip_encode_texts(m, (const char *const *)caps, n, true, txt), GS_OK);
+    check("text_embeds (shards)", txt, want(exp, "text_embeds", 6 * 32), 6 * 32, EMB_ATOL, 0);
+    for (int i = 0; i < n; i++)
+        gs_free(caps[i]);
+    gs_weights_close(&exp);
+    gs_clip_close(&m);
+}
+END_TEST
 
 START_TEST(test_clip_f16_bf16_weights_match_f32)
 {
@@ -722,26 +823,6 @@ END_TEST
 
 
 // ---- text through the tokenizer -----------------------------------------------------------
-
-// captions: the fixture's captions (manifest.json, at `key` / `sub`), n <= 8.
-static int captions(const char *dir, const char *key, const char *sub, char *out[8])
-{
-    char path[1024];
-    snprintf(path, sizeof path, "%s/manifest.json", dir);
-    json_error_t err;
-    json_t *root = json_load_file(path, 0, &err);
-    ck_assert_msg(root != NULL, "%s: %s", path, err.text);
-    json_t *arr = json_object_get(root, key);
-    if (sub)
-        arr = json_object_get(arr, sub);
-    ck_assert(json_is_array(arr));
-    int n = (int)json_array_size(arr);
-    ck_assert_int_le(n, 8);
-    for (int i = 0; i < n; i++)
-        out[i] = gs_xstrdup(json_string_value(json_array_get(arr, (size_t)i)));
-    json_decref(root);
-    return n;
-}
 
 START_TEST(test_clip_text_from_strings_via_tokenizer)
 {
@@ -835,6 +916,7 @@ Suite *model_clip_suite(void)
     tcase_add_test(tc, test_clip_vision_hidden_states_hf_numbering);
     tcase_add_test(tc, test_clip_refuses_truncated_and_mismatched_models);
     tcase_add_test(tc, test_clip_f16_bf16_weights_match_f32);
+    tcase_add_test(tc, test_clip_hf_sharded_folder);
     tcase_add_test(tc, test_clip_features_from_raw_pixels_via_preprocess);
     tcase_add_test(tc, test_clip_text_from_strings_via_tokenizer);
     tcase_add_test(tc, test_clip_missing_vocabulary_is_explained);
