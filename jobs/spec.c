@@ -114,6 +114,8 @@ static const key_t keys[] = {
      "auto: a flat index up to this many vectors, IVF-PQ above"},
     {"index.nprobe", K_INT, "16", 1, 65536, NULL, OFF(index.nprobe), 0,
      "IVF lists searched per query"},
+    {"tasks.max_tiles", K_INT, "256", 1, 1048576, NULL, OFF(tasks.max_tiles), 0,
+     "grid cells per ingest task (the unit of dispatch, commit and resume)"},
 };
 #define N_KEYS ((int)(sizeof keys / sizeof keys[0]))
 

@@ -106,6 +106,10 @@ typedef struct {
         int64_t flat_max; // auto: flat up to this many vectors, 1..2^40 (200000)
         int nprobe;       // IVF lists searched, 1..65536 (16)
     } index;
+    struct {
+        int max_tiles; // grid cells per ingest task, 1..2^20 (256); part of the task ids, so
+                       // an output keeps the value of its first run (coordinator/ingest.h)
+    } tasks;
 } gs_job_t;
 
 // The most --set overrides one load accepts.
