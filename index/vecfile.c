@@ -72,8 +72,10 @@ gs_err gs_vecfile_write(const char *path, int dim, size_t n, const uint64_t *ids
     uint8_t *buf = gs_trymalloc(total);
     if (!buf)
         return GS_ENOMEM;
-    memcpy(buf + HEADER, ids, n * 8);
-    memcpy(buf + HEADER + n * 8, vecs, n * (size_t)dim * 4);
+    if (n > 0) {
+        memcpy(buf + HEADER, ids, n * 8);
+        memcpy(buf + HEADER + n * 8, vecs, n * (size_t)dim * 4);
+    }
     uint64_t h = fnv1a(0xcbf29ce484222325ULL, buf + HEADER, total - HEADER);
     memcpy(buf, magic, 8);
     put_u32(buf + 8, VERSION);
