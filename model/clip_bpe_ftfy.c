@@ -196,8 +196,8 @@ static bool is_inert(const uint32_t *in, size_t n)
     for (size_t i = 0; i < n; i++) {
         uint32_t c = in[i];
         if (c < 0x80) {
-            if (c == '&' || c == 0x7F || (c < 0x20 && c != '\t' && c != '\n' && c != '\f' &&
-                                          c != '\r'))
+            if (c == '&' || c == 0x7F ||
+                (c < 0x20 && c != '\t' && c != '\n' && c != '\f' && c != '\r'))
                 return false;
             continue;
         }

@@ -12,19 +12,19 @@
 typedef struct {
     const char *name; // without '&'; HTML5 names may end with ';' or not ("amp;", "amp")
     uint8_t len;
-    uint32_t cp[3];   // the value, 0-terminated when shorter than 3
+    uint32_t cp[3]; // the value, 0-terminated when shorter than 3
 } gs__html_entity_t;
 typedef struct {
     uint32_t num, cp;
 } gs__html_charref_t;
 
-extern const gs__html_entity_t gs__html5[];           // html.entities.html5, sorted by name
+extern const gs__html_entity_t gs__html5[]; // html.entities.html5, sorted by name
 extern const size_t gs__n_html5;
 extern const gs__html_entity_t gs__html_ftfy_upper[]; // ftfy's "NTILDE;" names, sorted
 extern const size_t gs__n_html_ftfy_upper;
 extern const gs__html_charref_t gs__html_invalid_charrefs[]; // html._invalid_charrefs, sorted
 extern const size_t gs__n_html_invalid_charrefs;
-extern const uint32_t gs__html_invalid_codepoints[];  // html._invalid_codepoints, sorted
+extern const uint32_t gs__html_invalid_codepoints[]; // html._invalid_codepoints, sorted
 extern const size_t gs__n_html_invalid_codepoints;
 
 // ---- unescaping -------------------------------------------------------------------------------

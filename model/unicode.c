@@ -66,7 +66,7 @@ size_t gs__utf8_decode(const uint8_t *s, size_t n, uint32_t *out, size_t *out_n_
                 lo = 0x90;
             else if (b0 == 0xF4)
                 hi = 0x8F; // nothing above U+10FFFF
-        } else { // continuation byte without a lead, C0/C1 overlong leads, F5..FF
+        } else {           // continuation byte without a lead, C0/C1 overlong leads, F5..FF
             out[o++] = 0xFFFD;
             n_bad++;
             i++;

@@ -43,29 +43,31 @@ typedef struct {
 extern const char gs__uc_regex_source[];   // "…/UnicodeData.txt" or "python unicodedata 14.0.0"
 extern const char gs__uc_python_version[]; // "14.0.0"
 extern const uint16_t gs__uc_stage1[0x110000 >> 8];
-extern const uint16_t gs__uc_stage2[];           // flags | ccc << 8
-extern const gs__uc_pair_t gs__uc_lower_map[];       // 1:1 str.lower() mappings, sorted by cp
+extern const uint16_t gs__uc_stage2[];         // flags | ccc << 8
+extern const gs__uc_pair_t gs__uc_lower_map[]; // 1:1 str.lower() mappings, sorted by cp
 extern const size_t gs__uc_n_lower_map;
 extern const uint32_t gs__uc_decomp_pool[];
-extern const gs__uc_decomp_t gs__uc_decomp[];    // full canonical decompositions, sorted
+extern const gs__uc_decomp_t gs__uc_decomp[]; // full canonical decompositions, sorted
 extern const size_t gs__uc_n_decomp;
-extern const gs__uc_comp_t gs__uc_comp[];        // primary composites, sorted by (first, second)
+extern const gs__uc_comp_t gs__uc_comp[]; // primary composites, sorted by (first, second)
 extern const size_t gs__uc_n_comp;
-extern const gs__uc_width_t gs__uc_width[];      // ftfy's width map, sorted by cp
+extern const gs__uc_width_t gs__uc_width[]; // ftfy's width map, sorted by cp
 extern const size_t gs__uc_n_width;
 
 // gs__uc_flags: GS__UC_* bits of a code point (0 beyond U+10FFFF).
 static inline unsigned gs__uc_flags(uint32_t cp)
 {
-    return cp < 0x110000 ? (unsigned)(gs__uc_stage2[gs__uc_stage1[cp >> 8] * 256u + (cp & 255u)] & 0xffu)
-                         : 0u;
+    if (cp >= 0x110000)
+        return 0;
+    return gs__uc_stage2[gs__uc_stage1[cp >> 8] * 256u + (cp & 255u)] & 0xffu;
 }
 
 // gs__uc_ccc: canonical combining class (Python unicodedata.combining).
 static inline unsigned gs__uc_ccc(uint32_t cp)
 {
-    return cp < 0x110000 ? (unsigned)(gs__uc_stage2[gs__uc_stage1[cp >> 8] * 256u + (cp & 255u)] >> 8)
-                         : 0u;
+    if (cp >= 0x110000)
+        return 0;
+    return (unsigned)gs__uc_stage2[gs__uc_stage1[cp >> 8] * 256u + (cp & 255u)] >> 8;
 }
 
 // ---- code-point buffers -----------------------------------------------------------------------

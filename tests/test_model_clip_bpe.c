@@ -31,11 +31,11 @@ typedef struct {
     char *text; // exact bytes of text_utf8_hex (may hold NUL)
     size_t n;
     int32_t ids[CTX];
-    int32_t ids_nf[CTX];    // ids_without_ftfy (== ids when ids_without_ftfy_match)
-    bool nf_match;          // ids_without_ftfy_match
-    int n_untruncated;      // num_tokens_untruncated
-    const char *cleaned;    // borrowed from root
-    json_t *tokens;         // borrowed from root
+    int32_t ids_nf[CTX]; // ids_without_ftfy (== ids when ids_without_ftfy_match)
+    bool nf_match;       // ids_without_ftfy_match
+    int n_untruncated;   // num_tokens_untruncated
+    const char *cleaned; // borrowed from root
+    json_t *tokens;      // borrowed from root
 } case_t;
 
 typedef struct {
@@ -106,7 +106,10 @@ static gs_clip_bpe_t *open_vocab(const char *rel)
     return t;
 }
 
-static bool ids_equal(const int32_t *a, const int32_t *b) { return memcmp(a, b, CTX * 4) == 0; }
+static bool ids_equal(const int32_t *a, const int32_t *b)
+{
+    return memcmp(a, b, CTX * 4) == 0;
+}
 
 static void print_mismatch(size_t i, const case_t *k, const int32_t *got, const int32_t *want)
 {
@@ -338,14 +341,17 @@ START_TEST(test_clip_bpe_invalid_utf8)
     static const struct {
         const char *bad, *good;
     } cases[] = {
-        {"a\xff" "b", "a\xef\xbf\xbd" "b"},
-        {"x\xc3", "x\xef\xbf\xbd"},                          // truncated at the end
-        {"\xe2\x82 z", "\xef\xbf\xbd z"},                    // one U+FFFD for a 2-byte prefix
-        {"\xc0\x80", "\xef\xbf\xbd\xef\xbf\xbd"},            // overlong: two
+        {"a\xff"
+         "b",
+         "a\xef\xbf\xbd"
+         "b"},
+        {"x\xc3", "x\xef\xbf\xbd"},                               // truncated at the end
+        {"\xe2\x82 z", "\xef\xbf\xbd z"},                         // one U+FFFD for a 2-byte prefix
+        {"\xc0\x80", "\xef\xbf\xbd\xef\xbf\xbd"},                 // overlong: two
         {"\xed\xa0\x80", "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd"}, // surrogate: three
         {"\xf4\x90\x80\x80", "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd"}, // > U+10FFFF
-        {"\xf0\x9f\x98", "\xef\xbf\xbd"},                    // truncated emoji
-        {"caf\xe9 ok", "caf\xef\xbf\xbd ok"},                // latin-1 byte
+        {"\xf0\x9f\x98", "\xef\xbf\xbd"},                                         // truncated emoji
+        {"caf\xe9 ok", "caf\xef\xbf\xbd ok"},                                     // latin-1 byte
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
         assert_same_ids(t, cases[i].bad, strlen(cases[i].bad), cases[i].good);
@@ -530,8 +536,8 @@ START_TEST(test_clip_bpe_word_algorithms_agree)
         long mb = gs__clip_bpe_word(t, buf, n, 2, b);
         ck_assert_int_gt(ma, 0);
         ck_assert_int_eq(ma, mb);
-        ck_assert_msg(memcmp(a, b, (size_t)ma * sizeof *a) == 0, "round %d (n %zu) differs",
-                      round, n);
+        ck_assert_msg(memcmp(a, b, (size_t)ma * sizeof *a) == 0, "round %d (n %zu) differs", round,
+                      n);
     }
     gs_clip_bpe_close(&t);
     fixture_free(&f);
@@ -619,8 +625,8 @@ START_TEST(test_clip_bpe_throughput)
         fprintf(stderr,
                 "clip_bpe speed (%s): %zu texts (%d x the %zu fixture cases), %zu tokens in "
                 "%.3f s of thread CPU time (best of 5): %.0f texts/s, %.2f M tokens/s (1 thread)\n",
-                use_ftfy ? "with the ftfy subset" : "without ftfy", n_texts, reps, f.n, n_tokens,
-                s, (double)n_texts / s, (double)n_tokens / s / 1e6);
+                use_ftfy ? "with the ftfy subset" : "without ftfy", n_texts, reps, f.n, n_tokens, s,
+                (double)n_texts / s, (double)n_tokens / s / 1e6);
         ck_assert_uint_gt(n_tokens, 0);
     }
     gs_clip_bpe_close(&t);

@@ -33,7 +33,8 @@ def rows(entries, width):
         if len(cps) > width:
             sys.exit("gen_html_entities: value of %r longer than %d" % (name, width))
         cps += [0] * (width - len(cps))
-        lines.append("    {%s, %d, {%s}}," % (cstr(name), len(name), ", ".join("0x%x" % c for c in cps)))
+        vals = ", ".join("0x%x" % c for c in cps)
+        lines.append("    {%s, %d, {%s}}," % (cstr(name), len(name), vals))
     return lines
 
 

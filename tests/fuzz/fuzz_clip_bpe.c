@@ -15,12 +15,12 @@
 #include "model/clip_bpe.h"
 #include "model/clip_bpe_int.h"
 
-#define CHECK(cond)                                                                       \
-    do {                                                                                  \
-        if (!(cond)) {                                                                    \
-            fprintf(stderr, "fuzz_clip_bpe: check failed: %s (line %d)\n", #cond, __LINE__); \
-            abort();                                                                      \
-        }                                                                                 \
+#define CHECK(cond)                                                                                \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            fprintf(stderr, "fuzz_clip_bpe: check failed: %s (line %d)\n", #cond, __LINE__);       \
+            abort();                                                                               \
+        }                                                                                          \
     } while (0)
 
 #define CTX GS_CLIP_BPE_CONTEXT
