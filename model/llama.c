@@ -51,6 +51,7 @@ struct gs_llama {
     int *tok_pos;                  // (n_batch) position of each token of the chunk
     gs__llama_seq_t **tok_seq;     // (n_batch) its sequence
     gs__llama_seq_t seq;           // the sequence of gs_llama_eval (rows: n_ctx)
+    int call_seq_len;              // 1 + the largest position of the current call (RoPE)
     gs__llama_probe_fn probe;
     void *probe_ud;
 };
@@ -347,16 +348,15 @@ gs_err gs__llama_embed(const gs_llama_t *self, const int32_t *ids, int n, float 
 
 // rope_tables: cos/sin of each chunk token's angles, as transformers computes them in float32:
 // inv_freq[i] = 1 / base^(2i/hd), angle = position * inv_freq (positions / factor for linear
-// scaling; dynamic NTK enlarges the base once seq_len > max_pos).
+// scaling; dynamic NTK enlarges the base once the call's seq_len > max_pos, for every token of
+// the call, so chunking a prompt does not change it). transformers also keeps an enlarged base
+// for later, shorter calls; we recompute it per call.
 static void rope_tables(gs_llama_t *self, int n)
 {
     const gs__llama_hparams_t *hp = &self->hp;
-    int half = hp->head_dim / 2, max_pos = 0;
-    for (int t = 0; t < n; t++)
-        if (self->tok_pos[t] > max_pos)
-            max_pos = self->tok_pos[t];
+    int half = hp->head_dim / 2;
     double base = hp->rope_theta;
-    int seq_len = max_pos + 1;
+    int seq_len = self->call_seq_len; // max(position_ids) + 1 over the whole call
     if (hp->rope_type == GS__ROPE_DYNAMIC && seq_len > hp->max_pos) {
         double f = hp->rope_factor;
         base = base * pow(f * seq_len / hp->max_pos - (f - 1.0),
@@ -566,6 +566,7 @@ static gs_err forward_seq(gs_llama_t *self, gs__llama_seq_t *seq, const float *e
     if (n > self->n_ctx - self->rows_used || seq->len + n > seq->cap)
         return GS_ETOOBIG;
     int dim = self->hp.dim;
+    self->call_seq_len = seq->len + n;
     for (int done = 0; done < n;) {
         int c = n - done < self->n_batch ? n - done : self->n_batch;
         if (embeds)
@@ -607,7 +608,10 @@ gs_err gs__llama_forward_multi(gs_llama_t *self, gs__llama_seq_t *const *seqs, i
                 return GS_EINVAL;
     }
     memcpy(self->x, embeds, (size_t)n_seq * self->hp.dim * sizeof(float));
+    self->call_seq_len = 0;
     for (int s = 0; s < n_seq; s++) {
+        if (seqs[s]->len + 1 > self->call_seq_len)
+            self->call_seq_len = seqs[s]->len + 1;
         seqs[s]->rows[seqs[s]->len] = self->rows_used + s;
         self->tok_seq[s] = seqs[s];
         self->tok_pos[s] = seqs[s]->len;
