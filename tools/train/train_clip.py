@@ -1,0 +1,440 @@
+#!/usr/bin/python3
+"""Train the default CLIP (ViT image tower + text transformer) on the UCM-captions train split
+and save it in the Hugging Face CLIPModel layout (config.json, model.safetensors F16,
+preprocessor_config.json, vocab.json, merges.txt, tokenizer_config.json).
+
+    nice -n 10 /usr/bin/python3 tools/train/train_clip.py --out models/default/clip
+
+Train split only: captions, plus the train split's class labels as extra captions
+("a satellite image of {class}." and two other forms). The val split is only evaluated.
+Checkpoints go to --work (resumable with --resume).
+"""
+import argparse
+import json
+import math
+import os
+import random
+import sys
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import bpe  # noqa: E402
+import gslib  # noqa: E402
+from models import ClipModel  # noqa: E402
+
+
+def parse():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("--out", default="models/default/clip")
+    ap.add_argument("--work", default=os.path.join(os.path.dirname(os.path.abspath(__file__)),
+                                                   "runs", "clip"))
+    ap.add_argument("--seed", type=int, default=1234)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--batch", type=int, default=128)
+    ap.add_argument("--lr", type=float, default=2e-3)
+    ap.add_argument("--wd", type=float, default=0.05)
+    ap.add_argument("--image-size", type=int, default=64)
+    ap.add_argument("--patch", type=int, default=8)
+    ap.add_argument("--vwidth", type=int, default=128)
+    ap.add_argument("--vlayers", type=int, default=4)
+    ap.add_argument("--vheads", type=int, default=2)
+    ap.add_argument("--twidth", type=int, default=128)
+    ap.add_argument("--tlayers", type=int, default=2)
+    ap.add_argument("--theads", type=int, default=2)
+    ap.add_argument("--embed", type=int, default=128)
+    ap.add_argument("--merges", type=int, default=1500)
+    ap.add_argument("--p-prompt", type=float, default=0.3, help="share of class-label captions")
+    ap.add_argument("--cls-weight", type=float, default=1.0, help="zero-shot classifier loss")
+    ap.add_argument("--crop-min", type=float, default=0.35)
+    ap.add_argument("--eval-every", type=float, default=2.0, help="minutes between val evals")
+    ap.add_argument("--vision-minutes", type=float, default=20.0, help="phase 1 wall budget")
+    ap.add_argument("--align-minutes", type=float, default=4.0, help="phase 2 wall budget")
+    ap.add_argument("--align-batch", type=int, default=256)
+    ap.add_argument("--views", type=int, default=8, help="cached train views for phase 2")
+    ap.add_argument("--word-weight", type=float, default=1.0)
+    ap.add_argument("--src-size", type=int, default=128, help="cached source image size")
+    ap.add_argument("--patch-init", type=int, default=1, help="PCA start for the patch filters")
+    ap.add_argument("--resume", action="store_true")
+    return ap.parse_args()
+
+
+def make_config(a, vocab_size, sot, eot):
+    return {
+        "architectures": ["CLIPModel"],
+        "model_type": "clip",
+        "initializer_factor": 1.0,
+        "logit_scale_init_value": 2.6592,
+        "projection_dim": a.embed,
+        "torch_dtype": "float16",
+        "transformers_version": "4.40.2",
+        "text_config": {
+            "model_type": "clip_text_model",
+            "vocab_size": vocab_size,
+            "hidden_size": a.twidth,
+            "intermediate_size": 4 * a.twidth,
+            "num_hidden_layers": a.tlayers,
+            "num_attention_heads": a.theads,
+            "max_position_embeddings": 77,
+            "hidden_act": "quick_gelu",
+            "layer_norm_eps": 1e-05,
+            "projection_dim": a.embed,
+            "bos_token_id": sot,
+            "eos_token_id": eot,
+            "pad_token_id": eot,
+            "attention_dropout": 0.0,
+            "initializer_range": 0.02,
+            "initializer_factor": 1.0,
+        },
+        "vision_config": {
+            "model_type": "clip_vision_model",
+            "hidden_size": a.vwidth,
+            "intermediate_size": 4 * a.vwidth,
+            "num_hidden_layers": a.vlayers,
+            "num_attention_heads": a.vheads,
+            "image_size": a.image_size,
+            "patch_size": a.patch,
+            "num_channels": 3,
+            "hidden_act": "quick_gelu",
+            "layer_norm_eps": 1e-05,
+            "projection_dim": a.embed,
+            "attention_dropout": 0.0,
+            "initializer_range": 0.02,
+            "initializer_factor": 1.0,
+        },
+    }
+
+
+def preprocessor_config(size):
+    return {
+        "crop_size": {"height": size, "width": size},
+        "do_center_crop": True,
+        "do_convert_rgb": True,
+        "do_normalize": True,
+        "do_rescale": True,
+        "do_resize": True,
+        "image_mean": list(gslib.CLIP_MEAN),
+        "image_processor_type": "CLIPImageProcessor",
+        "image_std": list(gslib.CLIP_STD),
+        "resample": 3,
+        "rescale_factor": 1 / 255,
+        "size": {"shortest_edge": size},
+    }
+
+
+def pad_batch(seqs, pad):
+    t = max(len(s) for s in seqs)
+    out = torch.full((len(seqs), t), pad, dtype=torch.long)
+    for i, s in enumerate(seqs):
+        out[i, :len(s)] = torch.tensor(s)
+    return out
+
+
+@torch.no_grad()
+def evaluate(model, tok, val, val_px, classes, bs=105):
+    """Zero-shot top-1/top-5 (template raw class names, as labels.csv) and retrieval on val."""
+    model.eval()
+    img = torch.cat([model.encode_image(torch.from_numpy(val_px[i:i + bs]))
+                     for i in range(0, len(val_px), bs)])
+    img = F.normalize(img, dim=-1)
+    prompts = [gslib.TEMPLATE.format(c) for c in classes]
+    eot = tok.eot
+    txt = F.normalize(model.encode_text(pad_batch([tok(p) for p in prompts], eot)), dim=-1)
+    logits = img @ txt.T
+    lab = torch.tensor([classes.index(it["cls"]) for it in val])
+    top = logits.topk(5, dim=-1).indices
+    top1 = float((top[:, 0] == lab).float().mean())
+    top5 = float((top == lab[:, None]).any(-1).float().mean())
+    caps, owner = [], []
+    for i, it in enumerate(val):
+        for c in it["captions"]:
+            caps.append(c)
+            owner.append(i)
+    ct = torch.cat([model.encode_text(pad_batch([tok(c) for c in caps[i:i + 256]], eot))
+                    for i in range(0, len(caps), 256)])
+    ct = F.normalize(ct, dim=-1)
+    r = gslib.retrieval_metrics((img @ ct.T).numpy(), np.array(owner))
+    model.train()
+    return {"top1": top1, "top5": top5, **r}
+
+
+def export(model, cfg, a, work_tok_dir, out):
+    os.makedirs(out, exist_ok=True)
+    sd = {k: v.detach().float().numpy().astype(np.float16) for k, v in model.state_dict().items()}
+    gslib.save_safetensors(os.path.join(out, "model.safetensors"), sd, {"format": "pt"})
+    gslib.write_json(os.path.join(out, "config.json"), cfg)
+    gslib.write_json(os.path.join(out, "preprocessor_config.json"), preprocessor_config(a.image_size))
+    for f in ("vocab.json", "merges.txt"):
+        with open(os.path.join(work_tok_dir, f), "rb") as src, open(os.path.join(out, f), "wb") as dst:
+            dst.write(src.read())
+    tc = cfg["text_config"]
+    gslib.write_json(os.path.join(out, "tokenizer_config.json"), {
+        "tokenizer_class": "CLIPTokenizer", "model_max_length": 77, "do_lower_case": True,
+        "bos_token": bpe.SOT, "eos_token": bpe.EOT, "pad_token": bpe.EOT, "unk_token": bpe.EOT,
+        "errors": "replace", "clean_up_tokenization_spaces": True})
+    gslib.write_json(os.path.join(out, "special_tokens_map.json"), {
+        "bos_token": bpe.SOT, "eos_token": bpe.EOT, "pad_token": bpe.EOT, "unk_token": bpe.EOT})
+    assert tc["eos_token_id"] == len(json.load(open(os.path.join(out, "vocab.json")))) - 1
+
+
+def caption_words(train, min_images=5):
+    """Words (lower case) that occur in the captions of at least min_images train images."""
+    cnt = {}
+    for it in train:
+        for w in {w for c in it["captions"] for w in gslib.caption_tokens(c)}:
+            cnt[w] = cnt.get(w, 0) + 1
+    return sorted(w for w, n in cnt.items() if n >= min_images)
+
+
+def cosine_lr(base, elapsed, budget, warm_frac=0.03):
+    warm = warm_frac * budget
+    if elapsed < warm:
+        return base * elapsed / warm
+    return base * 0.5 * (1 + math.cos(math.pi * min(1.0, (elapsed - warm) / (budget - warm))))
+
+
+def save_ckpt(path, obj):
+    torch.save(obj, path + ".tmp")
+    os.replace(path + ".tmp", path)
+
+
+def phase_vision(a, model, train, classes, aug, val, val_px, work):
+    """Phase 1: the image tower alone, supervised by the train split's class labels
+    (cross-entropy, label smoothing) and by the words of each image's captions (multi-label)."""
+    vm = model.vision_model
+    words = caption_words(train)
+    wt = torch.zeros(len(train), len(words))
+    for i, it in enumerate(train):
+        for w in {w for c in it["captions"] for w in gslib.caption_tokens(c)}:
+            if w in words:
+                wt[i, words.index(w)] = 1.0
+    d = vm.post_layernorm.normalized_shape[0]
+    heads = torch.nn.ModuleDict({"cls": torch.nn.Linear(d, len(classes)),
+                                 "words": torch.nn.Linear(d, len(words))})
+    params = list(vm.parameters()) + list(heads.parameters())
+    decay = [p for p in params if p.ndim >= 2 and p is not vm.embeddings.position_embedding.weight]
+    other = [p for p in params if not any(p is q for q in decay)]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": a.wd},
+                             {"params": other, "weight_decay": 0.0}], lr=a.lr, betas=(0.9, 0.98))
+    cls_idx = torch.tensor([classes.index(it["cls"]) for it in train])
+    val_lab = torch.tensor([classes.index(it["cls"]) for it in val])
+    ckpt = os.path.join(work, "vision.pt")
+    st = {"step": 0, "elapsed": 0.0, "history": []}
+    if a.resume and os.path.exists(ckpt):
+        c = torch.load(ckpt)
+        vm.load_state_dict(c["vm"])
+        heads.load_state_dict(c["heads"])
+        opt.load_state_dict(c["opt"])
+        st = c["state"]
+        gslib.log("vision: resumed at step %d (%.1f min)" % (st["step"], st["elapsed"] / 60))
+        if st.get("done"):
+            return st
+    budget = a.vision_minutes * 60
+    rng = random.Random(a.seed * 7 + st["step"])
+    t0 = time.time() - st["elapsed"]
+    last = time.time()
+    perm = []
+    vm.train()
+    while time.time() - t0 < budget:
+        lr = cosine_lr(a.lr, time.time() - t0, budget)
+        for g in opt.param_groups:
+            g["lr"] = lr
+        if len(perm) < a.batch:
+            perm = list(range(len(train)))
+            rng.shuffle(perm)
+        idx, perm = perm[:a.batch], perm[a.batch:]
+        f = vm(aug(idx, rng))
+        l_cls = F.cross_entropy(heads["cls"](f), cls_idx[idx], label_smoothing=0.1)
+        l_w = F.binary_cross_entropy_with_logits(heads["words"](f), wt[idx])
+        loss = l_cls + a.word_weight * l_w
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        st["step"] += 1
+        if st["step"] % 20 == 0:
+            gslib.log("vision step %d ep %.1f lr %.2e cls %.3f words %.3f" % (
+                st["step"], st["step"] * a.batch / len(train), lr, l_cls.item(), l_w.item()))
+        if time.time() - last > a.eval_every * 60:
+            last = time.time()
+            vm.eval()
+            with torch.no_grad():
+                acc = float((heads["cls"](vm(torch.from_numpy(val_px))).argmax(-1) == val_lab)
+                            .float().mean())
+            vm.train()
+            st["elapsed"] = time.time() - t0
+            st["history"].append({"step": st["step"], "min": st["elapsed"] / 60, "head_top1": acc})
+            gslib.log("VAL vision step %d: linear-head top1 %.3f" % (st["step"], acc))
+            save_ckpt(ckpt, {"vm": vm.state_dict(), "heads": heads.state_dict(),
+                             "opt": opt.state_dict(), "state": st})
+    vm.eval()
+    with torch.no_grad():
+        acc = float((heads["cls"](vm(torch.from_numpy(val_px))).argmax(-1) == val_lab)
+                    .float().mean())
+    st["elapsed"] = time.time() - t0
+    st["history"].append({"step": st["step"], "min": st["elapsed"] / 60, "head_top1": acc})
+    st["done"] = True
+    gslib.log("vision done: %d steps, linear-head val top1 %.3f" % (st["step"], acc))
+    save_ckpt(ckpt, {"vm": vm.state_dict(), "heads": heads.state_dict(),
+                     "opt": opt.state_dict(), "state": st})
+    return st
+
+
+@torch.no_grad()
+def pooled_views(vm, aug, n, n_views, rng, bs=128):
+    """[n, n_views, D]: view 0 is the plain image, the others random augmentations."""
+    vm.eval()
+    out = torch.zeros(n, n_views, vm.post_layernorm.normalized_shape[0])
+    for v in range(n_views):
+        for i in range(0, n, bs):
+            idx = list(range(i, min(i + bs, n)))
+            out[idx, v] = vm(aug.plain(idx) if v == 0 else aug(idx, rng))
+    return out
+
+
+def phase_align(a, model, tok, train, classes, feats, val, val_px, work):
+    """Phase 2: the image tower frozen (its pooled features cached for several views); the
+    visual projection, the text tower and the logit scale learn the multi-positive
+    contrastive loss on captions + class-label captions, plus the zero-shot classifier loss."""
+    cap_ids = [[tuple(tok(c)) for c in it["captions"]] for it in train]
+    prm_ids = {c: [tuple(tok(p)) for p in gslib.prompt_texts(c)] for c in classes}
+    pos_sets = [set(cap_ids[i]) | set(prm_ids[it["cls"]]) for i, it in enumerate(train)]
+    cls_idx = torch.tensor([classes.index(it["cls"]) for it in train])
+    zs_ids = pad_batch([tok(gslib.TEMPLATE.format(c)) for c in classes], tok.eot)
+    params = list(model.text_model.parameters()) + list(model.text_projection.parameters()) + \
+        list(model.visual_projection.parameters()) + [model.logit_scale]
+    decay = [p for p in params if p.ndim >= 2 and p is not
+             model.text_model.embeddings.position_embedding.weight]
+    other = [p for p in params if not any(p is q for q in decay)]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": a.wd},
+                             {"params": other, "weight_decay": 0.0}], lr=a.lr, betas=(0.9, 0.98))
+    st = {"step": 0, "history": []}
+    budget = a.align_minutes * 60
+    rng = random.Random(a.seed * 11)
+    t0 = time.time()
+    last = time.time()
+    perm = []
+    model.text_model.train()
+    vdrop = torch.nn.Dropout(0.1)
+    while time.time() - t0 < budget:
+        lr = cosine_lr(a.lr, time.time() - t0, budget)
+        for g in opt.param_groups:
+            g["lr"] = lr
+        if len(perm) < a.align_batch:
+            perm = list(range(len(train)))
+            rng.shuffle(perm)
+        idx, perm = perm[:a.align_batch], perm[a.align_batch:]
+        texts = []
+        for i in idx:
+            if rng.random() < a.p_prompt:
+                texts.append(rng.choice(prm_ids[train[i]["cls"]]))
+            else:
+                texts.append(rng.choice(cap_ids[i]))
+        uniq = sorted(set(texts))
+        pos = torch.tensor([[float(t in pos_sets[i]) for t in uniq] for i in idx])
+        f = feats[idx, torch.randint(0, feats.shape[1], (len(idx),))]
+        img = F.normalize(model.visual_projection(vdrop(f)), dim=-1)
+        txt = F.normalize(model.encode_text(pad_batch(list(uniq), tok.eot)), dim=-1)
+        zs = F.normalize(model.encode_text(zs_ids), dim=-1)
+        scale = model.logit_scale.exp()
+        logits = scale * img @ txt.T
+        l_i2t = -(pos / pos.sum(1, keepdim=True) * logits.log_softmax(1)).sum(1).mean()
+        has = pos.sum(0) > 0
+        pt = pos.T[has]
+        l_t2i = -(pt / pt.sum(1, keepdim=True) * logits.T[has].log_softmax(1)).sum(1).mean()
+        l_cls = F.cross_entropy(scale * img @ zs.T, cls_idx[idx])
+        loss = 0.5 * (l_i2t + l_t2i) + a.cls_weight * l_cls
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        with torch.no_grad():
+            model.logit_scale.clamp_(0, math.log(100))
+        st["step"] += 1
+        if st["step"] % 50 == 0:
+            gslib.log("align step %d lr %.2e loss %.3f (i2t %.3f t2i %.3f cls %.3f) scale %.1f" % (
+                st["step"], lr, loss.item(), l_i2t.item(), l_t2i.item(), l_cls.item(), scale.item()))
+        if time.time() - last > a.eval_every * 60:
+            last = time.time()
+            r = evaluate(model, tok, val, val_px, classes)
+            model.vision_model.eval()
+            st["history"].append({"step": st["step"], "min": (time.time() - t0) / 60, **r})
+            gslib.log("VAL align step %d: top1 %.3f top5 %.3f mR %.1f" % (
+                st["step"], r["top1"], r["top5"], r["mR"]))
+    return st
+
+
+def main():
+    a = parse()
+    gslib.set_threads(a.threads)
+    gslib.seed_all(a.seed)
+    t_start = time.time()
+    os.makedirs(a.work, exist_ok=True)
+    items = gslib.load_ucm()
+    train = [it for it in items if it["split"] == "train"]
+    val = [it for it in items if it["split"] == "val"]
+    classes = gslib.class_names(items)
+
+    # Tokenizer: learned from the train captions + the class-label captions.
+    tok_dir = os.path.join(a.work, "tokenizer")
+    os.makedirs(tok_dir, exist_ok=True)
+    if not (a.resume and os.path.exists(os.path.join(tok_dir, "merges.txt"))):
+        texts = [c for it in train for c in it["captions"]]
+        texts += [p for it in train for p in gslib.prompt_texts(it["cls"])]
+        merges = bpe.learn(texts, a.merges)
+        n_vocab = bpe.save(merges, tok_dir)
+        gslib.log("BPE: %d merges, vocab %d" % (len(merges), n_vocab))
+    tok = bpe.Tokenizer(tok_dir)
+    cfg = make_config(a, len(tok.encoder), tok.sot, tok.eot)
+
+    gslib.log("loading images")
+    src = gslib.load_source_images(train, size=a.src_size)
+    aug = gslib.Augment(src, a.image_size, scale=(a.crop_min, 1.0))
+    val_px = gslib.load_eval_images(val, a.image_size)
+
+    model = ClipModel(cfg)
+    if a.patch_init:
+        init_patch_embedding(model.vision_model.embeddings.patch_embedding, aug, a.seed)
+    gslib.log("params %.2f M (vision %.2f M)" % (
+        sum(p.numel() for p in model.parameters()) / 1e6,
+        sum(p.numel() for p in model.vision_model.parameters()) / 1e6))
+
+    hist = {}
+    hist["vision"] = phase_vision(a, model, train, classes, aug, val, val_px, a.work)["history"]
+    for p in model.vision_model.parameters():
+        p.requires_grad = False
+    gslib.log("caching %d views of the train images" % a.views)
+    feats = pooled_views(model.vision_model, aug, len(train), a.views, random.Random(a.seed + 5))
+    hist["align"] = phase_align(a, model, tok, train, classes, feats, val, val_px,
+                                a.work)["history"]
+    r = evaluate(model, tok, val, val_px, classes)
+    hist["final"] = r
+    gslib.log("FINAL: %s" % json.dumps(r))
+    export(model, cfg, a, tok_dir, a.out)
+    with open(os.path.join(a.work, "train_log.json"), "w") as f:
+        json.dump({"args": vars(a), "history": hist, "wall_s": time.time() - t_start}, f, indent=1)
+    gslib.log("saved %s (total wall %.1f min)" % (a.out, (time.time() - t_start) / 60))
+
+
+@torch.no_grad()
+def init_patch_embedding(conv, aug, seed, n=20000):
+    """Data-dependent start: the patch filters are the leading PCA directions of random train
+    patches (whitened), the remaining filters stay random."""
+    rng = random.Random(seed)
+    x = aug(rng.sample(range(aug.src.shape[0]), 256), rng)
+    p = conv.kernel_size[0]
+    patches = F.unfold(x, p, stride=p).transpose(1, 2).reshape(-1, 3 * p * p)
+    patches = patches[torch.randperm(patches.shape[0])[:n]]
+    patches = patches - patches.mean(0)
+    u, s, v = torch.linalg.svd(patches, full_matrices=False)
+    d = conv.out_channels
+    k = min(d // 2, v.shape[0])
+    w = v[:k] / (s[:k, None] / math.sqrt(patches.shape[0]) + 1e-2)
+    conv.weight[:k] = w.view(k, 3, p, p) * 0.5
+
+
+if __name__ == "__main__":
+    main()
