@@ -93,8 +93,9 @@ static void pair_put(gs_clip_bpe_t *self, int32_t a, int32_t b, uint32_t rank, i
 
 // ---- vocabulary files -------------------------------------------------------------------------
 
-// read_all: a whole file through zlib (gzip or plain), NUL-terminated.
-static gs_err read_all(const char *path, char **out_data, size_t *out_n)
+// read_all: a file through zlib (gzip or plain), NUL-terminated: all of it, or (max_lines > 0)
+// at least its first max_lines lines (open_clip's file holds 262,145 lines and uses 48,895).
+static gs_err read_all(const char *path, size_t max_lines, char **out_data, size_t *out_n)
 {
     struct stat st;
     if (stat(path, &st) != 0) {
@@ -106,7 +107,7 @@ static gs_err read_all(const char *path, char **out_data, size_t *out_n)
         GS_LOG_ERROR("could not open vocabulary \"%s\": %s", path, strerror(errno));
         return GS_EIO;
     }
-    size_t cap = 1 << 20, n = 0;
+    size_t cap = 1 << 20, n = 0, n_lines = 0;
     char *buf = gs_trymalloc(cap + 1);
     gs_err err = buf ? GS_OK : GS_ENOMEM;
     while (err == GS_OK) {
@@ -125,7 +126,8 @@ static gs_err read_all(const char *path, char **out_data, size_t *out_n)
             buf = p;
             cap *= 2;
         }
-        int got = gzread(f, buf + n, (unsigned)(cap - n));
+        size_t want = cap - n < (64u << 10) ? cap - n : (64u << 10);
+        int got = gzread(f, buf + n, (unsigned)want);
         if (got < 0) {
             int zerr;
             GS_LOG_ERROR("could not read vocabulary \"%s\": %s", path, gzerror(f, &zerr));
@@ -133,7 +135,11 @@ static gs_err read_all(const char *path, char **out_data, size_t *out_n)
         } else if (got == 0) {
             break;
         }
+        for (int i = 0; i < got; i++)
+            n_lines += buf[n + (size_t)i] == '\n';
         n += got > 0 ? (size_t)got : 0;
+        if (max_lines > 0 && n_lines >= max_lines)
+            break;
     }
     gzclose(f);
     if (err != GS_OK) {
@@ -265,7 +271,7 @@ static gs_err open_gz(gs_clip_bpe_t *self, const char *path)
     char *text = NULL;
     size_t n = 0;
     str_index_t idx = {0};
-    GS_TRY(read_all(path, &text, &n));
+    GS_TRY(read_all(path, GS__CLIP_N_MERGES + 1, &text, &n));
     uint32_t cps[256];
     int32_t order[256];
     byte_symbols(cps, order);
@@ -423,7 +429,7 @@ static gs_err open_hf(gs_clip_bpe_t *self, const char *vocab_path, const char *m
     if (err == GS_OK)
         err = hf_find_ids(self, &idx, vocab_path);
     if (err == GS_OK)
-        err = read_all(merges_path, &text, &n);
+        err = read_all(merges_path, 0, &text, &n);
     if (err == GS_OK) {
         // Hugging Face strips the text before splitting it into lines
         size_t skip = 0;
