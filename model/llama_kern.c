@@ -12,6 +12,7 @@
 #include "model/ops.h"
 
 #if defined(__x86_64__) && defined(__GNUC__)
+#include <cpuid.h>
 #include <immintrin.h>
 #define GS_KERN_X86 1
 #endif
@@ -308,8 +309,10 @@ static int detect_isa(void)
     __builtin_cpu_init();
     if (__builtin_cpu_supports("avx512f"))
         return ISA_AVX512;
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-        __builtin_cpu_supports("f16c"))
+    // F16C from CPUID leaf 1 (ECX bit 29): clang's __builtin_cpu_supports lacks "f16c"
+    unsigned a, b, c, d;
+    bool f16c = __get_cpuid(1, &a, &b, &c, &d) && (c & (1u << 29));
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && f16c)
         return ISA_AVX2;
 #endif
     return ISA_SCALAR;
