@@ -6,6 +6,7 @@
 #include <mpi.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <time.h>
 
 #include "common/alloc.h"
 #include "common/log.h"
@@ -94,6 +95,26 @@ gs_err gs_mpi_recv(int src, int tag, void **out_data, size_t *out_n, int *out_sr
     *out_data = buf;
     *out_n = (size_t)count;
     return GS_OK;
+}
+
+gs_err gs_mpi_poll(int src, int tag, int timeout_ms, int *out_ready)
+{
+    struct timespec t0, now;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (long sleep_us = 50;; sleep_us = sleep_us < 2000 ? sleep_us * 2 : 2000) {
+        int flag = 0;
+        GS_MPI_CHECK(MPI_Iprobe(src == GS_MPI_ANY ? MPI_ANY_SOURCE : src,
+                                tag == GS_MPI_ANY ? MPI_ANY_TAG : tag, MPI_COMM_WORLD, &flag,
+                                MPI_STATUS_IGNORE));
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        long ms = (now.tv_sec - t0.tv_sec) * 1000 + (now.tv_nsec - t0.tv_nsec) / 1000000;
+        if (flag || ms >= timeout_ms) {
+            *out_ready = flag;
+            return GS_OK;
+        }
+        struct timespec d = {0, sleep_us * 1000};
+        nanosleep(&d, NULL);
+    }
 }
 
 gs_err gs_mpi_bcast(int root, void **data, size_t *n)

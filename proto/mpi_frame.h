@@ -36,6 +36,11 @@ gs_err gs_mpi_send(int dest, int tag, const void *data, size_t n);
 // GS_EMPI, GS_ETOOBIG (larger than GS_MPI_MAX_MSG: the message is consumed and dropped),
 // GS_ENOMEM.
 gs_err gs_mpi_recv(int src, int tag, void **out_data, size_t *out_n, int *out_src, int *out_tag);
+// gs_mpi_poll: waits up to timeout_ms for a message from `src` with `tag` (GS_MPI_ANY for
+// either) without spinning a core: MPI_Iprobe every millisecond or so, sleeping in between
+// (a blocking MPI_Probe busy-polls in Open MPI). *out_ready is 1 when one is waiting (receive
+// it with gs_mpi_recv), 0 after the timeout. GS_EMPI.
+gs_err gs_mpi_poll(int src, int tag, int timeout_ms, int *out_ready);
 // gs_mpi_bcast: rank `root` sends its (*data, *n) to all ranks; other ranks get a new buffer
 // in *data (free with gs_free). GS_EMPI, GS_ENOMEM.
 gs_err gs_mpi_bcast(int root, void **data, size_t *n);

@@ -1,0 +1,635 @@
+// The ingest coordinator's set-up: the output folders, the settings identity of the output
+// (recorded by the first run, checked by every later one), the ledger scan, the scene
+// catalogue and the plan (probe tasks for new scenes, tile tasks for probed ones). Commit,
+// the index and dispatch live in commit.c, vidx.c and dispatch.c.
+#define GS_LOG_MODULE "coordinator"
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/buf.h"
+#include "common/fs.h"
+#include "common/log.h"
+#include "coordinator/ingest_int.h"
+#include "jobs/catalog.h"
+#include "jobs/hash.h"
+#include "jobs/scene.h"
+
+// ---- small containers -----------------------------------------------------------------------
+
+void gs__map_init(gs__map_t *m)
+{
+    memset(m, 0, sizeof *m);
+}
+
+void gs__map_cleanup(gs__map_t *m)
+{
+    gs_free(m->keys);
+    gs_free(m->vals);
+    memset(m, 0, sizeof *m);
+}
+
+// Keys are ids below 2^63 (scene, task ids); they are stored with the top bit set, so that 0
+// can mark an empty slot whatever the id.
+#define KEY(k) ((k) | 0x8000000000000000ULL)
+
+static size_t slot_of(uint64_t key, size_t cap)
+{
+    return (size_t)(gs_hash_mix64(key) & (cap - 1));
+}
+
+static void map_grow(gs__map_t *m)
+{
+    size_t cap = m->cap ? m->cap * 2 : 1024;
+    uint64_t *keys = gs_xcalloc(cap, sizeof *keys);
+    uint32_t *vals = gs_xcalloc(cap, sizeof *vals);
+    for (size_t i = 0; i < m->cap; i++) {
+        if (!m->keys[i])
+            continue;
+        size_t s = slot_of(m->keys[i], cap);
+        while (keys[s])
+            s = (s + 1) & (cap - 1);
+        keys[s] = m->keys[i];
+        vals[s] = m->vals[i];
+    }
+    gs_free(m->keys);
+    gs_free(m->vals);
+    m->keys = keys;
+    m->vals = vals;
+    m->cap = cap;
+}
+
+void gs__map_put(gs__map_t *m, uint64_t key, uint32_t val)
+{
+    key = KEY(key);
+    if ((m->n + 1) * 2 > m->cap)
+        map_grow(m);
+    size_t s = slot_of(key, m->cap);
+    while (m->keys[s] && m->keys[s] != key)
+        s = (s + 1) & (m->cap - 1);
+    if (!m->keys[s])
+        m->n++;
+    m->keys[s] = key;
+    m->vals[s] = val;
+}
+
+int gs__map_get(const gs__map_t *m, uint64_t key, uint32_t *out)
+{
+    if (!m->cap)
+        return 0;
+    key = KEY(key);
+    size_t s = slot_of(key, m->cap);
+    while (m->keys[s]) {
+        if (m->keys[s] == key) {
+            *out = m->vals[s];
+            return 1;
+        }
+        s = (s + 1) & (m->cap - 1);
+    }
+    return 0;
+}
+
+void gs__u32s_push(gs__u32s_t *a, uint32_t x)
+{
+    if (a->n == a->cap) {
+        a->cap = a->cap ? a->cap * 2 : 256;
+        a->v = gs_xrealloc(a->v, a->cap * sizeof *a->v);
+    }
+    a->v[a->n++] = x;
+}
+
+double gs__now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+// ---- ids and keys ---------------------------------------------------------------------------
+
+static void le32(uint8_t *p, uint32_t v)
+{
+    for (int i = 0; i < 4; i++)
+        p[i] = (uint8_t)(v >> (8 * i));
+}
+
+uint64_t gs__task_id(const gs_job_t *job, int kind, uint64_t scene_id, uint32_t first, uint32_t n)
+{
+    // LE64 scene | LE32 first | LE32 n | LE32 size | LE32 overlap | LE32 edge | LE32 kind
+    uint8_t rec[32];
+    for (int i = 0; i < 8; i++)
+        rec[i] = (uint8_t)(scene_id >> (8 * i));
+    le32(rec + 8, first);
+    le32(rec + 12, n);
+    le32(rec + 16, (uint32_t)job->tiling.size);
+    le32(rec + 20, (uint32_t)job->tiling.overlap);
+    le32(rec + 24, (uint32_t)job->tiling.edge);
+    le32(rec + 28, (uint32_t)kind);
+    uint64_t id = gs_hash_bytes(rec, sizeof rec, 0x67737461736B31ULL) & 0x7FFFFFFFFFFFFFFFULL;
+    return id ? id : 1; // "gstask1"
+}
+
+void gs__task_key(uint64_t scene_id, uint32_t first, uint32_t n, char out[40])
+{
+    snprintf(out, 40, "t/%016llx/%08x/%08x", (unsigned long long)scene_id, first, n);
+}
+
+static int hexval(const char *s, int n, uint64_t *out)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < n; i++) {
+        char ch = s[i];
+        int d = ch >= '0' && ch <= '9' ? ch - '0' : ch >= 'a' && ch <= 'f' ? ch - 'a' + 10 : -1;
+        if (d < 0)
+            return 0;
+        v = v << 4 | (uint64_t)d;
+    }
+    *out = v;
+    return 1;
+}
+
+int gs__task_key_parse(const char *key, uint64_t *scene_id, uint32_t *first, uint32_t *n)
+{
+    uint64_t a, b;
+    if (strlen(key) != 36 || strncmp(key, "t/", 2) != 0 || key[18] != '/' || key[27] != '/')
+        return 0;
+    if (!hexval(key + 2, 16, scene_id) || !hexval(key + 19, 8, &a) || !hexval(key + 28, 8, &b))
+        return 0;
+    *first = (uint32_t)a;
+    *n = (uint32_t)b;
+    return 1;
+}
+
+char *gs__shard_path(const gs_coord_t *c, uint64_t task_id)
+{
+    return gs_xasprintf("%s/%016llx.shard", c->staging, (unsigned long long)task_id);
+}
+
+// ---- settings -------------------------------------------------------------------------------
+
+static const char *edge_name(gs_job_edge_t e)
+{
+    return e == GS_JOB_EDGE_PAD ? "pad" : e == GS_JOB_EDGE_CLIP ? "clip" : "shift";
+}
+
+static const char *scaling_name(gs_job_scaling_t s)
+{
+    static const char *const names[] = {"auto", "none", "minmax", "percentile", "range"};
+    return (unsigned)s < 5 ? names[s] : "?";
+}
+
+// settings_text: the settings that decide what an output's records and vectors mean, one
+// "key=value" line each. Everything else (inputs, batch, threads, time settings, nprobe) may
+// change between runs of one output.
+static char *settings_text(const gs_job_t *j, const gs_ingest_models_t *m)
+{
+    gs_buf_t b;
+    gs_buf_init(&b, 1 << 20);
+    gs_buf_printf(&b, "encoder.model_id=%s\nencoder.dim=%d\nencoder.preprocess=%s\n",
+                  m->encoder_id, m->dim, m->preprocess);
+    gs_buf_printf(&b, "captioner.model_id=%s\n", m->captioner_id ? m->captioner_id : "");
+    if (m->captioner_id && *m->captioner_id) {
+        gs_buf_printf(&b, "captioner.prompt=%s\ncaptioner.max_tokens=%d\n", j->captioner.prompt,
+                      j->captioner.max_tokens);
+        if (j->captioner.select == GS_JOB_SELECT_SAMPLE)
+            gs_buf_printf(&b, "captioner.select=sample:%.17g\n", j->captioner.sample_fraction);
+        else if (j->captioner.select == GS_JOB_SELECT_PER_SCENE)
+            gs_buf_printf(&b, "captioner.select=per_scene:%d\n", j->captioner.per_scene);
+        else
+            gs_buf_printf(&b, "captioner.select=%s\n",
+                          j->captioner.select == GS_JOB_SELECT_NONE ? "none" : "all");
+    }
+    gs_buf_printf(&b, "tiling.size=%d\ntiling.overlap=%d\ntiling.edge=%s\n", j->tiling.size,
+                  j->tiling.overlap, edge_name(j->tiling.edge));
+    gs_buf_printf(&b, "tiling.min_valid_fraction=%.17g\n", j->tiling.min_valid_fraction);
+    gs_buf_printf(&b, "composite.mode=%s\ncomposite.bands=",
+                  j->composite.mode == GS_JOB_COMPOSITE_SAR ? "sar" : "rgb");
+    for (int i = 0; i < j->composite.n_bands; i++)
+        gs_buf_printf(&b, "%s%s", i ? "," : "", j->composite.bands[i]);
+    gs_buf_printf(&b, "\ncomposite.scaling=%s\n", scaling_name(j->composite.scaling));
+    gs_buf_printf(&b, "composite.percentile=%.17g,%.17g\n", j->composite.percentile[0],
+                  j->composite.percentile[1]);
+    gs_buf_puts(&b, "composite.range=");
+    for (int i = 0; i < 6; i++)
+        gs_buf_printf(&b, "%s%.17g", i ? "," : "", j->composite.range[i]);
+    gs_buf_printf(&b, "\ncomposite.sar_units=%s\n",
+                  j->composite.sar_units == GS_JOB_SAR_LINEAR ? "linear" : "db");
+    gs_buf_printf(&b, "scenes.checksum=%s\n",
+                  j->scenes.checksum == GS_JOB_CHECKSUM_FULL ? "full" : "quick");
+    gs_buf_printf(&b, "tasks.max_tiles=%d\nindex.type=%s\nindex.flat_max=%lld\n",
+                  j->tasks.max_tiles, j->index.type, (long long)j->index.flat_max);
+    return gs_buf_steal(&b);
+}
+
+// first_difference: the first line of `want` that `got` lacks, as "key" + both values.
+static void first_difference(const char *got, const char *want, char *out, size_t out_nbytes)
+{
+    const char *p = want;
+    while (*p) {
+        const char *nl = strchr(p, '\n');
+        size_t len = nl ? (size_t)(nl - p) : strlen(p);
+        const char *eq = memchr(p, '=', len);
+        size_t klen = eq ? (size_t)(eq - p) : len;
+        // the same key in `got`
+        const char *q = got, *found = NULL;
+        size_t flen = 0;
+        while (*q) {
+            const char *qn = strchr(q, '\n');
+            size_t ql = qn ? (size_t)(qn - q) : strlen(q);
+            if (ql > klen && strncmp(q, p, klen) == 0 && q[klen] == '=') {
+                found = q;
+                flen = ql;
+                break;
+            }
+            q = qn ? qn + 1 : q + ql;
+        }
+        if (!found || flen != len || strncmp(found, p, len) != 0) {
+            snprintf(out, out_nbytes, "%.*s is \"%.*s\" in the output, \"%.*s\" in this job",
+                     (int)klen, p, found ? (int)(flen - klen - 1) : 0,
+                     found ? found + klen + 1 : "", (int)(len - klen - (eq ? 1 : 0)),
+                     eq ? eq + 1 : "");
+            return;
+        }
+        p = nl ? nl + 1 : p + len;
+    }
+    snprintf(out, out_nbytes, "the settings differ");
+}
+
+static void errf(char *err, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void errf(char *err, size_t n, const char *fmt, ...)
+{
+    if (!err || !n)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, n, fmt, ap);
+    va_end(ap);
+}
+
+// check_settings: records the settings on the first run, compares them on later ones.
+static gs_err check_settings(gs_coord_t *c, char *err, size_t err_nbytes)
+{
+    const char *old = NULL;
+    gs_err e = gs_capstore_meta_get(c->store, "ingest.settings", c->arena, &old);
+    if (e == GS_OK) {
+        if (strcmp(old, c->settings) == 0)
+            return GS_OK;
+        char diff[1024];
+        first_difference(old, c->settings, diff, sizeof diff);
+        const char *model = NULL;
+        if (strstr(diff, "encoder.model_id") &&
+            gs_capstore_meta_get(c->store, "encoder.model", c->arena, &model) == GS_OK)
+            errf(err, err_nbytes,
+                 "output \"%s\" was made with another encoder model (\"%s\"): %s; use another "
+                 "output directory or the model of the first run", c->out, model, diff);
+        else
+            errf(err, err_nbytes,
+                 "output \"%s\" was made with other settings: %s; use another output "
+                 "directory or the settings of the first run", c->out, diff);
+        return GS_EMISMATCH;
+    }
+    if (e != GS_ENOTFOUND) {
+        errf(err, err_nbytes, "could not read the settings of output \"%s\": %s", c->out,
+             gs_strerror(e));
+        return e;
+    }
+    uint64_t n_tiles = 0;
+    if (gs_capstore_count(c->store, GS_CF_TILES, false, &n_tiles) == GS_OK && n_tiles > 0) {
+        errf(err, err_nbytes, "store \"%s\" holds tile records but no ingest settings: not an "
+             "ingest output", c->db_path);
+        return GS_EMISMATCH;
+    }
+    char hash[17], dim[16];
+    snprintf(hash, sizeof hash, "%016llx", (unsigned long long)c->settings_hash);
+    snprintf(dim, sizeof dim, "%d", c->models.dim);
+    gs_capstore_batch_t *b = gs_capstore_batch_new(c->store);
+    gs_capstore_batch_meta_set(b, "ingest.settings", c->settings);
+    gs_capstore_batch_meta_set(b, "ingest.settings_hash", hash);
+    gs_capstore_batch_meta_set(b, "encoder.model_id", c->models.encoder_id);
+    gs_capstore_batch_meta_set(b, "encoder.model", c->job->encoder.model);
+    gs_capstore_batch_meta_set(b, "encoder.dim", dim);
+    gs_capstore_batch_meta_set(b, "encoder.preprocess", c->models.preprocess);
+    gs_capstore_batch_meta_set(b, "captioner.model_id", c->models.captioner_id);
+    gs_capstore_batch_meta_set(b, "captioner.model", c->job->captioner.model);
+    gs_capstore_batch_meta_set(b, "job.name", c->job->name);
+    e = gs_capstore_write(c->store, b, true);
+    gs_capstore_batch_destroy(&b);
+    if (e != GS_OK)
+        errf(err, err_nbytes, "could not write the settings of output \"%s\"", c->out);
+    return e;
+}
+
+// ---- the ledger -----------------------------------------------------------------------------
+
+static int ledger_entry(const gs_job_rec_t *r, void *ud)
+{
+    gs_coord_t *c = ud;
+    uint64_t scene;
+    uint32_t first, n;
+    if (!gs__task_key_parse(r->task_key, &scene, &first, &n))
+        return 0; // not one of ours
+    if (c->n_ledger == c->cap_ledger) {
+        c->cap_ledger = c->cap_ledger ? c->cap_ledger * 2 : 1024;
+        c->ledger = gs_xrealloc(c->ledger, c->cap_ledger * sizeof *c->ledger);
+    }
+    gs__ledger_t *l = &c->ledger[c->n_ledger];
+    l->task_id = gs__task_id(c->job, n ? GS__TASK_TILES : GS__TASK_PROBE, scene, first, n);
+    l->state = r->state;
+    l->n_tiles = r->n_tiles;
+    l->n_skipped = r->n_skipped;
+    l->attempts = r->attempts;
+    gs__map_put(&c->ledger_map, l->task_id, (uint32_t)c->n_ledger);
+    c->n_ledger++;
+    return 0;
+}
+
+// ---- planning -------------------------------------------------------------------------------
+
+uint32_t gs__task_add(gs_coord_t *c, const gs__task_t *t)
+{
+    if (c->n_tasks == c->cap_tasks) {
+        c->cap_tasks = c->cap_tasks ? c->cap_tasks * 2 : 1024;
+        c->tasks = gs_xrealloc(c->tasks, c->cap_tasks * sizeof *c->tasks);
+    }
+    uint32_t i = (uint32_t)c->n_tasks++;
+    c->tasks[i] = *t;
+    gs__map_put(&c->task_map, t->id, i);
+    return i;
+}
+
+void gs__plan_scene(gs_coord_t *c, uint32_t si, gs_capstore_batch_t *b)
+{
+    gs__scene_t *s = &c->scenes[si];
+    int64_t n_cells = gs_tile_grid_count(&s->grid);
+    uint32_t step = (uint32_t)c->job->tasks.max_tiles;
+    for (int64_t first = 0; first < n_cells; first += step) {
+        uint32_t n = (uint32_t)(n_cells - first < step ? n_cells - first : step);
+        gs__task_t t = {.id = gs__task_id(c->job, GS__TASK_TILES, s->id, (uint32_t)first, n),
+                        .scene = si, .first = (uint32_t)first, .n = n, .kind = GS__TASK_TILES,
+                        .state = T_QUEUED, .rank = -1};
+        uint32_t li;
+        int known = gs__map_get(&c->ledger_map, t.id, &li);
+        if (known && c->ledger[li].state == GS_JOB_DONE) {
+            t.state = T_DONE;
+            t.n_tiles = c->ledger[li].n_tiles;
+            t.n_skipped = c->ledger[li].n_skipped;
+            c->sum.n_tasks_done++;
+            c->sum.n_tiles += t.n_tiles;
+            c->sum.n_skipped += t.n_skipped;
+        } else if (!known && b) {
+            char key[40];
+            gs__task_key(s->id, t.first, t.n, key);
+            gs_job_rec_t r = {.task_key = key, .state = GS_JOB_PLANNED,
+                              .time_unix = (int64_t)time(NULL)};
+            gs_capstore_batch_put_job(b, &r);
+        }
+        uint32_t ti = gs__task_add(c, &t);
+        if (t.state == T_QUEUED)
+            gs__u32s_push(&c->q_tiles, ti);
+        c->sum.n_tasks++;
+        c->sum.n_cells += n;
+    }
+}
+
+void gs__quarantine(gs_coord_t *c, uint32_t si, const char *reason, gs_capstore_batch_t *b)
+{
+    gs__scene_t *s = &c->scenes[si];
+    if (s->quarantined)
+        return;
+    s->quarantined = 1;
+    gs_quarantine_rec_t q = {.uri = s->uri, .reason = reason, .time_unix = (int64_t)time(NULL)};
+    gs_capstore_batch_put_quarantine(b, &q);
+    if (c->n_quar == c->cap_quar) {
+        c->cap_quar = c->cap_quar ? c->cap_quar * 2 : 16;
+        c->q_uris = gs_xrealloc(c->q_uris, c->cap_quar * sizeof *c->q_uris);
+        c->q_reasons = gs_xrealloc(c->q_reasons, c->cap_quar * sizeof *c->q_reasons);
+    }
+    c->q_uris[c->n_quar] = gs_xstrdup(s->uri);
+    c->q_reasons[c->n_quar] = gs_xstrdup(reason);
+    c->n_quar++;
+    c->sum.n_quarantined++;
+    GS_LOG_WARN("scene \"%s\" quarantined: %s", s->uri, reason);
+}
+
+// plan: catalogue -> scenes; probed scenes (a scene record exists) get their tile tasks, the
+// others a probe task.
+static gs_err plan(gs_coord_t *c, char *err, size_t err_nbytes)
+{
+    gs_catalog_t cat = {0};
+    gs_err e = gs_catalog_build(c->job, &cat, err, err_nbytes);
+    if (e != GS_OK)
+        return e;
+    c->n_scenes = cat.n_scenes;
+    c->scenes = gs_xcalloc(cat.n_scenes ? cat.n_scenes : 1, sizeof *c->scenes);
+    for (size_t i = 0; i < cat.n_scenes; i++) {
+        c->scenes[i].uri = cat.uris[i];
+        cat.uris[i] = NULL;
+        c->scenes[i].id = gs_scene_id_of(c->scenes[i].uri);
+        c->scenes[i].checksum = gs_xstrdup("");
+        gs__map_put(&c->scene_map, c->scenes[i].id, (uint32_t)i);
+    }
+    gs_catalog_cleanup(&cat);
+    c->sum.n_scenes = c->n_scenes;
+    gs_capstore_batch_t *b = gs_capstore_batch_new(c->store);
+    enum { CHUNK = 1024 };
+    uint64_t ids[CHUNK];
+    const void *vals[CHUNK];
+    size_t lens[CHUNK];
+    for (size_t s0 = 0; s0 < c->n_scenes && e == GS_OK; s0 += CHUNK) {
+        size_t n = c->n_scenes - s0 < CHUNK ? c->n_scenes - s0 : CHUNK;
+        for (size_t i = 0; i < n; i++)
+            ids[i] = c->scenes[s0 + i].id;
+        gs_arena_reset(c->arena);
+        e = gs_capstore_multi_get(c->store, GS_CF_SCENES, n, ids, c->arena, vals, lens);
+        for (size_t i = 0; i < n && e == GS_OK; i++) {
+            gs__scene_t *s = &c->scenes[s0 + i];
+            gs_scene_rec_t r;
+            if (vals[i] && gs_rec_decode_scene(vals[i], lens[i], c->arena, &r) == GS_OK &&
+                gs_tile_grid_init(&s->grid, r.width, r.height, c->job->tiling.size,
+                                  c->job->tiling.overlap, c->job->tiling.edge) == GS_OK) {
+                s->probed = 1;
+                s->width = r.width;
+                s->height = r.height;
+                gs_free(s->checksum);
+                s->checksum = gs_xstrdup(r.checksum);
+                gs__plan_scene(c, (uint32_t)(s0 + i), b);
+            } else {
+                gs__task_t t = {.id = gs__task_id(c->job, GS__TASK_PROBE, s->id, 0, 0),
+                                .scene = (uint32_t)(s0 + i), .kind = GS__TASK_PROBE,
+                                .state = T_QUEUED, .rank = -1};
+                gs__u32s_push(&c->q_probes, gs__task_add(c, &t));
+                c->n_probes_total++;
+            }
+        }
+        if (e == GS_OK && gs_capstore_batch_count(b) > 10000) {
+            e = gs_capstore_write(c->store, b, false);
+            gs_capstore_batch_clear(b);
+        }
+    }
+    if (e == GS_OK && gs_capstore_batch_count(b))
+        e = gs_capstore_write(c->store, b, false);
+    gs_capstore_batch_destroy(&b);
+    if (e != GS_OK)
+        errf(err, err_nbytes, "could not plan the job in \"%s\": %s", c->db_path, gs_strerror(e));
+    return e;
+}
+
+// ---- open / close ---------------------------------------------------------------------------
+
+static gs_err prepare_output(gs_coord_t *c, char *err, size_t err_nbytes)
+{
+    const char *dirs[] = {c->out, c->staging, c->out /* placeholder */};
+    char *index_dir = gs_path_join(c->out, "index");
+    dirs[2] = index_dir;
+    gs_err e = GS_OK;
+    for (int i = 0; i < 3 && e == GS_OK; i++)
+        if (gs_mkdir_p(dirs[i]) != GS_OK || access(dirs[i], W_OK) != 0) {
+            errf(err, err_nbytes, "output directory \"%s\" is not writable", dirs[i]);
+            e = GS_EIO;
+        }
+    gs_free(index_dir);
+    if (e != GS_OK)
+        return e;
+    gs_capstore_opts_t o = {.create_if_missing = true};
+    e = gs_capstore_open(c->db_path, &o, &c->store);
+    if (e != GS_OK) {
+        errf(err, err_nbytes, "could not open the store \"%s\" (%s); is another ingest running "
+             "on this output?", c->db_path, gs_strerror(e));
+        return e;
+    }
+    char *canon = NULL;
+    size_t n = 0;
+    e = gs_job_canonical(c->job, &canon, &n);
+    if (e == GS_OK) {
+        char *p = gs_path_join(c->out, "job.yaml");
+        e = gs_write_file_atomic(p, canon, n);
+        gs_free(p);
+    }
+    gs_free(canon);
+    if (e != GS_OK)
+        errf(err, err_nbytes, "could not write \"%s/job.yaml\"", c->out);
+    return e;
+}
+
+static void copy_models(gs_coord_t *c, const gs_ingest_models_t *m)
+{
+    c->models.encoder_id = gs_xstrdup(m->encoder_id ? m->encoder_id : "");
+    c->models.dim = m->dim;
+    c->models.preprocess = gs_xstrdup(m->preprocess ? m->preprocess : "");
+    c->models.captioner_id = gs_xstrdup(m->captioner_id ? m->captioner_id : "");
+}
+
+gs_err gs_coord_open(const gs_job_t *job, const char *job_path, const gs_ingest_models_t *models,
+                     int n_workers, gs_coord_t **out, char *err, size_t err_nbytes)
+{
+    *out = NULL;
+    gs_coord_t *c = gs_xcalloc(1, sizeof *c);
+    c->t0 = gs__now();
+    c->job = job;
+    c->job_path = gs_xstrdup(job_path ? job_path : "");
+    c->n_workers = n_workers > 0 ? n_workers : 1;
+    c->out = gs_xstrdup(job->output);
+    c->db_path = gs_path_join(job->output, "db");
+    c->index_path = gs_path_join(job->output, "index/tiles.faiss");
+    c->staging = gs_path_join(job->output, "staging");
+    c->arena = gs_arena_new(1 << 20, 0);
+    c->tty = isatty(2) == 1;
+    copy_models(c, models);
+    c->settings = settings_text(job, &c->models);
+    c->settings_hash = gs_hash_str(c->settings, 0x677373657431ULL); // "gsset1"
+    gs__map_init(&c->scene_map);
+    gs__map_init(&c->task_map);
+    gs__map_init(&c->ledger_map);
+    gs_err e = prepare_output(c, err, err_nbytes);
+    if (e == GS_OK)
+        e = check_settings(c, err, err_nbytes);
+    if (e == GS_OK) {
+        c->batch = gs_capstore_batch_new(c->store);
+        e = gs_capstore_scan_jobs(c->store, ledger_entry, c);
+        if (e != GS_OK)
+            errf(err, err_nbytes, "could not read the ledger of \"%s\"", c->db_path);
+    }
+    if (e == GS_OK)
+        e = gs__vidx_open(c, err, err_nbytes);
+    if (e == GS_OK)
+        e = plan(c, err, err_nbytes);
+    if (e == GS_OK) {
+        e = gs__recover(c);
+        if (e != GS_OK)
+            errf(err, err_nbytes, "could not recover the staged shards of \"%s\": %s", c->out,
+                 gs_strerror(e));
+    }
+    if (e != GS_OK) {
+        gs_coord_close(&c);
+        return e;
+    }
+    GS_LOG_INFO("job \"%s\": %zu scenes (%llu to probe), %llu tile tasks (%llu done), %llu "
+                "cells, output \"%s\"", job->name, c->n_scenes,
+                (unsigned long long)c->n_probes_total, (unsigned long long)c->sum.n_tasks,
+                (unsigned long long)c->sum.n_tasks_done, (unsigned long long)c->sum.n_cells,
+                c->out);
+    c->last_progress = 0;
+    *out = c;
+    return GS_OK;
+}
+
+uint64_t gs_coord_settings_hash(const gs_coord_t *self)
+{
+    return self->settings_hash;
+}
+
+bool gs_coord_quarantined(const gs_coord_t *self, size_t i, const char **out_uri,
+                          const char **out_reason)
+{
+    if (i >= self->n_quar)
+        return false;
+    *out_uri = self->q_uris[i];
+    *out_reason = self->q_reasons[i];
+    return true;
+}
+
+void gs_coord_close(gs_coord_t **p)
+{
+    if (!p || !*p)
+        return;
+    gs_coord_t *c = *p;
+    for (size_t i = 0; i < c->n_pending; i++)
+        geoscribe__work_request__free_unpacked(c->pending[i], NULL);
+    gs_free(c->pending);
+    gs_vindex_destroy(&c->index);
+    gs_capstore_batch_destroy(&c->batch);
+    gs_capstore_close(&c->store);
+    for (size_t i = 0; i < c->n_scenes; i++) {
+        gs_free(c->scenes[i].uri);
+        gs_free(c->scenes[i].checksum);
+    }
+    gs_free(c->scenes);
+    gs_free(c->tasks);
+    gs_free(c->ledger);
+    gs_free(c->staged);
+    gs__map_cleanup(&c->scene_map);
+    gs__map_cleanup(&c->task_map);
+    gs__map_cleanup(&c->ledger_map);
+    gs_free(c->q_tiles.v);
+    gs_free(c->q_probes.v);
+    for (size_t i = 0; i < c->n_quar; i++) {
+        gs_free(c->q_uris[i]);
+        gs_free(c->q_reasons[i]);
+    }
+    gs_free(c->q_uris);
+    gs_free(c->q_reasons);
+    gs_free((char *)c->models.encoder_id);
+    gs_free((char *)c->models.preprocess);
+    gs_free((char *)c->models.captioner_id);
+    gs_free(c->settings);
+    gs_arena_destroy(&c->arena);
+    gs_free(c->job_path);
+    gs_free(c->out);
+    gs_free(c->db_path);
+    gs_free(c->index_path);
+    gs_free(c->staging);
+    gs_free(c);
+    *p = NULL;
+}

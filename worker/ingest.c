@@ -1,0 +1,257 @@
+// The ingest worker's frame: opening the models with an explicit thread count, the model
+// identity, the message exchange (TaskBatch in, WorkRequest out) and the MPI loop. The tasks
+// themselves are in task.c.
+#define GS_LOG_MODULE "worker"
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/config.h"
+#include "common/fs.h"
+#include "common/log.h"
+#include "proto/mpi_frame.h"
+#include "worker/ingest_int.h"
+
+static int auto_threads(void)
+{
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    int local = gs_getenv_int("OMPI_COMM_WORLD_LOCAL_SIZE", 1, 1, 1 << 20);
+    long t = (cores > 0 ? cores : 1) / local;
+    return t < 1 ? 1 : t > 64 ? 64 : (int)t;
+}
+
+static gs_err alloc_buffers(gs_worker_t *w)
+{
+    const gs_job_t *j = w->job;
+    size_t side = (size_t)j->tiling.size, max_tiles = (size_t)j->tasks.max_tiles;
+    size_t S = (size_t)w->image_size;
+    w->rgb = gs_trymalloc(side * side * 3);
+    w->scratch_nbytes = gs_preprocess_scratch_nbytes((int)side, (int)side, (int)S) + 64;
+    w->scratch = gs_trymalloc(w->scratch_nbytes);
+    w->pixels = gs_trymalloc((size_t)w->batch * 3 * S * S * sizeof(float));
+    w->vecs = gs_trymalloc(max_tiles * (size_t)w->dim * sizeof(float));
+    w->ids = gs_trymalloc(max_tiles * sizeof *w->ids);
+    w->skipped = gs_trymalloc(max_tiles * sizeof *w->skipped);
+    w->tiles = gs_trycalloc(max_tiles, sizeof *w->tiles);
+    if (!w->rgb || !w->scratch || !w->pixels || !w->vecs || !w->ids || !w->skipped || !w->tiles)
+        return GS_ENOMEM;
+    return GS_OK;
+}
+
+gs_err gs_worker_open(const gs_job_t *job, int rank, bool identity_only, gs_worker_t **out,
+                      char *err, size_t err_nbytes)
+{
+    *out = NULL;
+    gs_worker_t *w = gs_xcalloc(1, sizeof *w);
+    w->job = job;
+    w->staging = gs_path_join(job->output, "staging");
+    w->arena = gs_arena_new(1 << 16, 0);
+    w->threads = identity_only ? 1 : job->encoder.threads > 0 ? job->encoder.threads
+                                                              : auto_threads();
+    w->batch = identity_only ? 1 : job->encoder.batch;
+    bool auto_arch = strcmp(job->encoder.arch, "auto") == 0 || !*job->encoder.arch;
+    gs_clip_opts_t o = {.arch = auto_arch ? NULL : job->encoder.arch, .n_threads = w->threads,
+                        .max_batch = w->batch};
+    gs_err e = gs_clip_open(job->encoder.model, &o, &w->clip);
+    if (e != GS_OK) {
+        snprintf(err, err_nbytes, "could not open the encoder \"%s\" (encoder.model): %s",
+                 job->encoder.model, gs_strerror(e));
+        gs_worker_close(&w);
+        return e;
+    }
+    w->dim = gs_clip_dim(w->clip);
+    w->image_size = gs_clip_image_size(w->clip);
+    w->pcfg = gs_clip_preprocess_cfg(w->clip);
+    snprintf(w->encoder_id, sizeof w->encoder_id, "%s", gs_clip_model_id(w->clip));
+    snprintf(w->preprocess, sizeof w->preprocess,
+             "gs-preprocess-%d %s size=%d mean=%.9g,%.9g,%.9g std=%.9g,%.9g,%.9g",
+             GS_WORKER_PREPROCESS_VERSION, w->pcfg.crop == GS_CROP_HF ? "hf" : "openclip",
+             w->pcfg.size, w->pcfg.mean[0], w->pcfg.mean[1], w->pcfg.mean[2], w->pcfg.std[0],
+             w->pcfg.std[1], w->pcfg.std[2]);
+    if (*job->captioner.model) {
+        // TODO(ingest): captions through model/llava.h once it lands
+        snprintf(err, err_nbytes, "captioner.model \"%s\": captioning during ingest is not "
+                 "available in this build; set captioner.model= (empty)", job->captioner.model);
+        gs_worker_close(&w);
+        return GS_EUNSUPPORTED;
+    }
+    if (!identity_only && (e = alloc_buffers(w)) != GS_OK) {
+        snprintf(err, err_nbytes, "could not allocate the tile buffers of rank %d", rank);
+        gs_worker_close(&w);
+        return e;
+    }
+    GS_LOG_DEBUG("rank %d: encoder %s dim=%d image=%d batch=%d threads=%d", rank, w->encoder_id,
+                 w->dim, w->image_size, w->batch, w->threads);
+    *out = w;
+    return GS_OK;
+}
+
+void gs_worker_identity(gs_worker_t *self, const char **out_encoder_id, int *out_dim,
+                        const char **out_preprocess, const char **out_captioner_id)
+{
+    *out_encoder_id = self->encoder_id;
+    *out_dim = self->dim;
+    *out_preprocess = self->preprocess;
+    *out_captioner_id = self->captioner_id;
+}
+
+gs_err gs_worker_start(gs_worker_t *self, uint64_t settings_hash, const char *encoder_id,
+                       const char *captioner_id, char *err, size_t err_nbytes)
+{
+    if (strcmp(encoder_id, self->encoder_id) != 0) {
+        snprintf(err, err_nbytes, "this rank loaded encoder %s from \"%s\", rank 0 loaded %s: "
+                 "the model files differ between nodes", self->encoder_id,
+                 self->job->encoder.model, encoder_id);
+        return GS_EMISMATCH;
+    }
+    if (strcmp(captioner_id ? captioner_id : "", self->captioner_id) != 0) {
+        snprintf(err, err_nbytes, "this rank loaded captioner %s, rank 0 loaded %s",
+                 self->captioner_id, captioner_id);
+        return GS_EMISMATCH;
+    }
+    self->settings_hash = settings_hash;
+    self->started = true;
+    return GS_OK;
+}
+
+static void pack_request(Geoscribe__WorkRequest *r, void **out, size_t *out_nbytes)
+{
+    size_t n = geoscribe__work_request__get_packed_size(r);
+    uint8_t *buf = gs_xmalloc(n ? n : 1);
+    geoscribe__work_request__pack(r, buf);
+    *out = buf;
+    *out_nbytes = n;
+}
+
+void gs_worker_request(gs_worker_t *self, int rank, gs_err status, const char *message, void **out,
+                       size_t *out_nbytes)
+{
+    (void)self;
+    Geoscribe__WorkRequest r = GEOSCRIBE__WORK_REQUEST__INIT;
+    r.rank = rank;
+    r.status = status;
+    r.message = (char *)(message ? message : "");
+    pack_request(&r, out, out_nbytes);
+}
+
+gs_err gs_worker_handle(gs_worker_t *self, int rank, const void *batch, size_t nbytes,
+                        void **out_req, size_t *out_nbytes, bool *out_done, unsigned *out_wait_ms)
+{
+    *out_req = NULL;
+    *out_nbytes = 0;
+    *out_done = false;
+    *out_wait_ms = 0;
+    Geoscribe__TaskBatch *b = geoscribe__task_batch__unpack(NULL, nbytes, batch);
+    if (!b) {
+        GS_LOG_ERROR("malformed task batch from rank 0 (%zu bytes)", nbytes);
+        return GS_EFORMAT;
+    }
+    if (b->done) {
+        *out_done = true;
+        geoscribe__task_batch__free_unpacked(b, NULL);
+        return GS_OK;
+    }
+    *out_wait_ms = b->wait_ms;
+    size_t n = b->n_tasks;
+    Geoscribe__TaskResult *res = gs_xcalloc(n ? n : 1, sizeof *res);
+    Geoscribe__TaskResult **ptrs = gs_xcalloc(n ? n : 1, sizeof *ptrs);
+    gs_arena_t *msg = gs_arena_new(1 << 14, 0); // result strings and records
+    for (size_t i = 0; i < n; i++) {
+        const Geoscribe__Task *t = b->tasks[i];
+        geoscribe__task_result__init(&res[i]);
+        res[i].task_id = t->task_id;
+        res[i].kind = t->kind;
+        res[i].message = (char *)"";
+        res[i].shard_path = (char *)"";
+        res[i].shard_hash = (char *)"";
+        struct timespec t0, t1;
+        clock_gettime(CLOCK_MONOTONIC, &t0);
+        if (!self->started) {
+            res[i].status = GS_ESTATE;
+        } else if (t->kind == 1) {
+            gs__worker_probe(self, t, &res[i], msg);
+        } else if (t->kind == 0) {
+            gs__worker_tiles(self, t, &res[i], msg);
+        } else {
+            res[i].status = GS_EUNSUPPORTED;
+            res[i].message = (char *)"unknown task kind";
+        }
+        clock_gettime(CLOCK_MONOTONIC, &t1);
+        res[i].seconds = (double)(t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) * 1e-9;
+        ptrs[i] = &res[i];
+    }
+    Geoscribe__WorkRequest r = GEOSCRIBE__WORK_REQUEST__INIT;
+    r.rank = rank;
+    r.message = (char *)"";
+    r.n_results = n;
+    r.results = ptrs;
+    pack_request(&r, out_req, out_nbytes);
+    gs_arena_destroy(&msg);
+    gs_free(ptrs);
+    gs_free(res);
+    geoscribe__task_batch__free_unpacked(b, NULL);
+    return GS_OK;
+}
+
+gs_err gs_worker_serve_mpi(gs_worker_t *self, int rank, gs_err start_status, const char *message)
+{
+    void *req = NULL;
+    size_t n = 0;
+    gs_worker_request(self, rank, start_status, message, &req, &n);
+    gs_err e = GS_OK;
+    for (;;) {
+        e = gs_mpi_send(0, GS_TAG_WORK_REQ, req, n);
+        GS_FREE(req);
+        if (e != GS_OK)
+            break;
+        void *batch = NULL;
+        size_t bn = 0;
+        if ((e = gs_mpi_recv(0, GS_TAG_WORK, &batch, &bn, NULL, NULL)) != GS_OK)
+            break;
+        bool done = false;
+        unsigned wait_ms = 0;
+        if (self) {
+            e = gs_worker_handle(self, rank, batch, bn, &req, &n, &done, &wait_ms);
+        } else {
+            // a worker that could not start only waits to be told the job is over
+            Geoscribe__TaskBatch *b = geoscribe__task_batch__unpack(NULL, bn, batch);
+            done = !b || b->done;
+            if (b)
+                geoscribe__task_batch__free_unpacked(b, NULL);
+            if (!done)
+                gs_worker_request(NULL, rank, start_status, message, &req, &n);
+            wait_ms = 100;
+        }
+        gs_free(batch);
+        if (e != GS_OK || done)
+            break;
+        if (wait_ms) {
+            struct timespec d = {wait_ms / 1000, (long)(wait_ms % 1000) * 1000000L};
+            nanosleep(&d, NULL);
+        }
+    }
+    gs_free(req);
+    return e;
+}
+
+void gs_worker_close(gs_worker_t **p)
+{
+    if (!p || !*p)
+        return;
+    gs_worker_t *w = *p;
+    gs_scene_close(&w->scene);
+    gs_free(w->scene_uri);
+    gs_clip_close(&w->clip);
+    gs_free(w->staging);
+    gs_free(w->rgb);
+    gs_free(w->scratch);
+    gs_free(w->pixels);
+    gs_free(w->vecs);
+    gs_free(w->ids);
+    gs_free(w->skipped);
+    gs_free(w->tiles);
+    gs_arena_destroy(&w->arena);
+    gs_free(w);
+    *p = NULL;
+}

@@ -1,0 +1,289 @@
+// The two kinds of ingest task a worker runs. A probe opens a scene (and checks it) and sends
+// back its scene record, or the reason to quarantine it. A tile task reads the windows of its
+// cells one at a time (never the whole scene), skips cells under the minimum valid fraction,
+// preprocesses the kept tiles into a batch, encodes each full batch, and writes the shard.
+#define GS_LOG_MODULE "worker"
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "common/fs.h"
+#include "common/log.h"
+#include "index/shard.h"
+#include "jobs/tiles.h"
+#include "worker/ingest_int.h"
+
+// ---- scenes ---------------------------------------------------------------------------------
+
+static void fail(Geoscribe__TaskResult *r, gs_arena_t *msg, gs_err e, int problem,
+                 const char *why)
+{
+    r->status = e;
+    r->problem = problem;
+    r->message = gs_arena_strdup(msg, why);
+    if (!r->message)
+        r->message = (char *)"";
+}
+
+// scene_get: the open scene of `uri`, from the one-scene cache or opened (and checked) now.
+static gs_err scene_get(gs_worker_t *w, const char *uri, gs_scene_problem_t *problem, char *why,
+                        size_t why_nbytes)
+{
+    *problem = GS_SCENE_OK;
+    if (w->scene && strcmp(w->scene_uri, uri) == 0)
+        return GS_OK;
+    gs_scene_close(&w->scene);
+    GS_FREE(w->scene_uri);
+    gs_scene_t *s = NULL;
+    gs_err e = gs_scene_open(w->job, uri, &s, problem, why, why_nbytes);
+    if (e == GS_OK)
+        e = gs_scene_check(s, problem, why, why_nbytes);
+    if (e != GS_OK) {
+        gs_scene_close(&s);
+        if (*problem == GS_SCENE_OK)
+            snprintf(why, why_nbytes, "could not open scene \"%s\": %s", uri, gs_strerror(e));
+        return e;
+    }
+    w->scene = s;
+    w->scene_uri = gs_xstrdup(uri);
+    return GS_OK;
+}
+
+static void checksum_text(const gs_worker_t *w, const gs_scene_info_t *in, char out[40])
+{
+    snprintf(out, 40, "%s:%016llx",
+             w->job->scenes.checksum == GS_JOB_CHECKSUM_FULL ? "full" : "quick",
+             (unsigned long long)in->checksum);
+}
+
+// crs_text: "EPSG:<code>" from the WKT's last (outermost) authority, else the WKT itself.
+static const char *crs_text(const char *wkt, char *buf, size_t n)
+{
+    const char *p = NULL, *q = wkt;
+    while ((q = strstr(q, "AUTHORITY[\"EPSG\",\"")) != NULL)
+        p = q++;
+    if (p) {
+        p += strlen("AUTHORITY[\"EPSG\",\"");
+        size_t len = strspn(p, "0123456789");
+        if (len > 0 && len < 12 && p[len] == '"') {
+            snprintf(buf, n, "EPSG:%.*s", (int)len, p);
+            return buf;
+        }
+    }
+    return wkt;
+}
+
+// sensor_of: a guess from the file name for display and filters; "unknown" otherwise.
+static const char *sensor_of(const char *uri)
+{
+    const char *base = strrchr(uri, '/');
+    base = base ? base + 1 : uri;
+    if (strncasecmp(base, "LC08", 4) == 0 || strncasecmp(base, "LC8", 3) == 0)
+        return "landsat-8";
+    if (strncasecmp(base, "LC09", 4) == 0)
+        return "landsat-9";
+    if (strncasecmp(base, "LE07", 4) == 0 || strncasecmp(base, "LE7", 3) == 0)
+        return "landsat-7";
+    if (strncasecmp(base, "S2A", 3) == 0 || strncasecmp(base, "S2B", 3) == 0)
+        return "sentinel-2";
+    if (strncasecmp(base, "S1A", 3) == 0 || strncasecmp(base, "S1B", 3) == 0)
+        return "sentinel-1";
+    return "unknown";
+}
+
+static void bands_text(const gs_scene_info_t *in, bool sar, char *out, size_t n)
+{
+    const char *b[3] = {"", "", ""};
+    for (int i = 0; i < in->n_composite_bands && i < 3; i++)
+        b[i] = in->band_names[in->composite_bands[i]];
+    if (sar)
+        snprintf(out, n, "%s,%s,%s/%s", b[0], b[1], b[0], b[1]);
+    else if (in->n_composite_bands == 1)
+        snprintf(out, n, "%s", b[0]);
+    else
+        snprintf(out, n, "%s,%s,%s", b[0], b[1], b[2]);
+}
+
+void gs__worker_probe(gs_worker_t *w, const Geoscribe__Task *t, Geoscribe__TaskResult *r,
+                      gs_arena_t *msg)
+{
+    char why[1024] = "";
+    gs_scene_problem_t problem;
+    if (t->n_uris != 1) {
+        fail(r, msg, GS_EFORMAT, 0, "a probe task names no scene");
+        return;
+    }
+    gs_err e = scene_get(w, t->uris[0], &problem, why, sizeof why);
+    if (e != GS_OK) {
+        fail(r, msg, e, problem, why);
+        return;
+    }
+    const gs_scene_info_t *in = gs_scene_info(w->scene);
+    char crs[32], bands[256], sum[40], iso[32] = "";
+    if (in->has_time) {
+        time_t tt = (time_t)in->time;
+        struct tm tm;
+        gmtime_r(&tt, &tm);
+        strftime(iso, sizeof iso, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    }
+    checksum_text(w, in, sum);
+    bands_text(in, w->job->composite.mode == GS_JOB_COMPOSITE_SAR, bands, sizeof bands);
+    gs_scene_rec_t rec = {.scene_id = in->id, .uri = in->uri, .sensor = sensor_of(in->uri),
+                          .time_unix = in->has_time ? in->time : INT64_MIN, .time_iso = iso,
+                          .crs = crs_text(in->crs_wkt, crs, sizeof crs), .width = in->width,
+                          .height = in->height, .n_footprint = (uint32_t)in->n_footprint,
+                          .footprint = in->footprint, .bands = bands, .checksum = sum};
+    memcpy(rec.bbox, in->bbox, sizeof rec.bbox);
+    gs_buf_t b;
+    gs_buf_init(&b, (size_t)16 << 20);
+    e = gs_rec_encode_scene(&rec, &b);
+    if (e == GS_OK && (r->scene_record.data = gs_arena_alloc(msg, b.len ? b.len : 1)) != NULL) {
+        memcpy(r->scene_record.data, b.data, b.len);
+        r->scene_record.len = b.len;
+    } else {
+        fail(r, msg, e != GS_OK ? e : GS_ENOMEM, 0, "could not encode the scene record");
+    }
+    gs_buf_cleanup(&b);
+}
+
+// ---- tiles ----------------------------------------------------------------------------------
+
+// flush: encodes the n preprocessed tiles waiting in w->pixels into vecs.
+static gs_err flush(gs_worker_t *w, int n, float *vecs)
+{
+    if (n == 0)
+        return GS_OK;
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    gs_err e = gs_clip_encode_images(w->clip, w->pixels, n, true, vecs);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    w->seconds_encode += (double)(t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) * 1e-9;
+    w->n_encoded += (uint64_t)n;
+    return e;
+}
+
+static gs_err preprocess(gs_worker_t *w, const gs_tile_t *tile, float *out)
+{
+    size_t need = gs_preprocess_scratch_nbytes(tile->w, tile->h, w->image_size);
+    if (need == 0)
+        return GS_EINVAL;
+    if (need > w->scratch_nbytes) {
+        void *s = gs_trymalloc(need);
+        if (!s)
+            return GS_ENOMEM;
+        gs_free(w->scratch);
+        w->scratch = s;
+        w->scratch_nbytes = need;
+    }
+    return gs_preprocess_image(w->rgb, tile->w, tile->h, &w->pcfg, w->scratch, out);
+}
+
+// check_scene: the scene a tile task runs on is the one its probe recorded.
+static gs_err check_scene(gs_worker_t *w, const Geoscribe__Task *t, char *why, size_t n)
+{
+    const gs_scene_info_t *in = gs_scene_info(w->scene);
+    char sum[40];
+    checksum_text(w, in, sum);
+    if (strcmp(sum, t->checksum) != 0 || in->width != t->width || in->height != t->height) {
+        snprintf(why, n, "scene \"%s\" changed since it was probed (checksum %s, %dx%d; "
+                 "recorded %s, %dx%d)", in->uri, sum, in->width, in->height, t->checksum,
+                 t->width, t->height);
+        return GS_EMISMATCH;
+    }
+    return GS_OK;
+}
+
+void gs__worker_tiles(gs_worker_t *w, const Geoscribe__Task *t, Geoscribe__TaskResult *r,
+                      gs_arena_t *msg)
+{
+    const gs_job_t *job = w->job;
+    char why[1024] = "";
+    gs_scene_problem_t problem = GS_SCENE_OK;
+    if (t->n_uris != 1 || t->n_cells == 0 || t->n_cells > (uint32_t)job->tasks.max_tiles) {
+        fail(r, msg, GS_EFORMAT, 0, "a tile task with no scene or a bad cell count");
+        return;
+    }
+    gs_err e = scene_get(w, t->uris[0], &problem, why, sizeof why);
+    if (e == GS_OK)
+        e = check_scene(w, t, why, sizeof why);
+    if (e != GS_OK) {
+        fail(r, msg, e, problem, why);
+        return;
+    }
+    const gs_scene_info_t *in = gs_scene_info(w->scene);
+    gs_tile_grid_t grid;
+    e = gs_tile_grid_init(&grid, in->width, in->height, job->tiling.size, job->tiling.overlap,
+                          job->tiling.edge);
+    if (e != GS_OK || (uint64_t)t->first_cell + t->n_cells > (uint64_t)gs_tile_grid_count(&grid)) {
+        fail(r, msg, GS_EINVAL, 0, "the task's cells are outside the scene grid");
+        return;
+    }
+    size_t plane = (size_t)3 * (size_t)w->image_size * (size_t)w->image_size;
+    uint32_t n_kept = 0, n_skipped = 0;
+    int n_batch = 0;
+    for (uint32_t i = 0; i < t->n_cells && e == GS_OK; i++) {
+        uint32_t cell = t->first_cell + i;
+        gs_tile_t tile;
+        double vf = 0;
+        e = gs_tile_grid_cell(&grid, in->id, (int)(cell % (uint32_t)grid.n_cols),
+                              (int)(cell / (uint32_t)grid.n_cols), &tile);
+        if (e == GS_OK)
+            e = gs_tile_read_rgb8(w->scene, &tile, w->rgb, &vf, &problem, why, sizeof why);
+        if (e != GS_OK)
+            break;
+        if (vf < job->tiling.min_valid_fraction) {
+            w->skipped[n_skipped++] = tile.id;
+            continue;
+        }
+        gs_tile_rec_t *rec = &w->tiles[n_kept];
+        *rec = (gs_tile_rec_t){.tile_id = tile.id, .scene_id = in->id, .x = tile.x, .y = tile.y,
+                               .w = tile.w, .h = tile.h,
+                               .time_unix = in->has_time ? in->time : INT64_MIN,
+                               .valid_frac = (float)vf};
+        if (gs_tile_bounds(w->scene, &tile, rec->bounds) != GS_OK)
+            memcpy(rec->bounds, in->bbox, sizeof rec->bounds); // no pixel maps to lon/lat
+        w->ids[n_kept++] = tile.id;
+        e = preprocess(w, &tile, w->pixels + (size_t)n_batch * plane);
+        if (e == GS_OK && ++n_batch == w->batch) {
+            e = flush(w, n_batch, w->vecs + (size_t)(n_kept - (uint32_t)n_batch) * w->dim);
+            n_batch = 0;
+        }
+    }
+    if (e == GS_OK)
+        e = flush(w, n_batch, w->vecs + (size_t)(n_kept - (uint32_t)n_batch) * w->dim);
+    if (e != GS_OK) {
+        if (!*why)
+            snprintf(why, sizeof why, "task %016llx on \"%s\": %s",
+                     (unsigned long long)t->task_id, in->uri, gs_strerror(e));
+        GS_LOG_WARN("task=%016llx failed: %s", (unsigned long long)t->task_id, why);
+        if (e == GS_EFORMAT) // the scene is bad (truncated block, ...): drop it from the cache
+            gs_scene_close(&w->scene);
+        fail(r, msg, e, problem, why);
+        return;
+    }
+    gs_shard_data_t d = {.h = {.task_id = t->task_id, .settings_hash = w->settings_hash,
+                               .scene_id = in->id, .dim = w->dim, .n_cells = t->n_cells,
+                               .n_tiles = n_kept, .n_skipped = n_skipped},
+                         .ids = w->ids, .vecs = w->vecs, .skipped_ids = w->skipped,
+                         .tiles = w->tiles};
+    char name[32], hash[17] = "";
+    snprintf(name, sizeof name, "%016llx.shard", (unsigned long long)t->task_id);
+    char *path = gs_path_join(w->staging, name);
+    e = gs_shard_write(path, &d, hash);
+    gs_free(path);
+    if (e != GS_OK) {
+        snprintf(why, sizeof why, "could not write shard \"%s/%s\": %s", w->staging, name,
+                 gs_strerror(e));
+        fail(r, msg, e, 0, why);
+        return;
+    }
+    r->n_tiles = n_kept;
+    r->n_skipped = n_skipped;
+    char rel[48];
+    snprintf(rel, sizeof rel, "staging/%s", name);
+    r->shard_path = gs_arena_strdup(msg, rel);
+    r->shard_hash = gs_arena_strdup(msg, hash);
+    if (!r->shard_path || !r->shard_hash)
+        fail(r, msg, GS_ENOMEM, 0, "out of memory");
+}
