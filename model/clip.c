@@ -280,7 +280,7 @@ static gs_err alloc_arena(gs_clip_t *self)
         n_pooled = n_pooled > B * W ? n_pooled : B * W;
     }
     size_t per = 2 * align16(n_x) + align16(n_big) + align16(n_scores) + align16(n_pooled);
-    size_t total = per * (size_t)self->n_threads;
+    size_t total = per * (size_t)self->n_shards_max;
     self->arena = gs_tryalloc_aligned(64, total * sizeof(float));
     if (!self->arena) {
         GS_LOG_ERROR("out of memory allocating the activations (%zu MB for batch %d)",
@@ -288,8 +288,8 @@ static gs_err alloc_arena(gs_clip_t *self)
         return GS_ENOMEM;
     }
     self->arena_nbytes = total * sizeof(float);
-    self->work = gs_xcalloc((size_t)self->n_threads, sizeof *self->work);
-    for (int i = 0; i < self->n_threads; i++) {
+    self->work = gs_xcalloc((size_t)self->n_shards_max, sizeof *self->work);
+    for (int i = 0; i < self->n_shards_max; i++) {
         float *p = self->arena + per * (size_t)i;
         gs__clip_work_t *wk = &self->work[i];
         wk->x = p;
@@ -323,7 +323,8 @@ gs_err gs__clip_open_weights(gs_weights_t **w, bool own_weights, const char *pre
     self->n_threads = opts && opts->n_threads > 0 ? opts->n_threads : 1;
     if (self->n_threads > 256)
         self->n_threads = 256;
-    self->shard_cap = (self->max_batch + self->n_threads - 1) / self->n_threads;
+    self->n_shards_max = opts && opts->no_shards ? 1 : self->n_threads;
+    self->shard_cap = (self->max_batch + self->n_shards_max - 1) / self->n_shards_max;
     self->weights_path = gs_xstrdup(gs_weights_count(self->w) ? gs_weights_at(self->w, 0)->file
                                                                : "(empty)");
     gs_err e = GS_OK;
@@ -340,8 +341,9 @@ gs_err gs__clip_open_weights(gs_weights_t **w, bool own_weights, const char *pre
         warn_unused(self);
     if (e == GS_OK)
         e = alloc_arena(self);
-    if (e == GS_OK && self->n_threads > 1 && gs__clip_pool_new(self->n_threads - 1, &self->pool) != GS_OK) {
-        GS_LOG_ERROR("could not start %d encoder threads", self->n_threads - 1);
+    if (e == GS_OK && self->n_shards_max > 1 &&
+        gs__clip_pool_new(self->n_shards_max - 1, &self->pool) != GS_OK) {
+        GS_LOG_ERROR("could not start %d encoder threads", self->n_shards_max - 1);
         e = GS_ENOMEM;
     }
     if (e != GS_OK) {
@@ -584,7 +586,7 @@ static void run_job(gs_clip_t *self, job_t proto, int n)
 {
     size_t in_img = 3 * (size_t)self->hp.image_size * self->hp.image_size;
     // tracing (tests) runs one shard at a time, so the callback sees sequence 0 first
-    int chunk = self->trace ? self->shard_cap : self->shard_cap * self->n_threads;
+    int chunk = self->trace ? self->shard_cap : self->shard_cap * self->n_shards_max;
     for (int i = 0; i < n; i += chunk) {
         job_t j = proto;
         j.n = n - i < chunk ? n - i : chunk;
@@ -594,8 +596,8 @@ static void run_job(gs_clip_t *self, job_t proto, int n)
             j.ids += (size_t)i * self->hp.context_length;
         j.out += (size_t)i * j.out_stride;
         int n_shards = (j.n + self->shard_cap - 1) / self->shard_cap;
-        if (n_shards < self->n_threads && j.n >= self->n_threads && !self->trace)
-            n_shards = self->n_threads; // spread a small chunk over every thread
+        if (n_shards < self->n_shards_max && j.n >= self->n_shards_max && !self->trace)
+            n_shards = self->n_shards_max; // spread a small chunk over every thread
         if (n_shards > j.n)
             n_shards = j.n;
         j.per_shard = (j.n + n_shards - 1) / n_shards;

@@ -34,8 +34,12 @@ typedef struct {
     // vocab_path: the BPE vocabulary (bpe_simple_vocab_16e6.txt.gz, or vocab.json with
     // merges.txt beside it). NULL: looked up next to the weights. Only text encoding needs it.
     const char *vocab_path;
-    int n_threads; // BLAS threads set at open (process-wide); <= 0: 1
+    int n_threads; // threads: batches are split into one shard per thread, each with
+                   // single-threaded BLAS; a smaller batch runs on one thread with n_threads
+                   // BLAS threads (process-wide, set at open); <= 0: 1
     int max_batch; // images or texts per forward pass (sizes the arena); <= 0: 16
+    bool no_shards; // run every batch on one thread with n_threads BLAS threads instead
+                    // (for comparisons: bench/encoder --mode blas)
 } gs_clip_opts_t;
 
 // A description of an open model for `geoscribe inspect-model` and provenance records. Strings

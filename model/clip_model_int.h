@@ -79,7 +79,9 @@ struct gs_clip {
     float *arena;
     size_t arena_nbytes;
     gs__clip_work_t *work; // (n_threads)
-    int max_batch, n_threads, shard_cap; // shard_cap = ceil(max_batch / n_threads)
+    int max_batch, n_threads;
+    int n_shards_max;      // n_threads, or 1 with opts.no_shards
+    int shard_cap;         // items per shard: ceil(max_batch / n_shards_max)
     int blas_threads;      // the BLAS thread count last set
     gs__clip_pool_t *pool; // n_threads - 1 workers; NULL with one thread
 
