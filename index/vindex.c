@@ -872,14 +872,16 @@ gs_err gs_vindex_search(gs_vindex_t *self, size_t nq, const float *queries, size
     if (nq == 0)
         return GS_OK;
     const gs_vindex_filter_t *f = opts ? opts->filter : NULL;
-    int exclusive = opts && opts->nprobe > 0 && self->kind != KIND_FLAT;
-    if (exclusive)
-        wrlock(self);
-    else
-        rdlock(self);
+    // Searches share the lock; one asking for another nprobe takes it exclusively to set it.
+    int want = opts && opts->nprobe > 0 && self->kind != KIND_FLAT ? opts->nprobe : 0;
+    rdlock(self);
     gs_err e = GS_OK;
-    if (exclusive && opts->nprobe != self->nprobe)
-        e = set_nprobe_locked(self, opts->nprobe);
+    if (want && want != self->nprobe) {
+        unlock(self);
+        wrlock(self);
+        if (want != self->nprobe)
+            e = set_nprobe_locked(self, want);
+    }
     if (e == GS_OK && ntotal_of(self) == 0) {
         for (size_t i = 0; i < nq * k; i++) {
             out_scores[i] = -INFINITY;

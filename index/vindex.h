@@ -60,8 +60,8 @@ typedef struct {
 
 // gs_vindex_new: an empty index. Flat indexes are trained at birth; others need
 // gs_vindex_train before gs_vindex_add. The caller owns *out (gs_vindex_destroy).
-// GS_EINVAL (dim <= 0, an empty or unknown type: logged, since the type usually comes from a
-// job file), GS_EBACKEND (FAISS refused the factory string). Thread-safe.
+// GS_EINVAL (dim <= 0, or a type FAISS's factory refuses: logged with FAISS's message, since
+// the type usually comes from a job file), GS_EBACKEND. Thread-safe.
 gs_err gs_vindex_new(const gs_vindex_opts_t *opts, gs_vindex_t **out);
 
 // gs_vindex_read: loads an index file written by gs_vindex_write (or any FAISS IndexIDMap2
@@ -81,7 +81,9 @@ void gs_vindex_destroy(gs_vindex_t **p);
 gs_err gs_vindex_write(gs_vindex_t *self, const char *path);
 
 // gs_vindex_new_like: a new empty index of the same type sharing self's trained state
-// (quantizer, PQ codebooks), for shards or a delta index. The caller owns *out.
+// (quantizer, PQ codebooks), for shards or a delta index. It copies self and then empties the
+// copy (FAISS 1.7.3 has no "clone the trained part"), so call it right after training, not on
+// a full index. The caller owns *out. GS_EIO (a temporary file, for refine indexes),
 // GS_EBACKEND.
 gs_err gs_vindex_new_like(gs_vindex_t *self, gs_vindex_t **out);
 
@@ -129,7 +131,8 @@ gs_err gs_vindex_remove(gs_vindex_t *self, size_t n, const uint64_t *ids, size_t
 // `other` is left unchanged. (The FAISS C API 1.7.3 has faiss_IndexIVF_merge_from, but it
 // cannot merge the IDMap2 layers above the IVF, so merge_from is not used.) The cheaper path
 // for ingest is to keep shard vectors as raw floats (index/vecfile.h) and gs_vindex_add them at
-// commit. GS_EMISMATCH (dim), GS_ENOMEM, GS_EBACKEND. `other` must not be self.
+// commit. GS_EMISMATCH (dim), GS_ENOMEM, GS_EBACKEND. `other` must not be self. Locks other
+// (shared) then self (exclusive): never merge a into b and b into a at the same time.
 gs_err gs_vindex_merge_from(gs_vindex_t *self, gs_vindex_t *other);
 
 // gs_vindex_set_nprobe: IVF lists probed by later searches (ignored by flat). GS_EINVAL
@@ -169,7 +172,8 @@ typedef struct {
 // gs_vindex_search: the k best ids of each of nq queries (nq, dim) by inner product, into
 // caller arrays out_scores and out_ids of nq * k entries, best first; slots beyond the hits are
 // GS_VINDEX_NONE with score -INFINITY. opts may be NULL. A search with opts->nprobe different
-// from the current one runs exclusively (it sets nprobe for its duration). Allocates temporary
+// from the current one runs exclusively and sets it (it stays for later searches); searches with
+// the current nprobe (or 0) run concurrently. Allocates temporary
 // memory only for filtered searches. GS_EINVAL (k == 0 or > GS_VINDEX_K_MAX, NULL arrays),
 // GS_ENOMEM, GS_EBACKEND.
 gs_err gs_vindex_search(gs_vindex_t *self, size_t nq, const float *queries, size_t k,
@@ -190,5 +194,5 @@ typedef struct {
 // IVF<nlist>,PQ<dim/8>np with a refine stage, nlist the power of two nearest 4*sqrt(n)
 // within [256, 65536], n_train = min(n, 50 * nlist) and nprobe 16. dim must be divisible by 4.
 // Pure; thread-safe.
-#define GS_VINDEX_FLAT_MAX 200000u
+#define GS_VINDEX_FLAT_MAX 100000u
 void gs_vindex_auto(size_t n_vectors, int dim, size_t flat_max, gs_vindex_auto_t *out);

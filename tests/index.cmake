@@ -9,3 +9,7 @@ set_tests_properties(index_faiss_py PROPERTIES FIXTURES_REQUIRED index_py_files 
   SKIP_RETURN_CODE 77 ENVIRONMENT "OMP_WAIT_POLICY=PASSIVE")
 gs_check_test(test_index_store SUITE index_store_suite SOURCES test_index_store.c
   MODULES index common TIMEOUT 600)
+# index at a realistic shape (512-d, the "auto" index type, records): prints the figures of
+# docs/STORE.md; GS_INDEX_SCALE_N=1000000 build-*/tests/test_index_scale for the full size.
+gs_check_test(test_index_scale SUITE index_scale_suite SOURCES test_index_scale.c
+  MODULES index common TIMEOUT 900)

@@ -34,8 +34,9 @@ static float rng_unit(void) { return (float)((rng_next() >> 11) * (1.0 / 9007199
 
 static float rng_normal(void)
 {
-    float u = rng_unit() + 1e-7f, v = rng_unit();
-    return sqrtf(-2.0f * logf(u)) * cosf(6.2831853f * v);
+    double u = ((rng_next() >> 11) + 1) * (1.0 / 9007199254740992.0); // (0, 1]
+    float v = rng_unit();
+    return (float)(sqrt(-2.0 * log(u)) * cos(6.283185307179586 * v));
 }
 
 static void normalize(float *v, int dim)
