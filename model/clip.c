@@ -279,7 +279,14 @@ static gs_err alloc_arena(gs_clip_t *self)
         n_scores = n_scores > C * C ? n_scores : C * C;
         n_pooled = n_pooled > B * W ? n_pooled : B * W;
     }
-    size_t per = 2 * align16(n_x) + align16(n_big) + align16(n_scores) + align16(n_pooled);
+    // bf16 GEMM scratch: inputs (rows, largest in) as bf16, outputs (rows, largest out)
+    size_t n_x16 = 0, n_y32 = 0;
+    if (self->precision == GS_CLIP_PRECISION_BF16) {
+        n_x16 = (n_big + 1) / 2 + n_x; // rows * max(in) bf16 values, in float units
+        n_y32 = n_big;
+    }
+    size_t per = 2 * align16(n_x) + align16(n_big) + align16(n_scores) + align16(n_pooled) +
+                 align16(n_x16) + align16(n_y32);
     size_t total = per * (size_t)self->n_shards_max;
     self->arena = gs_tryalloc_aligned(64, total * sizeof(float));
     if (!self->arena) {
@@ -301,7 +308,57 @@ static gs_err alloc_arena(gs_clip_t *self)
         wk->scores = p;
         p += align16(n_scores);
         wk->pooled = p;
+        p += align16(n_pooled);
+        wk->x16 = n_x16 ? (uint16_t *)p : NULL;
+        p += align16(n_x16);
+        wk->y32 = n_y32 ? p : NULL;
+        wk->slot = i;
     }
+    return GS_OK;
+}
+
+// ---- bfloat16 weights ----------------------------------------------------------------------
+
+// prepare_stack: packs one tower's block weights and creates the matmuls for every row count a
+// shard can run (1..shard_cap sequences of n_tok tokens).
+static gs_err prepare_stack(gs_clip_t *self, gs__clip_stack_t *st, int n_tok)
+{
+    int W = st->width, M = st->mlp;
+    for (int n = 1; n <= self->shard_cap; n++) {
+        int rows = n * n_tok;
+        if (st->fused_qkv)
+            GS_TRY(gs_ops_bf16_prepare(self->bf16, rows, W, 3 * W));
+        GS_TRY(gs_ops_bf16_prepare(self->bf16, rows, W, W));
+        GS_TRY(gs_ops_bf16_prepare(self->bf16, rows, W, M));
+        GS_TRY(gs_ops_bf16_prepare(self->bf16, rows, M, W));
+    }
+    for (int i = 0; i < st->layers; i++) {
+        gs__clip_block_t *b = &st->blocks[i];
+        GS_TRY(gs_ops_bf16_pack(self->bf16, &b->q, &b->q16));
+        if (!st->fused_qkv) {
+            GS_TRY(gs_ops_bf16_pack(self->bf16, &b->k, &b->k16));
+            GS_TRY(gs_ops_bf16_pack(self->bf16, &b->v, &b->v16));
+        }
+        GS_TRY(gs_ops_bf16_pack(self->bf16, &b->out, &b->out16));
+        GS_TRY(gs_ops_bf16_pack(self->bf16, &b->fc, &b->fc16));
+        GS_TRY(gs_ops_bf16_pack(self->bf16, &b->proj, &b->proj16));
+    }
+    return GS_OK;
+}
+
+static gs_err prepare_bf16(gs_clip_t *self)
+{
+    const gs__clip_hparams_t *hp = &self->hp;
+    GS_TRY(gs_ops_bf16_new(self->n_shards_max, &self->bf16));
+    if (hp->has_vision) {
+        int g = hp->image_size / hp->patch_size;
+        for (int n = 1; n <= self->shard_cap; n++)
+            GS_TRY(gs_ops_bf16_prepare(self->bf16, n * g * g, self->v_patch.n_in, hp->v_width));
+        GS_TRY(gs_ops_bf16_pack(self->bf16, &self->v_patch, &self->v_patch16));
+        GS_TRY(prepare_stack(self, &self->vis, g * g + 1));
+    }
+    if (hp->has_text)
+        GS_TRY(prepare_stack(self, &self->txt, hp->context_length));
     return GS_OK;
 }
 
@@ -324,6 +381,7 @@ gs_err gs__clip_open_weights(gs_weights_t **w, bool own_weights, const char *pre
     if (self->n_threads > 256)
         self->n_threads = 256;
     self->n_shards_max = opts && opts->no_shards ? 1 : self->n_threads;
+    self->precision = opts ? opts->precision : GS_CLIP_PRECISION_F32;
     self->shard_cap = (self->max_batch + self->n_shards_max - 1) / self->n_shards_max;
     self->weights_path = gs_xstrdup(gs_weights_count(self->w) ? gs_weights_at(self->w, 0)->file
                                                                : "(empty)");
@@ -341,6 +399,8 @@ gs_err gs__clip_open_weights(gs_weights_t **w, bool own_weights, const char *pre
         warn_unused(self);
     if (e == GS_OK)
         e = alloc_arena(self);
+    if (e == GS_OK && self->precision == GS_CLIP_PRECISION_BF16)
+        e = prepare_bf16(self);
     if (e == GS_OK && self->n_shards_max > 1 &&
         gs__clip_pool_new(self->n_shards_max - 1, &self->pool) != GS_OK) {
         GS_LOG_ERROR("could not start %d encoder threads", self->n_shards_max - 1);
@@ -362,6 +422,7 @@ void gs_clip_close(gs_clip_t **p)
         return;
     gs_clip_t *self = *p;
     gs__clip_pool_destroy(&self->pool);
+    gs_ops_bf16_destroy(&self->bf16);
     gs__clip_tokenizer_close(self);
     for (int i = 0; i < self->n_owned; i++)
         gs_free(self->owned[i]);
@@ -396,28 +457,40 @@ static void activation(gs__clip_act_t act, float *x, size_t n)
         gs_ops_gelu(x, n);
 }
 
+// linear: gs_ops_linear, or its bf16 twin when the layer has a packed copy.
+static void linear(const gs_clip_t *self, gs__clip_work_t *wk, const gs_ops_weight_t *w,
+                   const gs_ops_bf16_weight_t *w16, const float *bias, const float *x, int ld_x,
+                   int rows, float beta, float *out, int ld_out)
+{
+    if (w16)
+        gs_ops_bf16_linear(self->bf16, wk->slot, w16, bias, x, ld_x, rows, beta, out, ld_out,
+                           wk->x16, wk->y32);
+    else
+        gs_ops_linear(w, bias, x, ld_x, rows, beta, out, ld_out);
+}
+
 // block_forward: one pre-LN residual block over rows = n_seq * n_tok rows of wk->x.
 // x += out_proj(MHA(ln_1(x))); x += c_proj(act(c_fc(ln_2(x)))).
-static void block_forward(gs__clip_work_t *wk, const gs__clip_stack_t *st,
-                          const gs__clip_block_t *b, int n_seq, int n_tok, bool causal)
+static void block_forward(const gs_clip_t *self, gs__clip_work_t *wk,
+                          const gs__clip_stack_t *st, const gs__clip_block_t *b, int n_seq,
+                          int n_tok, bool causal)
 {
     int W = st->width, M = st->mlp, rows = n_seq * n_tok;
     float *x = wk->x, *h = wk->h, *big = wk->big;
     gs_ops_layernorm(x, W, rows, W, b->ln1_w, b->ln1_b, st->eps, h, W);
-    if (st->fused_qkv) {
-        gs_ops_linear(&b->q, b->q_b, h, W, rows, 0.0f, big, 3 * W);
-    } else {
-        gs_ops_linear(&b->q, b->q_b, h, W, rows, 0.0f, big, 3 * W);
-        gs_ops_linear(&b->k, b->k_b, h, W, rows, 0.0f, big + W, 3 * W);
-        gs_ops_linear(&b->v, b->v_b, h, W, rows, 0.0f, big + 2 * W, 3 * W);
+    // q, k, v side by side in big: (rows, 3W)
+    linear(self, wk, &b->q, b->q16, b->q_b, h, W, rows, 0.0f, big, 3 * W);
+    if (!st->fused_qkv) {
+        linear(self, wk, &b->k, b->k16, b->k_b, h, W, rows, 0.0f, big + W, 3 * W);
+        linear(self, wk, &b->v, b->v16, b->v_b, h, W, rows, 0.0f, big + 2 * W, 3 * W);
     }
     float scale = 1.0f / sqrtf((float)(W / st->heads));
     gs_ops_attention(big, 3 * W, n_seq, n_tok, W, st->heads, scale, causal, wk->scores, h, W);
-    gs_ops_linear(&b->out, b->out_b, h, W, rows, 1.0f, x, W);
+    linear(self, wk, &b->out, b->out16, b->out_b, h, W, rows, 1.0f, x, W);
     gs_ops_layernorm(x, W, rows, W, b->ln2_w, b->ln2_b, st->eps, h, W);
-    gs_ops_linear(&b->fc, b->fc_b, h, W, rows, 0.0f, big, M);
+    linear(self, wk, &b->fc, b->fc16, b->fc_b, h, W, rows, 0.0f, big, M);
     activation(st->act, big, (size_t)rows * M);
-    gs_ops_linear(&b->proj, b->proj_b, big, M, rows, 1.0f, x, W);
+    linear(self, wk, &b->proj, b->proj16, b->proj_b, big, M, rows, 1.0f, x, W);
 }
 
 // vision_embed: n images -> wk->x = ln_pre([cls; patches] + pos), n*T rows.
@@ -437,7 +510,8 @@ static void vision_embed(gs_clip_t *self, gs__clip_work_t *wk, const float *pixe
                                pixels + (((size_t)b * 3 + c) * S + gy * P + ky) * S + gx * P,
                                (size_t)P * sizeof(float));
             }
-    gs_ops_linear(&self->v_patch, NULL, wk->big, K, n * g * g, 0.0f, wk->h, W);
+    linear(self, wk, &self->v_patch, self->v_patch16, NULL, wk->big, K, n * g * g, 0.0f, wk->h,
+           W);
     TRACE("vision", "patch_tokens", wk->h, n * g * g, W, W);
     for (int b = 0; b < n; b++) {
         float *xb = wk->x + (size_t)b * T * W;
@@ -459,7 +533,7 @@ static void run_blocks(gs_clip_t *self, gs__clip_work_t *wk, const gs__clip_stac
                        int first, int last, int n_seq, int n_tok, bool causal, const char *tower)
 {
     for (int k = first; k < last; k++) {
-        block_forward(wk, st, &st->blocks[k], n_seq, n_tok, causal);
+        block_forward(self, wk, st, &st->blocks[k], n_seq, n_tok, causal);
         if (self->trace) {
             char name[32];
             snprintf(name, sizeof name, "block%d_out", k);
@@ -545,6 +619,7 @@ typedef struct {
     const float *pixels; // (n, 3, S, S)
     const int32_t *ids;  // (n, context)
     int n, per_shard, layer;
+    int n_shards;
     float *out;          // (n, out_stride)
     size_t out_stride;
 } job_t;
@@ -559,6 +634,8 @@ static void run_shard(void *arg, int s)
     if (cnt <= 0)
         return;
     gs__clip_work_t *wk = &self->work[s];
+    if (self->bf16) // oneDNN's threads: all of them for one shard, one per shard otherwise
+        gs_ops_bf16_thread_init(j->n_shards == 1 ? self->n_threads : 1);
     float *out = j->out + (size_t)first * j->out_stride;
     size_t img = 3 * (size_t)hp->image_size * hp->image_size;
     if (j->kind == JOB_IMAGES) {
@@ -602,6 +679,7 @@ static void run_job(gs_clip_t *self, job_t proto, int n)
             n_shards = j.n;
         j.per_shard = (j.n + n_shards - 1) / n_shards;
         n_shards = (j.n + j.per_shard - 1) / j.per_shard;
+        j.n_shards = n_shards;
         set_blas_threads(self, n_shards == 1 ? self->n_threads : 1);
         gs__clip_pool_run(self->pool, n_shards, run_shard, &j);
     }

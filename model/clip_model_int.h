@@ -25,6 +25,8 @@ typedef struct {
     const float *fc_b;
     gs_ops_weight_t proj; // (W, mlp)
     const float *proj_b;
+    // bf16 packed copies (precision BF16), owned by the model's gs_ops_bf16_t; NULL otherwise
+    gs_ops_bf16_weight_t *q16, *k16, *v16, *out16, *fc16, *proj16;
 } gs__clip_block_t;
 
 // The transformer of one tower.
@@ -43,6 +45,9 @@ typedef struct {
     float *big;    // qkv (rows, 3*width), MLP hidden (rows, mlp), im2col patches
     float *scores; // attention scores of one head (tokens, tokens)
     float *pooled; // pooled rows before projection (batch, width)
+    int slot;      // index of this work area (the bf16 context's slot)
+    uint16_t *x16; // bf16 GEMM input (rows, max in) (precision BF16)
+    float *y32;    // bf16 GEMM output before the epilogue (rows, max out) (precision BF16)
 } gs__clip_work_t;
 
 typedef struct gs__clip_pool gs__clip_pool_t;
@@ -55,6 +60,7 @@ struct gs_clip {
 
     // vision tower
     gs_ops_weight_t v_patch;     // conv1 as a matrix (W, 3*P*P)
+    gs_ops_bf16_weight_t *v_patch16; // its bf16 packed copy (precision BF16)
     const float *v_cls;          // (W)
     const float *v_pos;          // (T, W), T = grid^2 + 1
     const float *v_ln_pre_w, *v_ln_pre_b, *v_ln_post_w, *v_ln_post_b; // (W)
@@ -83,6 +89,8 @@ struct gs_clip {
     int n_shards_max;      // n_threads, or 1 with opts.no_shards
     int shard_cap;         // items per shard: ceil(max_batch / n_shards_max)
     int blas_threads;      // the BLAS thread count last set
+    gs_clip_precision_t precision;
+    gs_ops_bf16_t *bf16;   // oneDNN context (precision BF16), owns the packed weights
     gs__clip_pool_t *pool; // n_threads - 1 workers; NULL with one thread
 
     // tokenizer (clip_open.c); NULL when no vocabulary was found

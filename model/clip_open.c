@@ -351,6 +351,7 @@ void gs_clip_describe(const gs_clip_t *self, gs_clip_info_t *out)
         .vocab_path = self->vocab_path,
         .activation = hp->v_act == GS__CLIP_ACT_QUICK_GELU ? "quick_gelu" : "gelu",
         .dtypes = self->dtypes,
+        .precision = self->precision == GS_CLIP_PRECISION_BF16 ? "bf16" : "f32",
         .embed_dim = hp->embed_dim,
         .image_size = hp->image_size,
         .patch_size = hp->patch_size,
@@ -456,7 +457,7 @@ const char *gs_clip_model_id(gs_clip_t *self)
     const gs__clip_hparams_t *hp = &self->hp;
     // the architecture options that are not in the weights
     int32_t opts[8] = {hp->v_act, hp->t_act, hp->pool_argmax, hp->eos_token_id,
-                       hp->has_vision, hp->has_text, 0, 0};
+                       hp->has_vision, hp->has_text, (int32_t)self->precision, 0};
     float eps[2] = {hp->v_eps, hp->t_eps};
     hash_update(&h, opts, sizeof opts);
     hash_update(&h, eps, sizeof eps);

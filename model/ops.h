@@ -10,6 +10,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/err.h"
+
 // ---- library and threads ------------------------------------------------------------------
 
 // gs_ops_blas_info: "OpenBLAS 0.3.21 ... (core: Cooperlake)", read from the library at run time.
@@ -62,6 +64,41 @@ void gs_ops_linear(const gs_ops_weight_t *w, const float *bias, const float *x, 
                    int n_rows, float beta, float *out, int ld_out);
 void gs_ops_linear_ref(const gs_ops_weight_t *w, const float *bias, const float *x, int ld_x,
                        int n_rows, float beta, float *out, int ld_out);
+
+// ---- bfloat16 linear layers (oneDNN) ------------------------------------------------------
+// A reduced-precision path for the big GEMMs: weights packed once into oneDNN's blocked bf16
+// layout, activations rounded to bf16 per call, float32 accumulation and output (AVX-512 BF16
+// instructions through oneDNN's brgemm matmul). Debian's OpenBLAS 0.3.21 is built without
+// cblas_sbgemm, so this needs geoscribe built with oneDNN (GS_HAVE_DNNL, Debian libdnnl-dev);
+// otherwise gs_ops_bf16_new returns GS_EUNSUPPORTED. Implemented in ops_dnnl.c (the only
+// includer of dnnl.h).
+
+typedef struct gs_ops_bf16 gs_ops_bf16_t;           // engine, streams, primitive cache
+typedef struct gs_ops_bf16_weight gs_ops_bf16_weight_t; // one packed weight matrix
+
+// gs_ops_bf16_new: a context for n_slots threads that call gs_ops_bf16_linear concurrently (one
+// slot each). GS_EUNSUPPORTED (built without oneDNN, or no AVX-512 BF16; logged),
+// GS_EBACKEND. Caller owns *out.
+gs_err gs_ops_bf16_new(int n_slots, gs_ops_bf16_t **out);
+// gs_ops_bf16_destroy: frees the context and every packed weight made with it; NULLs *p.
+void gs_ops_bf16_destroy(gs_ops_bf16_t **p);
+// gs_ops_bf16_prepare: creates the matmul for (n_rows, n_in) x (n_in, n_out) now, so that calls
+// with these sizes allocate nothing. GS_EBACKEND.
+gs_err gs_ops_bf16_prepare(gs_ops_bf16_t *self, int n_rows, int n_in, int n_out);
+// gs_ops_bf16_pack: packs the float32 weight w (any layout of gs_ops_weight_t) into bf16;
+// *out is owned by the context. GS_EBACKEND, GS_ENOMEM.
+gs_err gs_ops_bf16_pack(gs_ops_bf16_t *self, const gs_ops_weight_t *w,
+                        gs_ops_bf16_weight_t **out);
+// gs_ops_bf16_linear: gs_ops_linear with a packed weight: out = beta*out + x @ W (+ bias).
+// scratch_x: n_rows * n_in uint16, scratch_y: n_rows * n_out floats (the slot's own). The
+// sizes must have been prepared (else the call is a no-op returning GS_EINVAL). Concurrent
+// calls need distinct slots.
+gs_err gs_ops_bf16_linear(gs_ops_bf16_t *self, int slot, const gs_ops_bf16_weight_t *w,
+                          const float *bias, const float *x, int ld_x, int n_rows, float beta,
+                          float *out, int ld_out, uint16_t *scratch_x, float *scratch_y);
+// gs_ops_bf16_thread_init: the calling thread's oneDNN (OpenMP) thread count for the calls it
+// makes next; a no-op without oneDNN.
+void gs_ops_bf16_thread_init(int n_threads);
 
 // ---- normalisations -----------------------------------------------------------------------
 

@@ -903,6 +903,57 @@ START_TEST(test_clip_missing_vocabulary_is_explained)
 }
 END_TEST
 
+
+START_TEST(test_clip_bf16_precision_matches_f32)
+{
+    GS_NEED_SHARED();
+    // both layouts, both towers, batches split over 2 threads and a single-image call
+    const char *dirs[2] = {OC_DIR, HF_DIR};
+    for (int d = 0; d < 2; d++) {
+        gs_clip_opts_t o = {.precision = GS_CLIP_PRECISION_BF16, .n_threads = 2, .max_batch = 4,
+                            .vocab_path = d == 0 ? BPE_GZ : NULL};
+        gs_clip_t *m = NULL;
+        cap_start();
+        gs_err e = gs_clip_open(dirs[d], &o, &m);
+        cap_stop();
+        if (e == GS_EUNSUPPORTED) { // the default build has no oneDNN: said, not ignored
+            ASSERT_LOGGED("bf16 precision needs");
+            ck_assert_ptr_null(m);
+            fprintf(stderr, "SKIP %s: bf16 unavailable in this build\n", __func__);
+            return;
+        }
+        ck_assert_int_eq(e, GS_OK);
+        gs_clip_info_t info;
+        gs_clip_describe(m, &info);
+        ck_assert_str_eq(info.precision, "bf16");
+        gs_weights_t *exp = expected_open(dirs[d]);
+        const float *pix = want(exp, "pixel_values", 4 * 3 * 32 * 32);
+        const float *ref = want(exp, d == 0 ? "image_features_normalized" : "image_embeds", 4 * 32);
+        float img[4 * 32], one[32];
+        ck_assert_int_eq(gs_clip_encode_images(m, pix, 4, true, img), GS_OK);
+        ck_assert_int_eq(gs_clip_encode_images(m, pix + 3 * 3 * 32 * 32, 1, true, one), GS_OK);
+        for (int i = 0; i < 4; i++) {
+            double c = cosine(img + i * 32, ref + i * 32, 32);
+            ck_assert_msg(c >= 0.999, "%s image %d: cosine %.6f", dirs[d], i, c);
+        }
+        ck_assert(cosine(one, ref + 3 * 32, 32) >= 0.999);
+        char *caps[8];
+        int n = d == 0 ? captions(OC_DIR, "captions", NULL, caps)
+                       : captions(HF_DIR, "text_input", "captions", caps);
+        const float *tref = want(exp, d == 0 ? "text_features_normalized" : "text_embeds", 6 * 32);
+        float txt[6 * 32];
+        ck_assert_int_eq(gs_clip_encode_texts(m, (const char *const *)caps, n, true, txt), GS_OK);
+        for (int i = 0; i < n; i++) {
+            double c = cosine(txt + i * 32, tref + i * 32, 32);
+            ck_assert_msg(c >= 0.999, "%s text %d: cosine %.6f", dirs[d], i, c);
+            gs_free(caps[i]);
+        }
+        gs_weights_close(&exp);
+        gs_clip_close(&m);
+    }
+}
+END_TEST
+
 Suite *model_clip_suite(void)
 {
     Suite *s = suite_create("model_clip");
@@ -920,6 +971,7 @@ Suite *model_clip_suite(void)
     tcase_add_test(tc, test_clip_features_from_raw_pixels_via_preprocess);
     tcase_add_test(tc, test_clip_text_from_strings_via_tokenizer);
     tcase_add_test(tc, test_clip_missing_vocabulary_is_explained);
+    tcase_add_test(tc, test_clip_bf16_precision_matches_f32);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -310,6 +310,68 @@ START_TEST(test_ops_threads_and_counters)
 }
 END_TEST
 
+
+// ---- bf16 linear layers (oneDNN builds only) ----------------------------------------------
+
+START_TEST(test_ops_bf16_linear_matches_rounded_reference)
+{
+    gs_ops_bf16_t *ctx = NULL;
+    gs_err e = gs_ops_bf16_new(2, &ctx);
+    if (e == GS_EUNSUPPORTED) { // the default build: no oneDNN; said clearly, nothing leaks
+        ck_assert_ptr_null(ctx);
+        fprintf(stderr, "SKIP %s: built without oneDNN (GS_HAVE_DNNL)\n", __func__);
+        return;
+    }
+    ck_assert_int_eq(e, GS_OK);
+    const int rows = 37, n_in = 96, n_out = 80, ld_x = 100, ld_out = 90;
+    float *wf = rand_vec((size_t)n_in * n_out, 0.5f), *bias = rand_vec(n_out, 1.0f);
+    float *x = rand_vec((size_t)rows * ld_x, 1.0f);
+    uint16_t *sx = gs_xmalloc((size_t)rows * n_in * 2);
+    float *sy = gs_xmalloc((size_t)rows * n_out * sizeof(float));
+    // the reference: the same products on bf16-rounded values, accumulated in double
+    float *wr = gs_xmalloc((size_t)n_in * n_out * sizeof(float));
+    float *xr = gs_xmalloc((size_t)rows * ld_x * sizeof(float));
+    for (int i = 0; i < n_in * n_out; i++)
+        wr[i] = gs_ops_bf16_to_f32_1(gs_ops_f32_to_bf16_1(wf[i]));
+    for (int i = 0; i < rows * ld_x; i++)
+        xr[i] = gs_ops_bf16_to_f32_1(gs_ops_f32_to_bf16_1(x[i]));
+    ck_assert_int_eq(gs_ops_bf16_prepare(ctx, rows, n_in, n_out), GS_OK);
+    for (int layout = 0; layout < 2; layout++)
+        for (int acc = 0; acc < 2; acc++) {
+            gs_ops_weight_t w = {.f32 = wf, .n_in = n_in, .n_out = n_out, .in_out = layout};
+            gs_ops_weight_t wref = {.f32 = wr, .n_in = n_in, .n_out = n_out, .in_out = layout};
+            gs_ops_bf16_weight_t *pw = NULL;
+            ck_assert_int_eq(gs_ops_bf16_pack(ctx, &w, &pw), GS_OK);
+            float *out = rand_vec((size_t)rows * ld_out, 1.0f);
+            float *ref = dup_vec(out, (size_t)rows * ld_out);
+            float beta = acc ? 1.0f : 0.0f;
+            ck_assert_int_eq(gs_ops_bf16_linear(ctx, 1, pw, bias, x, ld_x, rows, beta, out,
+                                                ld_out, sx, sy),
+                             GS_OK);
+            gs_ops_linear_ref(&wref, bias, xr, ld_x, rows, beta, ref, ld_out);
+            for (int i = 0; i < rows; i++)
+                ck_assert_msg(gs_test_check_close("bf16 linear", out + i * ld_out,
+                                                  ref + i * ld_out, n_out, 1e-4, 1e-4) == 0,
+                              "layout %d acc %d row %d", layout, acc, i);
+            // a row count that was not prepared is refused, not computed wrongly
+            ck_assert_int_eq(gs_ops_bf16_linear(ctx, 0, pw, NULL, x, ld_x, rows - 1, 0.0f, out,
+                                                ld_out, sx, sy),
+                             GS_EINVAL);
+            gs_free(out);
+            gs_free(ref);
+        }
+    gs_ops_bf16_destroy(&ctx);
+    ck_assert_ptr_null(ctx);
+    gs_free(wf);
+    gs_free(bias);
+    gs_free(x);
+    gs_free(sx);
+    gs_free(sy);
+    gs_free(wr);
+    gs_free(xr);
+}
+END_TEST
+
 Suite *model_ops_suite(void)
 {
     Suite *s = suite_create("model_ops");
@@ -322,6 +384,7 @@ Suite *model_ops_suite(void)
     tcase_add_test(tc, test_ops_softmax_add_bias_l2);
     tcase_add_test(tc, test_ops_attention_matches_reference);
     tcase_add_test(tc, test_ops_threads_and_counters);
+    tcase_add_test(tc, test_ops_bf16_linear_matches_rounded_reference);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -1,0 +1,310 @@
+// bfloat16 linear layers through oneDNN (the only includer of dnnl.h): weights packed once into
+// the blocked layout oneDNN's brgemm matmul picks for this CPU, one matmul primitive per
+// (rows, in, out) created ahead of use, and per-slot memory objects and streams so that
+// encoder threads run side by side without sharing mutable state. Without GS_HAVE_DNNL (the
+// default build) every entry point reports GS_EUNSUPPORTED.
+#define GS_LOG_MODULE "model"
+#include <stdbool.h>
+#include <string.h>
+
+#include "common/alloc.h"
+#include "common/log.h"
+#include "model/ops.h"
+
+#ifdef GS_HAVE_DNNL
+#include <oneapi/dnnl/dnnl.h>
+
+// oneDNN's CPU runtime here is OpenMP (Debian's build): its thread count is the calling
+// thread's OpenMP setting.
+void omp_set_num_threads(int n);
+
+typedef struct {
+    int rows, n_in, n_out;
+    dnnl_primitive_t prim;
+    dnnl_memory_t *src, *dst; // (n_slots) memory objects whose data handles are set per call
+} mm_t;
+
+struct gs_ops_bf16_weight {
+    int n_in, n_out;
+    dnnl_memory_t mem; // packed bf16, owned
+    gs_ops_bf16_weight_t *next;
+};
+
+struct gs_ops_bf16 {
+    dnnl_engine_t engine;
+    dnnl_stream_t *streams; // (n_slots)
+    int n_slots;
+    mm_t *mms;
+    int n_mms, cap_mms;
+    dnnl_memory_desc_t *packed_md; // weights layout per (n_in, n_out), from the first primitive
+    gs_ops_bf16_weight_t *weights; // all packed weights (freed with the context)
+};
+
+#define DNNL_OK(call) ((call) == dnnl_success)
+
+static gs_err fail(const char *what, dnnl_status_t st)
+{
+    GS_LOG_ERROR("oneDNN: %s failed (status %d)", what, (int)st);
+    return GS_EBACKEND;
+}
+
+gs_err gs_ops_bf16_new(int n_slots, gs_ops_bf16_t **out)
+{
+    *out = NULL;
+    if (!gs_ops_has_bf16()) {
+        GS_LOG_ERROR("bf16 precision needs a CPU with AVX-512 BF16 instructions");
+        return GS_EUNSUPPORTED;
+    }
+    gs_ops_bf16_t *self = gs_xcalloc(1, sizeof *self);
+    dnnl_status_t st = dnnl_engine_create(&self->engine, dnnl_cpu, 0);
+    if (st != dnnl_success) {
+        gs_free(self);
+        return fail("engine creation", st);
+    }
+    self->n_slots = n_slots > 0 ? n_slots : 1;
+    self->streams = gs_xcalloc((size_t)self->n_slots, sizeof *self->streams);
+    for (int i = 0; i < self->n_slots; i++)
+        if ((st = dnnl_stream_create(&self->streams[i], self->engine,
+                                     dnnl_stream_default_flags)) != dnnl_success) {
+            gs_ops_bf16_destroy(&self);
+            return fail("stream creation", st);
+        }
+    *out = self;
+    return GS_OK;
+}
+
+void gs_ops_bf16_destroy(gs_ops_bf16_t **p)
+{
+    if (!p || !*p)
+        return;
+    gs_ops_bf16_t *self = *p;
+    for (int i = 0; i < self->n_mms; i++) {
+        mm_t *m = &self->mms[i];
+        for (int s = 0; s < self->n_slots; s++) {
+            dnnl_memory_destroy(m->src[s]);
+            dnnl_memory_destroy(m->dst[s]);
+        }
+        gs_free(m->src);
+        gs_free(m->dst);
+        dnnl_primitive_destroy(m->prim);
+    }
+    gs_free(self->mms);
+    gs_free(self->packed_md);
+    for (gs_ops_bf16_weight_t *w = self->weights, *next; w; w = next) {
+        next = w->next;
+        dnnl_memory_destroy(w->mem);
+        gs_free(w);
+    }
+    for (int i = 0; i < self->n_slots; i++)
+        if (self->streams[i])
+            dnnl_stream_destroy(self->streams[i]);
+    gs_free(self->streams);
+    dnnl_engine_destroy(self->engine);
+    gs_free(self);
+    *p = NULL;
+}
+
+static mm_t *find(const gs_ops_bf16_t *self, int rows, int n_in, int n_out)
+{
+    for (int i = 0; i < self->n_mms; i++) {
+        mm_t *m = &self->mms[i];
+        if (m->rows == rows && m->n_in == n_in && m->n_out == n_out)
+            return m;
+    }
+    return NULL;
+}
+
+// packed_layout: the weights layout of an existing matmul with these sizes, or NULL.
+static const dnnl_memory_desc_t *packed_layout(const gs_ops_bf16_t *self, int n_in, int n_out)
+{
+    for (int i = 0; i < self->n_mms; i++)
+        if (self->mms[i].n_in == n_in && self->mms[i].n_out == n_out)
+            return &self->packed_md[i];
+    return NULL;
+}
+
+gs_err gs_ops_bf16_prepare(gs_ops_bf16_t *self, int rows, int n_in, int n_out)
+{
+    if (find(self, rows, n_in, n_out))
+        return GS_OK;
+    dnnl_dims_t sd = {rows, n_in}, wd = {n_in, n_out}, dd = {rows, n_out};
+    dnnl_memory_desc_t smd, wmd, dmd;
+    const dnnl_memory_desc_t *fixed = packed_layout(self, n_in, n_out);
+    if (!DNNL_OK(dnnl_memory_desc_init_by_tag(&smd, 2, sd, dnnl_bf16, dnnl_ab)) ||
+        !DNNL_OK(dnnl_memory_desc_init_by_tag(&dmd, 2, dd, dnnl_f32, dnnl_ab)))
+        return fail("memory descriptor", dnnl_invalid_arguments);
+    if (fixed)
+        wmd = *fixed; // every row count shares one packed copy of the weights
+    else if (!DNNL_OK(dnnl_memory_desc_init_by_tag(&wmd, 2, wd, dnnl_bf16, dnnl_format_tag_any)))
+        return fail("memory descriptor", dnnl_invalid_arguments);
+    dnnl_matmul_desc_t md;
+    dnnl_primitive_desc_t pd;
+    dnnl_status_t st = dnnl_matmul_desc_init(&md, &smd, &wmd, NULL, &dmd);
+    if (st != dnnl_success)
+        return fail("matmul descriptor", st);
+    if ((st = dnnl_primitive_desc_create(&pd, &md, NULL, self->engine, NULL)) != dnnl_success)
+        return fail("matmul primitive descriptor", st);
+    if (self->n_mms == self->cap_mms) {
+        self->cap_mms = self->cap_mms ? 2 * self->cap_mms : 32;
+        self->mms = gs_xrealloc(self->mms, (size_t)self->cap_mms * sizeof *self->mms);
+        self->packed_md =
+            gs_xrealloc(self->packed_md, (size_t)self->cap_mms * sizeof *self->packed_md);
+    }
+    mm_t *m = &self->mms[self->n_mms];
+    memset(m, 0, sizeof *m);
+    self->packed_md[self->n_mms] = *dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
+    st = dnnl_primitive_create(&m->prim, pd);
+    dnnl_primitive_desc_destroy(pd);
+    if (st != dnnl_success)
+        return fail("matmul primitive", st);
+    m->rows = rows;
+    m->n_in = n_in;
+    m->n_out = n_out;
+    m->src = gs_xcalloc((size_t)self->n_slots, sizeof *m->src);
+    m->dst = gs_xcalloc((size_t)self->n_slots, sizeof *m->dst);
+    self->n_mms++;
+    for (int s = 0; s < self->n_slots; s++)
+        if (!DNNL_OK(dnnl_memory_create(&m->src[s], &smd, self->engine, DNNL_MEMORY_NONE)) ||
+            !DNNL_OK(dnnl_memory_create(&m->dst[s], &dmd, self->engine, DNNL_MEMORY_NONE)))
+            return fail("memory object", dnnl_out_of_memory);
+    return GS_OK;
+}
+
+gs_err gs_ops_bf16_pack(gs_ops_bf16_t *self, const gs_ops_weight_t *w,
+                        gs_ops_bf16_weight_t **out)
+{
+    // the layout comes from a prepared matmul of these sizes (prepare one if none yet)
+    const dnnl_memory_desc_t *packed = packed_layout(self, w->n_in, w->n_out);
+    if (!packed) {
+        GS_TRY(gs_ops_bf16_prepare(self, 1, w->n_in, w->n_out));
+        packed = packed_layout(self, w->n_in, w->n_out);
+    }
+    // the user's float32 matrix as a (n_in, n_out) tensor: [n_out, n_in] storage is "ba"
+    dnnl_dims_t wd = {w->n_in, w->n_out};
+    dnnl_memory_desc_t umd;
+    dnnl_memory_t user = NULL;
+    gs_ops_bf16_weight_t *pw = gs_xcalloc(1, sizeof *pw);
+    dnnl_primitive_desc_t rpd = NULL;
+    dnnl_primitive_t reorder = NULL;
+    dnnl_status_t st = dnnl_memory_desc_init_by_tag(&umd, 2, wd, dnnl_f32,
+                                                    w->in_out ? dnnl_ab : dnnl_ba);
+    if (st == dnnl_success)
+        st = dnnl_memory_create(&user, &umd, self->engine, (void *)w->f32);
+    if (st == dnnl_success)
+        st = dnnl_memory_create(&pw->mem, packed, self->engine, DNNL_MEMORY_ALLOCATE);
+    if (st == dnnl_success)
+        st = dnnl_reorder_primitive_desc_create(&rpd, &umd, self->engine, packed, self->engine,
+                                                NULL);
+    if (st == dnnl_success)
+        st = dnnl_primitive_create(&reorder, rpd);
+    if (st == dnnl_success) {
+        dnnl_exec_arg_t args[2] = {{DNNL_ARG_FROM, user}, {DNNL_ARG_TO, pw->mem}};
+        st = dnnl_primitive_execute(reorder, self->streams[0], 2, args);
+        if (st == dnnl_success)
+            st = dnnl_stream_wait(self->streams[0]);
+    }
+    dnnl_primitive_destroy(reorder);
+    dnnl_primitive_desc_destroy(rpd);
+    dnnl_memory_destroy(user);
+    if (st != dnnl_success) {
+        dnnl_memory_destroy(pw->mem);
+        gs_free(pw);
+        return fail("packing weights to bf16", st);
+    }
+    pw->n_in = w->n_in;
+    pw->n_out = w->n_out;
+    pw->next = self->weights;
+    self->weights = pw;
+    *out = pw;
+    return GS_OK;
+}
+
+gs_err gs_ops_bf16_linear(gs_ops_bf16_t *self, int slot, const gs_ops_bf16_weight_t *w,
+                          const float *bias, const float *x, int ld_x, int n_rows, float beta,
+                          float *out, int ld_out, uint16_t *scratch_x, float *scratch_y)
+{
+    mm_t *m = find(self, n_rows, w->n_in, w->n_out);
+    if (!m || slot < 0 || slot >= self->n_slots)
+        return GS_EINVAL;
+    for (int i = 0; i < n_rows; i++)
+        gs_ops_f32_to_bf16(x + (size_t)i * ld_x, (size_t)w->n_in, scratch_x + (size_t)i * w->n_in);
+    dnnl_memory_set_data_handle(m->src[slot], scratch_x);
+    dnnl_memory_set_data_handle(m->dst[slot], scratch_y);
+    dnnl_exec_arg_t args[3] = {
+        {DNNL_ARG_SRC, m->src[slot]}, {DNNL_ARG_WEIGHTS, w->mem}, {DNNL_ARG_DST, m->dst[slot]}};
+    dnnl_status_t st = dnnl_primitive_execute(m->prim, self->streams[slot], 3, args);
+    if (st == dnnl_success)
+        st = dnnl_stream_wait(self->streams[slot]);
+    if (st != dnnl_success)
+        return GS_EBACKEND;
+    // epilogue: out = beta * out + y + bias, row by row (out may be strided)
+    for (int i = 0; i < n_rows; i++) {
+        float *o = out + (size_t)i * ld_out;
+        const float *y = scratch_y + (size_t)i * w->n_out;
+        if (beta == 0) {
+            if (bias)
+                for (int j = 0; j < w->n_out; j++)
+                    o[j] = y[j] + bias[j];
+            else
+                memcpy(o, y, (size_t)w->n_out * sizeof(float));
+        } else {
+            for (int j = 0; j < w->n_out; j++)
+                o[j] = beta * o[j] + y[j] + (bias ? bias[j] : 0.0f);
+        }
+    }
+    return GS_OK;
+}
+
+void gs_ops_bf16_thread_init(int n_threads) { omp_set_num_threads(n_threads > 0 ? n_threads : 1); }
+
+#else // no oneDNN: the bf16 path is unavailable
+
+struct gs_ops_bf16 {
+    int unused;
+};
+
+gs_err gs_ops_bf16_new(int n_slots, gs_ops_bf16_t **out)
+{
+    (void)n_slots;
+    *out = NULL;
+    GS_LOG_ERROR("bf16 precision needs geoscribe built with oneDNN (Debian libdnnl-dev): "
+                 "Debian's OpenBLAS has no cblas_sbgemm");
+    return GS_EUNSUPPORTED;
+}
+
+void gs_ops_bf16_destroy(gs_ops_bf16_t **p)
+{
+    if (p)
+        *p = NULL;
+}
+
+gs_err gs_ops_bf16_prepare(gs_ops_bf16_t *self, int n_rows, int n_in, int n_out)
+{
+    (void)self;
+    (void)n_rows;
+    (void)n_in;
+    (void)n_out;
+    return GS_EUNSUPPORTED;
+}
+
+gs_err gs_ops_bf16_pack(gs_ops_bf16_t *self, const gs_ops_weight_t *w,
+                        gs_ops_bf16_weight_t **out)
+{
+    (void)self;
+    (void)w;
+    *out = NULL;
+    return GS_EUNSUPPORTED;
+}
+
+gs_err gs_ops_bf16_linear(gs_ops_bf16_t *self, int slot, const gs_ops_bf16_weight_t *w,
+                          const float *bias, const float *x, int ld_x, int n_rows, float beta,
+                          float *out, int ld_out, uint16_t *scratch_x, float *scratch_y)
+{
+    (void)self, (void)slot, (void)w, (void)bias, (void)x, (void)ld_x, (void)n_rows;
+    (void)beta, (void)out, (void)ld_out, (void)scratch_x, (void)scratch_y;
+    return GS_EUNSUPPORTED;
+}
+
+void gs_ops_bf16_thread_init(int n_threads) { (void)n_threads; }
+
+#endif
