@@ -17,6 +17,7 @@
 typedef struct {
     const char *model, *arch, *config, *vocab;
     int threads;
+    gs_clip_precision_t precision;
 } gs_cli_clip_args_t;
 int gs_cli_clip_option(const char *cmd, int c, const char *arg, gs_cli_clip_args_t *a);
 gs_err gs_cli_clip_open(const char *cmd, const gs_cli_clip_args_t *a, int max_batch,
@@ -175,12 +176,17 @@ static int classify_images(gs_clip_t *m, gs_format_t fmt, char **images, int n, 
 
 static int run(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"model", required_argument, NULL, 'm'},    {"arch", required_argument, NULL, 'A'},
-        {"config", required_argument, NULL, 'C'},   {"vocab", required_argument, NULL, 'V'},
-        {"threads", required_argument, NULL, 'T'},  {"labels", required_argument, NULL, 'l'},
-        {"template", required_argument, NULL, 'p'}, {"image", required_argument, NULL, 'i'},
-        {"format", required_argument, NULL, 'f'},   {0}};
+    static const struct option opts[] = {{"model", required_argument, NULL, 'm'},
+                                         {"arch", required_argument, NULL, 'A'},
+                                         {"config", required_argument, NULL, 'C'},
+                                         {"precision", required_argument, NULL, 'P'},
+                                         {"vocab", required_argument, NULL, 'V'},
+                                         {"threads", required_argument, NULL, 'T'},
+                                         {"labels", required_argument, NULL, 'l'},
+                                         {"template", required_argument, NULL, 'p'},
+                                         {"image", required_argument, NULL, 'i'},
+                                         {"format", required_argument, NULL, 'f'},
+                                         {0}};
     gs_cli_clip_args_t a = {0};
     gs_format_t fmt = GS_FORMAT_TEXT;
     const char *labels_arg = NULL, *tpls[MAX_TEMPLATES];
@@ -201,8 +207,10 @@ static int run(int argc, char **argv)
         else if (c == 'p') {
             const char *at = strstr(optarg, "{}");
             if (!at || strstr(at + 2, "{}") || n_tpls == MAX_TEMPLATES)
-                rc = gs_cli_usage_error("classify", "a --template holds \"{}\" exactly once "
-                                        "(where the label goes), not \"%s\"", optarg);
+                rc = gs_cli_usage_error("classify",
+                                        "a --template holds \"{}\" exactly once "
+                                        "(where the label goes), not \"%s\"",
+                                        optarg);
             else
                 tpls[n_tpls++] = optarg;
         } else if (c == 'f' && gs_cli_parse_format("classify", optarg, false, &fmt) != 0)
@@ -216,8 +224,10 @@ static int run(int argc, char **argv)
                                               : "give at least one --image");
     if (rc == 0 && (n_labels = split_labels(labels_arg, labels, MAX_LABELS)) < 1) {
         n_labels = 0;
-        rc = gs_cli_usage_error("classify", "--labels wants comma-separated non-empty labels "
-                                "(at most %d)", MAX_LABELS);
+        rc = gs_cli_usage_error("classify",
+                                "--labels wants comma-separated non-empty labels "
+                                "(at most %d)",
+                                MAX_LABELS);
     }
     if (rc == 0 && n_tpls == 0)
         tpls[n_tpls++] = "a satellite image of {}.";
@@ -247,7 +257,8 @@ const gs_cli_cmd_t gs_cli_cmd_classify = {
     .summary = "zero-shot labels for images with a CLIP model",
     .usage =
         "usage: geoscribe classify --model M [--arch NAME | --config FILE] [--vocab FILE]\n"
-        "                          [--threads N] --labels a,b,c [--template T]...\n"
+        "                          [--threads N] [--precision f32|bf16]\n"
+        "                          --labels a,b,c [--template T]...\n"
         "                          [--format text|json] --image FILE...\n\n"
         "Ranks the labels for each image. Each label is put into the templates (\"{}\" marks\n"
         "where it goes; default \"a satellite image of {}.\"; several --template are averaged\n"

@@ -16,6 +16,7 @@
 typedef struct {
     const char *model, *arch, *config, *vocab;
     int threads;
+    gs_clip_precision_t precision;
 } gs_cli_clip_args_t;
 int gs_cli_clip_option(const char *cmd, int c, const char *arg, gs_cli_clip_args_t *a);
 gs_err gs_cli_clip_open(const char *cmd, const gs_cli_clip_args_t *a, int max_batch,
@@ -59,8 +60,9 @@ static int inspect_weights(const char *path, gs_format_t fmt)
     if (fmt == GS_FORMAT_JSON) {
         gs_buf_puts(&b, "{\"path\":");
         gs_buf_json_str(&b, path);
-        gs_buf_printf(&b, ",\"kind\":\"weights\",\"n_tensors\":%zu,\"n_params\":%lld,\"dtypes\":",
-                      n, (long long)n_params);
+        gs_buf_printf(&b,
+                      ",\"kind\":\"weights\",\"n_tensors\":%zu,\"n_params\":%lld,\"dtypes\":", n,
+                      (long long)n_params);
         gs_buf_json_str(&b, dtypes);
         gs_buf_puts(&b, ",\"matching_archs\":");
         gs_buf_json_str(&b, guess);
@@ -68,8 +70,10 @@ static int inspect_weights(const char *path, gs_format_t fmt)
     } else {
         gs_buf_printf(&b, "%s: weights file, %zu tensors, %lld parameters, dtypes %s\n", path, n,
                       (long long)n_params, dtypes);
-        gs_buf_printf(&b, "  %s\n", guess[0] ? "tensor shapes match:" : "no built-in open_clip "
-                                                                       "architecture matches");
+        gs_buf_printf(&b, "  %s\n",
+                      guess[0] ? "tensor shapes match:"
+                               : "no built-in open_clip "
+                                 "architecture matches");
         if (guess[0])
             gs_buf_printf(&b, "    %s\n", guess);
         gs_buf_puts(&b, "  give the architecture with --arch NAME or --config FILE");
@@ -94,20 +98,24 @@ static void describe_json(gs_buf_t *b, const char *path, gs_clip_t *m)
     json_str_or_null(b, i.config_path);
     gs_buf_puts(b, ",\"vocab\":");
     json_str_or_null(b, i.vocab_path);
-    gs_buf_printf(b, ",\"activation\":\"%s\",\"dtypes\":\"%s\",\"embed_dim\":%d", i.activation,
-                  i.dtypes, i.embed_dim);
-    gs_buf_printf(b, ",\"vision\":{\"image_size\":%d,\"patch_size\":%d,\"width\":%d,\"layers\":%d,"
-                     "\"heads\":%d,\"mlp\":%d,\"n_params\":%lld}",
+    gs_buf_printf(b,
+                  ",\"activation\":\"%s\",\"dtypes\":\"%s\",\"precision\":\"%s\",\"embed_dim\":%d",
+                  i.activation, i.dtypes, i.precision, i.embed_dim);
+    gs_buf_printf(b,
+                  ",\"vision\":{\"image_size\":%d,\"patch_size\":%d,\"width\":%d,\"layers\":%d,"
+                  "\"heads\":%d,\"mlp\":%d,\"n_params\":%lld}",
                   i.image_size, i.patch_size, i.vision_width, i.vision_layers, i.vision_heads,
                   i.vision_mlp, (long long)i.n_params_vision);
-    gs_buf_printf(b, ",\"text\":{\"context_length\":%d,\"vocab_size\":%d,\"width\":%d,"
-                     "\"layers\":%d,\"heads\":%d,\"mlp\":%d,\"n_params\":%lld}",
+    gs_buf_printf(b,
+                  ",\"text\":{\"context_length\":%d,\"vocab_size\":%d,\"width\":%d,"
+                  "\"layers\":%d,\"heads\":%d,\"mlp\":%d,\"n_params\":%lld}",
                   i.context_length, i.vocab_size, i.text_width, i.text_layers, i.text_heads,
                   i.text_mlp, (long long)i.n_params_text);
     gs_buf_printf(b, ",\"n_params\":%lld,\"logit_scale\":%.9g", (long long)i.n_params,
                   i.logit_scale);
-    gs_buf_printf(b, ",\"preprocess\":{\"size\":%d,\"crop\":\"%s\",\"mean\":[%.9g,%.9g,%.9g],"
-                     "\"std\":[%.9g,%.9g,%.9g]}",
+    gs_buf_printf(b,
+                  ",\"preprocess\":{\"size\":%d,\"crop\":\"%s\",\"mean\":[%.9g,%.9g,%.9g],"
+                  "\"std\":[%.9g,%.9g,%.9g]}",
                   pc.size, pc.crop == GS_CROP_HF ? "hf" : "open_clip", pc.mean[0], pc.mean[1],
                   pc.mean[2], pc.std[0], pc.std[1], pc.std[2]);
     gs_buf_printf(b, ",\"model_id\":\"%s\"}", gs_clip_model_id(m));
@@ -119,20 +127,21 @@ static void describe_text(gs_buf_t *b, const char *path, gs_clip_t *m)
     gs_clip_describe(m, &i);
     gs_preprocess_cfg_t pc = gs_clip_preprocess_cfg(m);
     gs_buf_printf(b, "%s: CLIP %s (%s layout)\n", path, i.arch, i.layout);
-    gs_buf_printf(b, "  weights     %s (%s)\n", i.weights_path, i.dtypes);
+    gs_buf_printf(b, "  weights     %s (%s; GEMMs in %s)\n", i.weights_path, i.dtypes, i.precision);
     gs_buf_printf(b, "  config      %s\n", i.config_path ? i.config_path : "(built-in arch)");
     gs_buf_printf(b, "  vocabulary  %s\n", i.vocab_path ? i.vocab_path : "(none found)");
     gs_buf_printf(b, "  embedding   %d, logit scale %.4g\n", i.embed_dim, i.logit_scale);
-    gs_buf_printf(b, "  vision      %dx%d px, patch %d, width %d, %d layers, %d heads, mlp %d, "
-                     "%lld params\n",
+    gs_buf_printf(b,
+                  "  vision      %dx%d px, patch %d, width %d, %d layers, %d heads, mlp %d, "
+                  "%lld params\n",
                   i.image_size, i.image_size, i.patch_size, i.vision_width, i.vision_layers,
                   i.vision_heads, i.vision_mlp, (long long)i.n_params_vision);
-    gs_buf_printf(b, "  text        context %d, vocab %d, width %d, %d layers, %d heads, mlp %d, "
-                     "%lld params\n",
+    gs_buf_printf(b,
+                  "  text        context %d, vocab %d, width %d, %d layers, %d heads, mlp %d, "
+                  "%lld params\n",
                   i.context_length, i.vocab_size, i.text_width, i.text_layers, i.text_heads,
                   i.text_mlp, (long long)i.n_params_text);
-    gs_buf_printf(b, "  activation  %s\n  parameters  %lld\n", i.activation,
-                  (long long)i.n_params);
+    gs_buf_printf(b, "  activation  %s\n  parameters  %lld\n", i.activation, (long long)i.n_params);
     gs_buf_printf(b, "  preprocess  %s crop, mean %.4g %.4g %.4g, std %.4g %.4g %.4g\n",
                   pc.crop == GS_CROP_HF ? "CLIPImageProcessor" : "open_clip", pc.mean[0],
                   pc.mean[1], pc.mean[2], pc.std[0], pc.std[1], pc.std[2]);
@@ -141,10 +150,13 @@ static void describe_text(gs_buf_t *b, const char *path, gs_clip_t *m)
 
 static int run(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"model", required_argument, NULL, 'm'},  {"arch", required_argument, NULL, 'A'},
-        {"config", required_argument, NULL, 'C'}, {"vocab", required_argument, NULL, 'V'},
-        {"format", required_argument, NULL, 'f'}, {0}};
+    static const struct option opts[] = {{"model", required_argument, NULL, 'm'},
+                                         {"arch", required_argument, NULL, 'A'},
+                                         {"config", required_argument, NULL, 'C'},
+                                         {"precision", required_argument, NULL, 'P'},
+                                         {"vocab", required_argument, NULL, 'V'},
+                                         {"format", required_argument, NULL, 'f'},
+                                         {0}};
     gs_cli_clip_args_t a = {.threads = 1};
     gs_format_t fmt = GS_FORMAT_TEXT;
     int c;
@@ -183,7 +195,7 @@ const gs_cli_cmd_t gs_cli_cmd_inspect_model = {
     .name = "inspect-model",
     .summary = "architecture, dimensions, dtypes and parameter count of a model",
     .usage = "usage: geoscribe inspect-model M [--arch NAME | --config FILE] [--vocab FILE]\n"
-             "                               [--format text|json]\n\n"
+             "                               [--precision f32|bf16] [--format text|json]\n\n"
              "Describes the CLIP model M (a folder in the open_clip hub or Hugging Face layout,\n"
              "or a weights file with --arch / --config): architecture, layout, dimensions of\n"
              "both towers, activation, stored dtypes, parameter count, preprocessing, the\n"

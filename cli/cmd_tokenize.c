@@ -15,14 +15,14 @@
 typedef struct {
     const char *model, *arch, *config, *vocab;
     int threads;
+    gs_clip_precision_t precision;
 } gs_cli_clip_args_t;
 int gs_cli_clip_option(const char *cmd, int c, const char *arg, gs_cli_clip_args_t *a);
 gs_err gs_cli_clip_open(const char *cmd, const gs_cli_clip_args_t *a, int max_batch,
                         gs_clip_t **out);
 
-static void print_one(gs_format_t fmt, const char *text, const int32_t *ids, int ctx,
-                      int n_tokens, int n_untruncated, const gs_clip_t *m,
-                      const gs_clip_bpe_t *bpe)
+static void print_one(gs_format_t fmt, const char *text, const int32_t *ids, int ctx, int n_tokens,
+                      int n_untruncated, const gs_clip_t *m, const gs_clip_bpe_t *bpe)
 {
     gs_buf_t b;
     gs_buf_init(&b, 1 << 22);
@@ -51,11 +51,13 @@ static void print_one(gs_format_t fmt, const char *text, const int32_t *ids, int
 
 static int run(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"model", required_argument, NULL, 'm'},  {"arch", required_argument, NULL, 'A'},
-        {"config", required_argument, NULL, 'C'}, {"vocab", required_argument, NULL, 'V'},
-        {"threads", required_argument, NULL, 'T'}, {"format", required_argument, NULL, 'f'},
-        {0}};
+    static const struct option opts[] = {{"model", required_argument, NULL, 'm'},
+                                         {"arch", required_argument, NULL, 'A'},
+                                         {"config", required_argument, NULL, 'C'},
+                                         {"vocab", required_argument, NULL, 'V'},
+                                         {"threads", required_argument, NULL, 'T'},
+                                         {"format", required_argument, NULL, 'f'},
+                                         {0}};
     gs_cli_clip_args_t a = {.threads = 1};
     gs_format_t fmt = GS_FORMAT_TEXT;
     int c;

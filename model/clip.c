@@ -119,8 +119,7 @@ static gs_err bind_stack(gs_clip_t *self, gs__clip_stack_t *st, const char *base
             GS_TRY(bind_linear(self, n, &b->q, &b->q_b, W, W, FMT("self_attn.q_proj.%s"), i));
             GS_TRY(bind_linear(self, n, &b->k, &b->k_b, W, W, FMT("self_attn.k_proj.%s"), i));
             GS_TRY(bind_linear(self, n, &b->v, &b->v_b, W, W, FMT("self_attn.v_proj.%s"), i));
-            GS_TRY(bind_linear(self, n, &b->out, &b->out_b, W, W, FMT("self_attn.out_proj.%s"),
-                               i));
+            GS_TRY(bind_linear(self, n, &b->out, &b->out_b, W, W, FMT("self_attn.out_proj.%s"), i));
             GS_TRY(bind(self, n, &b->ln2_w, SHAPE1(W), FMT("layer_norm2.weight"), i));
             GS_TRY(bind(self, n, &b->ln2_b, SHAPE1(W), FMT("layer_norm2.bias"), i));
             GS_TRY(bind_linear(self, n, &b->fc, &b->fc_b, W, M, FMT("mlp.fc1.%s"), i));
@@ -143,7 +142,8 @@ static gs_err bind_stack(gs_clip_t *self, gs__clip_stack_t *st, const char *base
     char probe[256];
     snprintf(probe, sizeof probe, base, st->layers);
     char probe_name[300];
-    snprintf(probe_name, sizeof probe_name, "%s.%s", probe, hf ? "layer_norm1.weight" : "ln_1.weight");
+    snprintf(probe_name, sizeof probe_name, "%s.%s", probe,
+             hf ? "layer_norm1.weight" : "ln_1.weight");
     if (has_tensor(self, probe_name)) {
         GS_LOG_ERROR("\"%s\" holds more layers than the architecture's %d (found \"%s%s\"): "
                      "wrong architecture or config",
@@ -160,8 +160,12 @@ static gs_err bind_vision(gs_clip_t *self)
     int T = g * g + 1, E = hp->embed_dim;
     int64_t *n = &self->n_params_vision;
     gs__clip_stack_t *st = &self->vis;
-    *st = (gs__clip_stack_t){.width = W, .layers = hp->v_layers, .heads = hp->v_heads,
-                             .mlp = hp->v_mlp, .act = hp->v_act, .eps = hp->v_eps};
+    *st = (gs__clip_stack_t){.width = W,
+                             .layers = hp->v_layers,
+                             .heads = hp->v_heads,
+                             .mlp = hp->v_mlp,
+                             .act = hp->v_act,
+                             .eps = hp->v_eps};
     self->v_patch = (gs_ops_weight_t){.n_in = 3 * P * P, .n_out = W};
     if (hp->layout == GS__CLIP_LAYOUT_HF) {
         GS_TRY(bind(self, n, &self->v_patch.f32, SHAPE4(W, 3, P, P),
@@ -200,8 +204,12 @@ static gs_err bind_text(gs_clip_t *self)
     int W = hp->t_width, C = hp->context_length, V = hp->vocab_size, E = hp->embed_dim;
     int64_t *n = &self->n_params_text;
     gs__clip_stack_t *st = &self->txt;
-    *st = (gs__clip_stack_t){.width = W, .layers = hp->t_layers, .heads = hp->t_heads,
-                             .mlp = hp->t_mlp, .act = hp->t_act, .eps = hp->t_eps};
+    *st = (gs__clip_stack_t){.width = W,
+                             .layers = hp->t_layers,
+                             .heads = hp->t_heads,
+                             .mlp = hp->t_mlp,
+                             .act = hp->t_act,
+                             .eps = hp->t_eps};
     if (hp->layout == GS__CLIP_LAYOUT_HF) {
         GS_TRY(bind(self, n, &self->t_tok, SHAPE2(V, W),
                     "text_model.embeddings.token_embedding.weight"));
@@ -254,7 +262,10 @@ static void warn_unused(gs_clip_t *self)
 
 // ---- arena --------------------------------------------------------------------------------
 
-static size_t align16(size_t n) { return (n + 15) & ~(size_t)15; }
+static size_t align16(size_t n)
+{
+    return (n + 15) & ~(size_t)15;
+}
 
 static gs_err alloc_arena(gs_clip_t *self)
 {
@@ -383,8 +394,8 @@ gs_err gs__clip_open_weights(gs_weights_t **w, bool own_weights, const char *pre
     self->n_shards_max = opts && opts->no_shards ? 1 : self->n_threads;
     self->precision = opts ? opts->precision : GS_CLIP_PRECISION_F32;
     self->shard_cap = (self->max_batch + self->n_shards_max - 1) / self->n_shards_max;
-    self->weights_path = gs_xstrdup(gs_weights_count(self->w) ? gs_weights_at(self->w, 0)->file
-                                                               : "(empty)");
+    self->weights_path =
+        gs_xstrdup(gs_weights_count(self->w) ? gs_weights_at(self->w, 0)->file : "(empty)");
     gs_err e = GS_OK;
     if (!hp->has_vision && !hp->has_text) {
         GS_LOG_ERROR("\"%s\": the configuration has neither a vision nor a text tower",
@@ -443,10 +454,10 @@ void gs_clip_close(gs_clip_t **p)
 
 // ---- forward passes -----------------------------------------------------------------------
 
-#define TRACE(tower, name, data, rows, cols, ld)                                               \
-    do {                                                                                       \
-        if (self->trace)                                                                       \
-            self->trace(self->trace_ud, tower, name, data, rows, cols, ld);                    \
+#define TRACE(tower, name, data, rows, cols, ld)                                                   \
+    do {                                                                                           \
+        if (self->trace)                                                                           \
+            self->trace(self->trace_ud, tower, name, data, rows, cols, ld);                        \
     } while (0)
 
 static void activation(gs__clip_act_t act, float *x, size_t n)
@@ -471,9 +482,8 @@ static void linear(const gs_clip_t *self, gs__clip_work_t *wk, const gs_ops_weig
 
 // block_forward: one pre-LN residual block over rows = n_seq * n_tok rows of wk->x.
 // x += out_proj(MHA(ln_1(x))); x += c_proj(act(c_fc(ln_2(x)))).
-static void block_forward(const gs_clip_t *self, gs__clip_work_t *wk,
-                          const gs__clip_stack_t *st, const gs__clip_block_t *b, int n_seq,
-                          int n_tok, bool causal)
+static void block_forward(const gs_clip_t *self, gs__clip_work_t *wk, const gs__clip_stack_t *st,
+                          const gs__clip_block_t *b, int n_seq, int n_tok, bool causal)
 {
     int W = st->width, M = st->mlp, rows = n_seq * n_tok;
     float *x = wk->x, *h = wk->h, *big = wk->big;
@@ -510,8 +520,7 @@ static void vision_embed(gs_clip_t *self, gs__clip_work_t *wk, const float *pixe
                                pixels + (((size_t)b * 3 + c) * S + gy * P + ky) * S + gx * P,
                                (size_t)P * sizeof(float));
             }
-    linear(self, wk, &self->v_patch, self->v_patch16, NULL, wk->big, K, n * g * g, 0.0f, wk->h,
-           W);
+    linear(self, wk, &self->v_patch, self->v_patch16, NULL, wk->big, K, n * g * g, 0.0f, wk->h, W);
     TRACE("vision", "patch_tokens", wk->h, n * g * g, W, W);
     for (int b = 0; b < n; b++) {
         float *xb = wk->x + (size_t)b * T * W;
@@ -524,13 +533,12 @@ static void vision_embed(gs_clip_t *self, gs__clip_work_t *wk, const float *pixe
         }
     }
     TRACE("vision", "embed", wk->x, n * T, W, W);
-    gs_ops_layernorm(wk->x, W, n * T, W, self->v_ln_pre_w, self->v_ln_pre_b, hp->v_eps,
-                     wk->x, W);
+    gs_ops_layernorm(wk->x, W, n * T, W, self->v_ln_pre_w, self->v_ln_pre_b, hp->v_eps, wk->x, W);
     TRACE("vision", "ln_pre_out", wk->x, n * T, W, W);
 }
 
-static void run_blocks(gs_clip_t *self, gs__clip_work_t *wk, const gs__clip_stack_t *st,
-                       int first, int last, int n_seq, int n_tok, bool causal, const char *tower)
+static void run_blocks(gs_clip_t *self, gs__clip_work_t *wk, const gs__clip_stack_t *st, int first,
+                       int last, int n_seq, int n_tok, bool causal, const char *tower)
 {
     for (int k = first; k < last; k++) {
         block_forward(self, wk, st, &st->blocks[k], n_seq, n_tok, causal);
@@ -551,8 +559,8 @@ static void vision_batch(gs_clip_t *self, gs__clip_work_t *wk, const float *pixe
     vision_embed(self, wk, pixels, n);
     run_blocks(self, wk, &self->vis, 0, hp->v_layers, n, T, false, "vision");
     if (self->trace && hp->layout == GS__CLIP_LAYOUT_OPENCLIP) {
-        gs_ops_layernorm(wk->x, W, n * T, W, self->v_ln_post_w, self->v_ln_post_b, hp->v_eps,
-                         wk->h, W);
+        gs_ops_layernorm(wk->x, W, n * T, W, self->v_ln_post_w, self->v_ln_post_b, hp->v_eps, wk->h,
+                         W);
         TRACE("vision", "ln_post_out", wk->h, n * T, W, W);
     }
     // the class token of each image, post-LayerNorm
@@ -578,8 +586,7 @@ static int pool_position(const gs__clip_hparams_t *hp, const int32_t *ids)
     return 0; // transformers' argmax over an all-false mask
 }
 
-static void text_batch(gs_clip_t *self, gs__clip_work_t *wk, const int32_t *ids, int n,
-                       float *out)
+static void text_batch(gs_clip_t *self, gs__clip_work_t *wk, const int32_t *ids, int n, float *out)
 {
     const gs__clip_hparams_t *hp = &self->hp;
     int C = hp->context_length, W = hp->t_width;
@@ -593,8 +600,7 @@ static void text_batch(gs_clip_t *self, gs__clip_work_t *wk, const int32_t *ids,
     TRACE("text", "embed", wk->x, n * C, W, W);
     run_blocks(self, wk, &self->txt, 0, hp->t_layers, n, C, true, "text");
     if (self->trace) {
-        gs_ops_layernorm(wk->x, W, n * C, W, self->t_ln_w, self->t_ln_b, hp->t_eps, wk->h,
-                         W);
+        gs_ops_layernorm(wk->x, W, n * C, W, self->t_ln_w, self->t_ln_b, hp->t_eps, wk->h, W);
         TRACE("text", "ln_final_out", wk->h, n * C, W, W);
     }
     for (int b = 0; b < n; b++) {
@@ -620,7 +626,7 @@ typedef struct {
     const int32_t *ids;  // (n, context)
     int n, per_shard, layer;
     int n_shards;
-    float *out;          // (n, out_stride)
+    float *out; // (n, out_stride)
     size_t out_stride;
 } job_t;
 
@@ -695,7 +701,10 @@ gs_err gs_clip_encode_images(gs_clip_t *self, const float *pixels_chw, int n, bo
                      self->weights_path);
         return GS_ESTATE;
     }
-    job_t j = {.self = self, .kind = JOB_IMAGES, .pixels = pixels_chw, .out = out,
+    job_t j = {.self = self,
+               .kind = JOB_IMAGES,
+               .pixels = pixels_chw,
+               .out = out,
                .out_stride = (size_t)self->hp.embed_dim};
     run_job(self, j, n);
     if (normalize)
@@ -703,8 +712,7 @@ gs_err gs_clip_encode_images(gs_clip_t *self, const float *pixels_chw, int n, bo
     return GS_OK;
 }
 
-gs_err gs_clip_encode_tokens(gs_clip_t *self, const int32_t *ids, int n, bool normalize,
-                             float *out)
+gs_err gs_clip_encode_tokens(gs_clip_t *self, const int32_t *ids, int n, bool normalize, float *out)
 {
     if (!self || n < 0 || (n > 0 && (!ids || !out)))
         return GS_EINVAL;
@@ -720,7 +728,10 @@ gs_err gs_clip_encode_tokens(gs_clip_t *self, const int32_t *ids, int n, bool no
                          ids[i], i % C, i / C, self->hp.vocab_size - 1);
             return GS_EINVAL;
         }
-    job_t j = {.self = self, .kind = JOB_TOKENS, .ids = ids, .out = out,
+    job_t j = {.self = self,
+               .kind = JOB_TOKENS,
+               .ids = ids,
+               .out = out,
                .out_stride = (size_t)self->hp.embed_dim};
     run_job(self, j, n);
     if (normalize)
@@ -736,21 +747,46 @@ gs_err gs__clip_vision_hidden(gs_clip_t *self, const float *pixels_chw, int n, i
         return GS_EINVAL;
     const gs__clip_hparams_t *hp = &self->hp;
     int g = hp->image_size / hp->patch_size, T = g * g + 1;
-    job_t j = {.self = self, .kind = JOB_HIDDEN, .pixels = pixels_chw, .layer = layer,
-               .out = out, .out_stride = (size_t)T * hp->v_width};
+    job_t j = {.self = self,
+               .kind = JOB_HIDDEN,
+               .pixels = pixels_chw,
+               .layer = layer,
+               .out = out,
+               .out_stride = (size_t)T * hp->v_width};
     run_job(self, j, n);
     return GS_OK;
 }
 
 // ---- getters ------------------------------------------------------------------------------
 
-int gs_clip_dim(const gs_clip_t *self) { return self->hp.embed_dim; }
-int gs_clip_image_size(const gs_clip_t *self) { return self->hp.image_size; }
-int gs_clip_context_length(const gs_clip_t *self) { return self->hp.context_length; }
-int gs_clip_max_batch(const gs_clip_t *self) { return self->max_batch; }
-gs_preprocess_cfg_t gs_clip_preprocess_cfg(const gs_clip_t *self) { return self->hp.pre; }
-float gs_clip_logit_scale(const gs_clip_t *self) { return self->logit_scale; }
-const gs__clip_hparams_t *gs__clip_hparams(const gs_clip_t *self) { return &self->hp; }
+int gs_clip_dim(const gs_clip_t *self)
+{
+    return self->hp.embed_dim;
+}
+int gs_clip_image_size(const gs_clip_t *self)
+{
+    return self->hp.image_size;
+}
+int gs_clip_context_length(const gs_clip_t *self)
+{
+    return self->hp.context_length;
+}
+int gs_clip_max_batch(const gs_clip_t *self)
+{
+    return self->max_batch;
+}
+gs_preprocess_cfg_t gs_clip_preprocess_cfg(const gs_clip_t *self)
+{
+    return self->hp.pre;
+}
+float gs_clip_logit_scale(const gs_clip_t *self)
+{
+    return self->logit_scale;
+}
+const gs__clip_hparams_t *gs__clip_hparams(const gs_clip_t *self)
+{
+    return &self->hp;
+}
 
 void gs__clip_set_trace(gs_clip_t *self, gs__clip_trace_fn fn, void *ud)
 {

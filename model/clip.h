@@ -39,10 +39,10 @@ typedef struct {
     // vocab_path: the BPE vocabulary (bpe_simple_vocab_16e6.txt.gz, or vocab.json with
     // merges.txt beside it). NULL: looked up next to the weights. Only text encoding needs it.
     const char *vocab_path;
-    int n_threads; // threads: batches are split into one shard per thread, each with
-                   // single-threaded BLAS; a smaller batch runs on one thread with n_threads
-                   // BLAS threads (process-wide, set at open); <= 0: 1
-    int max_batch; // images or texts per forward pass (sizes the arena); <= 0: 16
+    int n_threads;  // threads: batches are split into one shard per thread, each with
+                    // single-threaded BLAS; a smaller batch runs on one thread with n_threads
+                    // BLAS threads (process-wide, set at open); <= 0: 1
+    int max_batch;  // images or texts per forward pass (sizes the arena); <= 0: 16
     bool no_shards; // run every batch on one thread with n_threads BLAS threads instead
                     // (for comparisons: bench/encoder --mode blas)
     gs_clip_precision_t precision; // GEMM arithmetic (default F32); BF16 fails with
@@ -52,22 +52,22 @@ typedef struct {
 // A description of an open model for `geoscribe inspect-model` and provenance records. Strings
 // are borrowed from the handle, valid until gs_clip_close.
 typedef struct {
-    const char *arch;         // "ViT-B-32-quickgelu", "open_clip_config.json", "hf CLIPModel"
-    const char *layout;       // "open_clip" or "hf"
-    const char *weights_path; // the file (or index) the weights came from
-    const char *config_path;  // the config used, or NULL for a built-in arch
-    const char *vocab_path;   // the tokenizer vocabulary found, or NULL
-    const char *activation;   // "gelu" or "quick_gelu"
-    const char *dtypes;       // the dtypes of the stored weights: "F32", "F16", "BF16,F32"
-    const char *precision;    // the GEMM arithmetic: "f32" or "bf16"
-    int embed_dim;            // 512
-    int image_size, patch_size;                     // 224, 32
-    int vision_width, vision_layers, vision_heads;  // 768, 12, 12
-    int vision_mlp;                                 // 3072
-    int text_width, text_layers, text_heads;        // 512, 12, 8
-    int text_mlp, context_length, vocab_size;       // 2048, 77, 49408
+    const char *arch;           // "ViT-B-32-quickgelu", "open_clip_config.json", "hf CLIPModel"
+    const char *layout;         // "open_clip" or "hf"
+    const char *weights_path;   // the file (or index) the weights came from
+    const char *config_path;    // the config used, or NULL for a built-in arch
+    const char *vocab_path;     // the tokenizer vocabulary found, or NULL
+    const char *activation;     // "gelu" or "quick_gelu"
+    const char *dtypes;         // the dtypes of the stored weights: "F32", "F16", "BF16,F32"
+    const char *precision;      // the GEMM arithmetic: "f32" or "bf16"
+    int embed_dim;              // 512
+    int image_size, patch_size; // 224, 32
+    int vision_width, vision_layers, vision_heads;    // 768, 12, 12
+    int vision_mlp;                                   // 3072
+    int text_width, text_layers, text_heads;          // 512, 12, 8
+    int text_mlp, context_length, vocab_size;         // 2048, 77, 49408
     int64_t n_params, n_params_vision, n_params_text; // 151277313, ...
-    float logit_scale;        // exp(logit_scale) as stored, e.g. 100
+    float logit_scale;                                // exp(logit_scale) as stored, e.g. 100
 } gs_clip_info_t;
 
 // gs_clip_open: opens a model from a folder (layout detected from its files) or a weights file
@@ -94,7 +94,7 @@ int gs_clip_dim(const gs_clip_t *self);            // embedding size, e.g. 512
 int gs_clip_image_size(const gs_clip_t *self);     // input side in pixels, e.g. 224
 int gs_clip_context_length(const gs_clip_t *self); // text tokens, e.g. 77
 int gs_clip_max_batch(const gs_clip_t *self);
-bool gs_clip_has_text(const gs_clip_t *self);      // false when no vocabulary was found
+bool gs_clip_has_text(const gs_clip_t *self); // false when no vocabulary was found
 // gs_clip_preprocess_cfg: the image preprocessing this model expects (size, crop rule of its
 // family, mean/std from its files).
 gs_preprocess_cfg_t gs_clip_preprocess_cfg(const gs_clip_t *self);
@@ -105,8 +105,8 @@ void gs_clip_describe(const gs_clip_t *self, gs_clip_info_t *out);
 // gs_clip_model_id: a 16-hex-digit identity of the model for provenance: a 64-bit hash over
 // every tensor's name, dtype, shape and bytes (sorted by name, so the same state dict gives the
 // same id from .pt and .safetensors) and the architecture options not stored in the weights
-// (activation, pooling) and the precision. Computed on the first call (reads all weights once: about 0.1 s per
-// GB); borrowed string valid until close. Not thread-safe on the first call.
+// (activation, pooling) and the precision. Computed on the first call (reads all weights once:
+// about 0.1 s per GB); borrowed string valid until close. Not thread-safe on the first call.
 const char *gs_clip_model_id(gs_clip_t *self);
 
 // gs_clip_encode_images: n images of preprocessed pixels (n x 3 x S x S floats, S =

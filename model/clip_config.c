@@ -42,7 +42,10 @@ static const char *const arch_names[] = {
     "ViT-H-14", "ViT-H-14-quickgelu", NULL,
 };
 
-const char *const *gs_clip_arch_names(void) { return arch_names; }
+const char *const *gs_clip_arch_names(void)
+{
+    return arch_names;
+}
 
 static void defaults_openclip(gs__clip_hparams_t *hp)
 {
@@ -133,14 +136,12 @@ static gs_err get_num(const char *path, const json_t *obj, const char *key, doub
 
 // get_size: an int, or a square [h, w] list (open_clip image_size, HF crop_size dicts are
 // handled by the callers).
-static gs_err get_square(const char *path, const json_t *obj, const char *key, int dflt,
-                         int *out)
+static gs_err get_square(const char *path, const json_t *obj, const char *key, int dflt, int *out)
 {
     const json_t *v = json_object_get(obj, key);
     if (json_is_array(v)) {
         if (json_array_size(v) != 2 || !json_is_integer(json_array_get(v, 0)) ||
-            json_integer_value(json_array_get(v, 0)) !=
-                json_integer_value(json_array_get(v, 1))) {
+            json_integer_value(json_array_get(v, 0)) != json_integer_value(json_array_get(v, 1))) {
             GS_LOG_ERROR("config \"%s\": \"%s\" must be one size or a square [h, w] (only "
                          "square inputs are supported)",
                          path, key);
@@ -227,8 +228,12 @@ static json_t *load_json(const char *path)
 
 static gs_err read_openclip_vision(const char *path, const json_t *v, gs__clip_hparams_t *hp)
 {
-    static const char *const refused[] = {"timm_model_name", "ls_init_value", "attentional_pool",
-                                          "no_ln_pre", "final_ln_after_pool", "act_kwargs",
+    static const char *const refused[] = {"timm_model_name",
+                                          "ls_init_value",
+                                          "attentional_pool",
+                                          "no_ln_pre",
+                                          "final_ln_after_pool",
+                                          "act_kwargs",
                                           NULL};
     if (!json_is_object(v)) {
         GS_LOG_ERROR("config \"%s\": model_cfg.vision_cfg is missing", path);
@@ -277,8 +282,9 @@ static gs_err read_openclip_vision(const char *path, const json_t *v, gs__clip_h
 
 static gs_err read_openclip_text(const char *path, const json_t *t, gs__clip_hparams_t *hp)
 {
-    static const char *const refused[] = {"hf_model_name", "ls_init_value", "embed_cls",
-                                          "no_causal_mask", "proj_bias", "act_kwargs", NULL};
+    static const char *const refused[] = {
+        "hf_model_name", "ls_init_value", "embed_cls", "no_causal_mask",
+        "proj_bias",     "act_kwargs",    NULL};
     if (!json_is_object(t)) {
         GS_LOG_ERROR("config \"%s\": model_cfg.text_cfg is missing", path);
         return GS_EFORMAT;
@@ -468,8 +474,7 @@ static gs_err read_hf(const char *path, const json_t *root, gs__clip_hparams_t *
     return GS_EUNSUPPORTED;
 }
 
-gs_err gs__clip_hparams_hf_vision(const char *json_text, const char *what,
-                                  gs__clip_hparams_t *out)
+gs_err gs__clip_hparams_hf_vision(const char *json_text, const char *what, gs__clip_hparams_t *out)
 {
     json_error_t jerr;
     json_t *v = json_loads(json_text, 0, &jerr);

@@ -20,7 +20,7 @@ typedef struct {
     int embed_dim;            // 512 (open_clip embed_dim, HF projection_dim)
     // vision tower; has_vision false leaves the rest zero
     bool has_vision;
-    int image_size, patch_size; // 224, 32 (grid = image_size / patch_size)
+    int image_size, patch_size;            // 224, 32 (grid = image_size / patch_size)
     int v_width, v_layers, v_heads, v_mlp; // 768, 12, 12, 3072
     gs__clip_act_t v_act;                  // GELU (erf) or QuickGELU
     float v_eps;                           // LayerNorm eps, 1e-5
@@ -30,11 +30,11 @@ typedef struct {
     int t_width, t_layers, t_heads, t_mlp; // 512, 12, 8, 2048
     gs__clip_act_t t_act;
     float t_eps;
-    bool pool_argmax;         // pool at argmax(ids) (open_clip, HF legacy eos 2) ...
-    int eos_token_id;         // ... or at the first id == eos_token_id (HF), 49407
+    bool pool_argmax; // pool at argmax(ids) (open_clip, HF legacy eos 2) ...
+    int eos_token_id; // ... or at the first id == eos_token_id (HF), 49407
     // preprocessing (from preprocess_cfg / preprocessor_config.json)
     gs_preprocess_cfg_t pre;
-    char arch[64];            // "ViT-B-32-quickgelu", or a description of the config used
+    char arch[64]; // "ViT-B-32-quickgelu", or a description of the config used
 } gs__clip_hparams_t;
 
 // gs__clip_arch_lookup: the hyperparameters of a built-in open_clip arch name (with an optional
@@ -50,8 +50,7 @@ gs_err gs__clip_config_read(const char *path, gs__clip_hparams_t *out);
 // gs__clip_hparams_hf_vision: the hyperparameters of a CLIP vision tower from a JSON object
 // text of transformers' CLIPVisionConfig (as nested in LLaVA's config.json "vision_config"),
 // with transformers' defaults. GS_EFORMAT / GS_EUNSUPPORTED, logged naming `what`.
-gs_err gs__clip_hparams_hf_vision(const char *json_text, const char *what,
-                                  gs__clip_hparams_t *out);
+gs_err gs__clip_hparams_hf_vision(const char *json_text, const char *what, gs__clip_hparams_t *out);
 // gs__clip_hparams_hf_preprocessor: mean/std/size/crop of a preprocessor_config.json into
 // out->pre. GS_EIO / GS_EFORMAT / GS_EUNSUPPORTED, logged.
 gs_err gs__clip_hparams_hf_preprocessor(const char *path, gs__clip_hparams_t *out);
@@ -85,7 +84,7 @@ const gs__clip_hparams_t *gs__clip_hparams(const gs_clip_t *self);
 //         ln_final row at the pooling position);
 // with `tower` "vision" or "text". Rows are `ld` floats apart. Used by the golden tests only:
 // tracing computes the extra all-token LayerNorms.
-typedef void (*gs__clip_trace_fn)(void *ud, const char *tower, const char *name,
-                                  const float *data, int n_rows, int n_cols, int ld);
+typedef void (*gs__clip_trace_fn)(void *ud, const char *tower, const char *name, const float *data,
+                                  int n_rows, int n_cols, int ld);
 // gs__clip_set_trace: installs (or, with NULL, removes) the trace callback.
 void gs__clip_set_trace(gs_clip_t *self, gs__clip_trace_fn fn, void *ud);

@@ -21,7 +21,7 @@ typedef struct {
     const float *q_b, *k_b, *v_b;
     gs_ops_weight_t out; // (W, W)
     const float *out_b;
-    gs_ops_weight_t fc;  // (mlp, W)
+    gs_ops_weight_t fc; // (mlp, W)
     const float *fc_b;
     gs_ops_weight_t proj; // (W, mlp)
     const float *proj_b;
@@ -34,7 +34,7 @@ typedef struct {
     int width, layers, heads, mlp; // 768, 12, 12, 3072
     gs__clip_act_t act;
     float eps;
-    bool fused_qkv; // open_clip in_proj
+    bool fused_qkv;           // open_clip in_proj
     gs__clip_block_t *blocks; // (layers), owned
 } gs__clip_stack_t;
 
@@ -56,29 +56,29 @@ struct gs_clip {
     gs__clip_hparams_t hp;
     gs_weights_t *w; // the weight set (mmap'd)
     bool own_weights;
-    char *prefix;    // tensor name prefix ("" or "vision_tower.")
+    char *prefix; // tensor name prefix ("" or "vision_tower.")
 
     // vision tower
-    gs_ops_weight_t v_patch;     // conv1 as a matrix (W, 3*P*P)
+    gs_ops_weight_t v_patch;         // conv1 as a matrix (W, 3*P*P)
     gs_ops_bf16_weight_t *v_patch16; // its bf16 packed copy (precision BF16)
-    const float *v_cls;          // (W)
-    const float *v_pos;          // (T, W), T = grid^2 + 1
+    const float *v_cls;              // (W)
+    const float *v_pos;              // (T, W), T = grid^2 + 1
     const float *v_ln_pre_w, *v_ln_pre_b, *v_ln_post_w, *v_ln_post_b; // (W)
-    gs_ops_weight_t v_proj;      // (W -> E); f32 NULL when the checkpoint has none
+    gs_ops_weight_t v_proj; // (W -> E); f32 NULL when the checkpoint has none
     gs__clip_stack_t vis;
     // text tower
-    const float *t_tok;          // (vocab, Wt)
-    const float *t_pos;          // (context, Wt)
+    const float *t_tok;           // (vocab, Wt)
+    const float *t_pos;           // (context, Wt)
     const float *t_ln_w, *t_ln_b; // (Wt)
-    gs_ops_weight_t t_proj;      // (Wt -> E)
+    gs_ops_weight_t t_proj;       // (Wt -> E)
     gs__clip_stack_t txt;
-    float logit_scale;           // exp(logit_scale)
+    float logit_scale; // exp(logit_scale)
 
     // weights converted to float32 at open (F16/BF16 checkpoints), owned
     float **owned;
     int n_owned, cap_owned;
-    unsigned dtype_mask;         // bit per gs_dtype_t of the bound tensors
-    size_t n_bound;              // tensors bound
+    unsigned dtype_mask; // bit per gs_dtype_t of the bound tensors
+    size_t n_bound;      // tensors bound
     int64_t n_params_vision, n_params_text, n_params_other;
 
     // activations: one allocation sized at open, split into one work area per thread
@@ -86,16 +86,16 @@ struct gs_clip {
     size_t arena_nbytes;
     gs__clip_work_t *work; // (n_threads)
     int max_batch, n_threads;
-    int n_shards_max;      // n_threads, or 1 with opts.no_shards
-    int shard_cap;         // items per shard: ceil(max_batch / n_shards_max)
-    int blas_threads;      // the BLAS thread count last set
+    int n_shards_max; // n_threads, or 1 with opts.no_shards
+    int shard_cap;    // items per shard: ceil(max_batch / n_shards_max)
+    int blas_threads; // the BLAS thread count last set
     gs_clip_precision_t precision;
     gs_ops_bf16_t *bf16;   // oneDNN context (precision BF16), owns the packed weights
     gs__clip_pool_t *pool; // n_threads - 1 workers; NULL with one thread
 
     // tokenizer (clip_open.c); NULL when no vocabulary was found
     gs_clip_bpe_t *bpe;
-    int32_t *ids_buf;  // (max_batch, context) token ids of gs_clip_encode_texts
+    int32_t *ids_buf; // (max_batch, context) token ids of gs_clip_encode_texts
     char *vocab_path;
     char *vocab_error; // why no vocabulary was found, for the error at text-encoding time
 

@@ -217,8 +217,7 @@ static gs_err open_vocab(gs_clip_t *self, const char *dir, const char *given)
     }
     self->bpe = bpe;
     self->vocab_path = p;
-    self->ids_buf = gs_xmalloc((size_t)self->max_batch * self->hp.context_length *
-                               sizeof(int32_t));
+    self->ids_buf = gs_xmalloc((size_t)self->max_batch * self->hp.context_length * sizeof(int32_t));
     return GS_OK;
 }
 
@@ -232,7 +231,10 @@ void gs__clip_tokenizer_close(gs_clip_t *self)
     self->ids_buf = NULL;
 }
 
-bool gs_clip_has_text(const gs_clip_t *self) { return self->hp.has_text && self->bpe; }
+bool gs_clip_has_text(const gs_clip_t *self)
+{
+    return self->hp.has_text && self->bpe;
+}
 
 static gs_err no_vocab(const gs_clip_t *self)
 {
@@ -250,8 +252,8 @@ gs_err gs_clip_tokenize(const gs_clip_t *self, const char *text, int32_t *out_id
         return GS_EINVAL;
     if (!gs_clip_has_text(self))
         return no_vocab(self);
-    gs_err e = gs_clip_bpe_encode(self->bpe, text, out_ids, self->hp.context_length,
-                                  out_n_tokens, out_n_untruncated);
+    gs_err e = gs_clip_bpe_encode(self->bpe, text, out_ids, self->hp.context_length, out_n_tokens,
+                                  out_n_untruncated);
     if (e == GS_ETOOBIG)
         GS_LOG_ERROR("text of %zu bytes is too long to tokenize (at most %u)", strlen(text),
                      GS_CLIP_BPE_MAX_TEXT_NBYTES);
@@ -276,8 +278,7 @@ gs_err gs_clip_encode_texts(gs_clip_t *self, const char *const *texts, int n, bo
         for (int k = 0; k < nb; k++) {
             if (!texts[i + k])
                 return GS_EINVAL;
-            GS_TRY(gs_clip_tokenize(self, texts[i + k], self->ids_buf + (size_t)k * C, NULL,
-                                    NULL));
+            GS_TRY(gs_clip_tokenize(self, texts[i + k], self->ids_buf + (size_t)k * C, NULL, NULL));
         }
         GS_TRY(gs_clip_encode_tokens(self, self->ids_buf, nb, normalize, out + (size_t)i * E));
     }
@@ -317,9 +318,8 @@ gs_err gs_clip_open(const char *path, const gs_clip_opts_t *opts, gs_clip_t **ou
     if (e == GS_OK) {
         *out = self;
         GS_LOG_INFO("opened CLIP model \"%s\" (%s, %s layout, embed %d, image %d, %s)", path,
-                    self->arch, hp.layout == GS__CLIP_LAYOUT_HF ? "hf" : "open_clip",
-                    hp.embed_dim, hp.image_size,
-                    hp.v_act == GS__CLIP_ACT_QUICK_GELU ? "quick_gelu" : "gelu");
+                    self->arch, hp.layout == GS__CLIP_LAYOUT_HF ? "hf" : "open_clip", hp.embed_dim,
+                    hp.image_size, hp.v_act == GS__CLIP_ACT_QUICK_GELU ? "quick_gelu" : "gelu");
     }
     if (e != GS_OK)
         gs_clip_close(&self);
@@ -385,7 +385,10 @@ typedef struct {
 #define H_P1 0x9e3779b185ebca87ull
 #define H_P2 0xc2b2ae3d27d4eb4full
 
-static inline uint64_t rotl64(uint64_t x, int r) { return (x << r) | (x >> (64 - r)); }
+static inline uint64_t rotl64(uint64_t x, int r)
+{
+    return (x << r) | (x >> (64 - r));
+}
 
 static inline uint64_t round64(uint64_t acc, uint64_t in)
 {
@@ -456,7 +459,7 @@ const char *gs_clip_model_id(gs_clip_t *self)
     hash_init(&h);
     const gs__clip_hparams_t *hp = &self->hp;
     // the architecture options that are not in the weights
-    int32_t opts[8] = {hp->v_act, hp->t_act, hp->pool_argmax, hp->eos_token_id,
+    int32_t opts[8] = {hp->v_act,      hp->t_act,    hp->pool_argmax,          hp->eos_token_id,
                        hp->has_vision, hp->has_text, (int32_t)self->precision, 0};
     float eps[2] = {hp->v_eps, hp->t_eps};
     hash_update(&h, opts, sizeof opts);

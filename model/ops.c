@@ -11,7 +11,8 @@
 #include <string.h>
 #include <time.h>
 
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(__SANITIZE_ADDRESS__)
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) &&                             \
+    !defined(__SANITIZE_ADDRESS__)
 #define GS_OPS_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
 #else
 #define GS_OPS_CLONES
@@ -26,9 +27,15 @@ void gs_ops_blas_info(char *out, size_t out_nbytes)
     snprintf(out, out_nbytes, "%s (core: %s)", openblas_get_config(), openblas_get_corename());
 }
 
-void gs_ops_set_threads(int n_threads) { openblas_set_num_threads(n_threads > 0 ? n_threads : 1); }
+void gs_ops_set_threads(int n_threads)
+{
+    openblas_set_num_threads(n_threads > 0 ? n_threads : 1);
+}
 
-int gs_ops_get_threads(void) { return openblas_get_num_threads(); }
+int gs_ops_get_threads(void)
+{
+    return openblas_get_num_threads();
+}
 
 bool gs_ops_has_bf16(void)
 {
@@ -46,7 +53,10 @@ bool gs_ops_has_bf16(void)
 static _Atomic uint64_t cnt_flops, cnt_ns, cnt_calls;
 static _Atomic bool counters_on;
 
-void gs_ops_counters_enable(bool on) { atomic_store(&counters_on, on); }
+void gs_ops_counters_enable(bool on)
+{
+    atomic_store(&counters_on, on);
+}
 
 void gs_ops_counters_get(gs_ops_counters_t *out)
 {
@@ -85,14 +95,17 @@ static inline float u2f(uint32_t u)
     return f;
 }
 
-float gs_ops_bf16_to_f32_1(uint16_t h) { return u2f((uint32_t)h << 16); }
+float gs_ops_bf16_to_f32_1(uint16_t h)
+{
+    return u2f((uint32_t)h << 16);
+}
 
 uint16_t gs_ops_f32_to_bf16_1(float f)
 {
     uint32_t u = f2u(f);
     if ((u & 0x7fffffffu) > 0x7f800000u)
         return (uint16_t)((u >> 16) | 0x40); // quiet NaN, sign kept
-    u += 0x7fffu + ((u >> 16) & 1);         // round to nearest even
+    u += 0x7fffu + ((u >> 16) & 1);          // round to nearest even
     return (uint16_t)(u >> 16);
 }
 
@@ -185,9 +198,8 @@ void gs_ops_sgemm(bool trans_a, bool trans_b, int m, int n, int k, float alpha, 
     }
 }
 
-void gs_ops_sgemm_ref(bool trans_a, bool trans_b, int m, int n, int k, float alpha,
-                      const float *a, int lda, const float *b, int ldb, float beta, float *c,
-                      int ldc)
+void gs_ops_sgemm_ref(bool trans_a, bool trans_b, int m, int n, int k, float alpha, const float *a,
+                      int lda, const float *b, int ldb, float beta, float *c, int ldc)
 {
     for (int i = 0; i < m; i++)
         for (int j = 0; j < n; j++) {
@@ -245,8 +257,8 @@ void gs_ops_linear_ref(const gs_ops_weight_t *w, const float *bias, const float 
 // ---- normalisations -----------------------------------------------------------------------
 
 GS_OPS_CLONES
-static void layernorm_row(const float *x, int dim, const float *gamma, const float *beta,
-                          float eps, float *out)
+static void layernorm_row(const float *x, int dim, const float *gamma, const float *beta, float eps,
+                          float *out)
 {
     float part[VW] = {0};
     int i = 0;
@@ -299,8 +311,8 @@ void gs_ops_layernorm_ref(const float *x, int ld_x, int n_rows, int dim, const f
         var /= dim;
         double rstd = 1.0 / sqrt(var + eps);
         for (int i = 0; i < dim; i++)
-            o[i] = (float)((xr[i] - mean) * rstd * (gamma ? gamma[i] : 1.0) +
-                           (beta ? beta[i] : 0.0));
+            o[i] =
+                (float)((xr[i] - mean) * rstd * (gamma ? gamma[i] : 1.0) + (beta ? beta[i] : 0.0));
     }
 }
 
@@ -326,8 +338,7 @@ void gs_ops_rmsnorm(const float *x, int n_rows, int dim, const float *w, float e
     }
 }
 
-void gs_ops_rmsnorm_ref(const float *x, int n_rows, int dim, const float *w, float eps,
-                        float *out)
+void gs_ops_rmsnorm_ref(const float *x, int n_rows, int dim, const float *w, float eps, float *out)
 {
     for (int r = 0; r < n_rows; r++) {
         const float *xr = x + (size_t)r * dim;
@@ -435,7 +446,10 @@ static void mul_sigmoid(float *x, size_t n, float a)
         x[i] = x[i] / (1.0f + exp_fast(-a * x[i]));
 }
 
-void gs_ops_quick_gelu(float *x, size_t n) { mul_sigmoid(x, n, 1.702f); }
+void gs_ops_quick_gelu(float *x, size_t n)
+{
+    mul_sigmoid(x, n, 1.702f);
+}
 
 void gs_ops_quick_gelu_ref(float *x, size_t n)
 {
@@ -443,7 +457,10 @@ void gs_ops_quick_gelu_ref(float *x, size_t n)
         x[i] = (float)(x[i] / (1.0 + exp(-1.702 * x[i])));
 }
 
-void gs_ops_silu(float *x, size_t n) { mul_sigmoid(x, n, 1.0f); }
+void gs_ops_silu(float *x, size_t n)
+{
+    mul_sigmoid(x, n, 1.0f);
+}
 
 void gs_ops_silu_ref(float *x, size_t n)
 {
@@ -536,8 +553,8 @@ void gs_ops_attention(const float *qkv, int ld_qkv, int n_seq, int n_tok, int di
         for (int h = 0; h < n_heads; h++) {
             const float *q = base + h * hd, *k = base + dim + h * hd, *v = base + 2 * dim + h * hd;
             // scores[i, j] = scale * q_i . k_j
-            gs_ops_sgemm(false, true, n_tok, n_tok, hd, scale, q, ld_qkv, k, ld_qkv, 0.0f,
-                         scratch, n_tok);
+            gs_ops_sgemm(false, true, n_tok, n_tok, hd, scale, q, ld_qkv, k, ld_qkv, 0.0f, scratch,
+                         n_tok);
             if (causal)
                 for (int i = 0; i < n_tok; i++)
                     for (int j = i + 1; j < n_tok; j++)
@@ -549,8 +566,8 @@ void gs_ops_attention(const float *qkv, int ld_qkv, int n_seq, int n_tok, int di
     }
 }
 
-void gs_ops_attention_ref(const float *qkv, int ld_qkv, int n_seq, int n_tok, int dim,
-                          int n_heads, float scale, bool causal, float *out, int ld_out)
+void gs_ops_attention_ref(const float *qkv, int ld_qkv, int n_seq, int n_tok, int dim, int n_heads,
+                          float scale, bool causal, float *out, int ld_out)
 {
     int hd = dim / n_heads;
     for (int s = 0; s < n_seq; s++)

@@ -44,9 +44,8 @@ uint16_t gs_ops_f32_to_bf16_1(float f);
 // CblasRowMajor. With beta == 0, C is not read (NaNs in it do not propagate).
 void gs_ops_sgemm(bool trans_a, bool trans_b, int m, int n, int k, float alpha, const float *a,
                   int lda, const float *b, int ldb, float beta, float *c, int ldc);
-void gs_ops_sgemm_ref(bool trans_a, bool trans_b, int m, int n, int k, float alpha,
-                      const float *a, int lda, const float *b, int ldb, float beta, float *c,
-                      int ldc);
+void gs_ops_sgemm_ref(bool trans_a, bool trans_b, int m, int n, int k, float alpha, const float *a,
+                      int lda, const float *b, int ldb, float beta, float *c, int ldc);
 
 // A weight matrix of a linear layer as the model keeps it, in float32. Stored [n_out, n_in]
 // (torch nn.Linear: y = x W^T) unless `in_out` is set ([n_in, n_out]: open_clip's `proj`,
@@ -73,7 +72,7 @@ void gs_ops_linear_ref(const gs_ops_weight_t *w, const float *bias, const float 
 // otherwise gs_ops_bf16_new returns GS_EUNSUPPORTED. Implemented in ops_dnnl.c (the only
 // includer of dnnl.h).
 
-typedef struct gs_ops_bf16 gs_ops_bf16_t;           // engine, streams, primitive cache
+typedef struct gs_ops_bf16 gs_ops_bf16_t;               // engine, streams, primitive cache
 typedef struct gs_ops_bf16_weight gs_ops_bf16_weight_t; // one packed weight matrix
 
 // gs_ops_bf16_new: a context for n_slots threads that call gs_ops_bf16_linear concurrently (one
@@ -87,8 +86,7 @@ void gs_ops_bf16_destroy(gs_ops_bf16_t **p);
 gs_err gs_ops_bf16_prepare(gs_ops_bf16_t *self, int n_rows, int n_in, int n_out);
 // gs_ops_bf16_pack: packs the float32 weight w (any layout of gs_ops_weight_t) into bf16;
 // *out is owned by the context. GS_EBACKEND, GS_ENOMEM.
-gs_err gs_ops_bf16_pack(gs_ops_bf16_t *self, const gs_ops_weight_t *w,
-                        gs_ops_bf16_weight_t **out);
+gs_err gs_ops_bf16_pack(gs_ops_bf16_t *self, const gs_ops_weight_t *w, gs_ops_bf16_weight_t **out);
 // gs_ops_bf16_linear: gs_ops_linear with a packed weight: out = beta*out + x @ W (+ bias).
 // scratch_x: n_rows * n_in uint16, scratch_y: n_rows * n_out floats (the slot's own). The
 // sizes must have been prepared (else the call is a no-op returning GS_EINVAL). Concurrent
@@ -112,8 +110,7 @@ void gs_ops_layernorm_ref(const float *x, int ld_x, int n_rows, int dim, const f
 
 // gs_ops_rmsnorm: out = x / sqrt(mean(x^2) + eps) * w (LLaMA). w may be NULL. out may equal x.
 void gs_ops_rmsnorm(const float *x, int n_rows, int dim, const float *w, float eps, float *out);
-void gs_ops_rmsnorm_ref(const float *x, int n_rows, int dim, const float *w, float eps,
-                        float *out);
+void gs_ops_rmsnorm_ref(const float *x, int n_rows, int dim, const float *w, float eps, float *out);
 
 // gs_ops_l2_normalize: each row scaled to unit L2 norm (a zero row stays zero).
 void gs_ops_l2_normalize(float *x, int n_rows, int dim);
@@ -153,8 +150,8 @@ void gs_ops_softmax_ref(float *x, int ld, int n_rows, int cols);
 // `scale` is usually 1/sqrt(hd). `scratch` holds n_tok * n_tok floats.
 void gs_ops_attention(const float *qkv, int ld_qkv, int n_seq, int n_tok, int dim, int n_heads,
                       float scale, bool causal, float *scratch, float *out, int ld_out);
-void gs_ops_attention_ref(const float *qkv, int ld_qkv, int n_seq, int n_tok, int dim,
-                          int n_heads, float scale, bool causal, float *out, int ld_out);
+void gs_ops_attention_ref(const float *qkv, int ld_qkv, int n_seq, int n_tok, int dim, int n_heads,
+                          float scale, bool causal, float *out, int ld_out);
 
 // ---- counters -----------------------------------------------------------------------------
 // Kernels keep counters instead of logging: GEMM floating-point operations and the time spent

@@ -64,8 +64,8 @@ gs_err gs_ops_bf16_new(int n_slots, gs_ops_bf16_t **out)
     self->n_slots = n_slots > 0 ? n_slots : 1;
     self->streams = gs_xcalloc((size_t)self->n_slots, sizeof *self->streams);
     for (int i = 0; i < self->n_slots; i++)
-        if ((st = dnnl_stream_create(&self->streams[i], self->engine,
-                                     dnnl_stream_default_flags)) != dnnl_success) {
+        if ((st = dnnl_stream_create(&self->streams[i], self->engine, dnnl_stream_default_flags)) !=
+            dnnl_success) {
             gs_ops_bf16_destroy(&self);
             return fail("stream creation", st);
         }
@@ -170,8 +170,7 @@ gs_err gs_ops_bf16_prepare(gs_ops_bf16_t *self, int rows, int n_in, int n_out)
     return GS_OK;
 }
 
-gs_err gs_ops_bf16_pack(gs_ops_bf16_t *self, const gs_ops_weight_t *w,
-                        gs_ops_bf16_weight_t **out)
+gs_err gs_ops_bf16_pack(gs_ops_bf16_t *self, const gs_ops_weight_t *w, gs_ops_bf16_weight_t **out)
 {
     // the layout comes from a prepared matmul of these sizes (prepare one if none yet)
     const dnnl_memory_desc_t *packed = packed_layout(self, w->n_in, w->n_out);
@@ -186,8 +185,8 @@ gs_err gs_ops_bf16_pack(gs_ops_bf16_t *self, const gs_ops_weight_t *w,
     gs_ops_bf16_weight_t *pw = gs_xcalloc(1, sizeof *pw);
     dnnl_primitive_desc_t rpd = NULL;
     dnnl_primitive_t reorder = NULL;
-    dnnl_status_t st = dnnl_memory_desc_init_by_tag(&umd, 2, wd, dnnl_f32,
-                                                    w->in_out ? dnnl_ab : dnnl_ba);
+    dnnl_status_t st =
+        dnnl_memory_desc_init_by_tag(&umd, 2, wd, dnnl_f32, w->in_out ? dnnl_ab : dnnl_ba);
     if (st == dnnl_success)
         st = dnnl_memory_create(&user, &umd, self->engine, (void *)w->f32);
     if (st == dnnl_success)
@@ -255,7 +254,10 @@ gs_err gs_ops_bf16_linear(gs_ops_bf16_t *self, int slot, const gs_ops_bf16_weigh
     return GS_OK;
 }
 
-void gs_ops_bf16_thread_init(int n_threads) { omp_set_num_threads(n_threads > 0 ? n_threads : 1); }
+void gs_ops_bf16_thread_init(int n_threads)
+{
+    omp_set_num_threads(n_threads > 0 ? n_threads : 1);
+}
 
 #else // no oneDNN: the bf16 path is unavailable
 
@@ -287,8 +289,7 @@ gs_err gs_ops_bf16_prepare(gs_ops_bf16_t *self, int n_rows, int n_in, int n_out)
     return GS_EUNSUPPORTED;
 }
 
-gs_err gs_ops_bf16_pack(gs_ops_bf16_t *self, const gs_ops_weight_t *w,
-                        gs_ops_bf16_weight_t **out)
+gs_err gs_ops_bf16_pack(gs_ops_bf16_t *self, const gs_ops_weight_t *w, gs_ops_bf16_weight_t **out)
 {
     (void)self;
     (void)w;
@@ -305,6 +306,9 @@ gs_err gs_ops_bf16_linear(gs_ops_bf16_t *self, int slot, const gs_ops_bf16_weigh
     return GS_EUNSUPPORTED;
 }
 
-void gs_ops_bf16_thread_init(int n_threads) { (void)n_threads; }
+void gs_ops_bf16_thread_init(int n_threads)
+{
+    (void)n_threads;
+}
 
 #endif

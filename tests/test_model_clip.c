@@ -52,9 +52,13 @@ static void cap_start(void)
     gs_log_set(capture, NULL);
 }
 
-static void cap_stop(void) { gs_log_set(NULL, NULL); }
+static void cap_stop(void)
+{
+    gs_log_set(NULL, NULL);
+}
 
-#define ASSERT_LOGGED(s) ck_assert_msg(strstr(logbuf, (s)) != NULL, "log lacks [%s]: %s", (s), logbuf)
+#define ASSERT_LOGGED(s)                                                                           \
+    ck_assert_msg(strstr(logbuf, (s)) != NULL, "log lacks [%s]: %s", (s), logbuf)
 
 // ---- golden tensors -----------------------------------------------------------------------
 
@@ -115,8 +119,8 @@ typedef struct {
     int rows_per_seq_vision, rows_per_seq_text; // rows of sequence 0 to keep
 } trace_t;
 
-static void on_trace(void *ud, const char *tower, const char *name, const float *data,
-                     int n_rows, int n_cols, int ld)
+static void on_trace(void *ud, const char *tower, const char *name, const float *data, int n_rows,
+                     int n_cols, int ld)
 {
     trace_t *tr = ud;
     if (tr->n == 64)
@@ -187,10 +191,10 @@ static void check_logits(const gs_clip_t *m, const float *img_n, int n_img, cons
                 d += (double)img_n[i * E + k] * txt_n[j * E + k];
             lpi[i * n_txt + j] = lpt[j * n_img + i] = (float)(gs_clip_logit_scale(m) * d);
         }
-    check("logits_per_image", lpi, want(exp, "logits_per_image", n_img * n_txt), (size_t)n_img * n_txt,
-          LOGIT_ATOL, 0);
-    check("logits_per_text", lpt, want(exp, "logits_per_text", n_img * n_txt), (size_t)n_img * n_txt,
-          LOGIT_ATOL, 0);
+    check("logits_per_image", lpi, want(exp, "logits_per_image", n_img * n_txt),
+          (size_t)n_img * n_txt, LOGIT_ATOL, 0);
+    check("logits_per_text", lpt, want(exp, "logits_per_text", n_img * n_txt),
+          (size_t)n_img * n_txt, LOGIT_ATOL, 0);
     float scale = gs_clip_logit_scale(m);
     check("logit_scale_exp", &scale, want(exp, "logit_scale_exp", 1), 1, 1e-5, 1e-6);
     gs_free(lpi);
@@ -261,8 +265,8 @@ static void run_openclip(const char *path, const gs_clip_opts_t *opts, char *out
     trace_free(&tr);
     gs__clip_set_trace(m, NULL, NULL);
     ck_assert_int_eq(gs_clip_encode_tokens(m, ids, n_txt, true, txt_n), GS_OK);
-    check("text_features_normalized", txt_n, want(exp, "text_features_normalized", 6 * 32),
-          6 * 32, EMB_ATOL, 0);
+    check("text_features_normalized", txt_n, want(exp, "text_features_normalized", 6 * 32), 6 * 32,
+          EMB_ATOL, 0);
     check_logits(m, img_n, 4, txt_n, 6, exp);
 
     // an id outside the vocabulary is refused
@@ -429,8 +433,8 @@ START_TEST(test_clip_hf_layout_matches_golden)
     }
     float txt0[6 * 32];
     ck_assert_int_eq(gs_clip_encode_tokens(m, ids, n_txt, false, txt0), GS_OK);
-    check("text_features_zero_padded", txt0, want(exp, "text_features", 6 * 32), 6 * 32,
-          ACT_ATOL, ACT_RTOL);
+    check("text_features_zero_padded", txt0, want(exp, "text_features", 6 * 32), 6 * 32, ACT_ATOL,
+          ACT_RTOL);
     // the preprocessing settings come from preprocessor_config.json: HF crop rule
     gs_preprocess_cfg_t pc = gs_clip_preprocess_cfg(m);
     ck_assert_int_eq(pc.size, 32);
@@ -704,8 +708,8 @@ START_TEST(test_clip_hf_sharded_folder)
     for (size_t i = 0; i < gs_weights_count(w); i++) {
         const char *name = gs_weights_at(w, i)->name;
         bool is_text = strncmp(name, "text_", 5) == 0;
-        gs_buf_printf(&idx, "%s\"%s\":\"model-0000%d-of-00002.safetensors\"", i ? "," : "",
-                      name, is_text ? 2 : 1);
+        gs_buf_printf(&idx, "%s\"%s\":\"model-0000%d-of-00002.safetensors\"", i ? "," : "", name,
+                      is_text ? 2 : 1);
     }
     gs_buf_puts(&idx, "}}");
     snprintf(p, sizeof p, "%s/model.safetensors.index.json", tmp);
@@ -727,9 +731,8 @@ START_TEST(test_clip_hf_sharded_folder)
                   info.weights_path);
     gs_weights_t *exp = expected_open(HF_DIR);
     float img[4 * 32];
-    ck_assert_int_eq(gs_clip_encode_images(m, want(exp, "pixel_values", 4 * 3 * 32 * 32), 4,
-                                           true, img),
-                     GS_OK);
+    ck_assert_int_eq(
+        gs_clip_encode_images(m, want(exp, "pixel_values", 4 * 3 * 32 * 32), 4, true, img), GS_OK);
     check("image_embeds (shards)", img, want(exp, "image_embeds", 4 * 32), 4 * 32, EMB_ATOL, 0);
     char *caps[8];
     int n = captions(HF_DIR, "text_input", "captions", caps);
@@ -821,7 +824,6 @@ START_TEST(test_clip_features_from_raw_pixels_via_preprocess)
 }
 END_TEST
 
-
 // ---- text through the tokenizer -----------------------------------------------------------
 
 START_TEST(test_clip_text_from_strings_via_tokenizer)
@@ -903,14 +905,15 @@ START_TEST(test_clip_missing_vocabulary_is_explained)
 }
 END_TEST
 
-
 START_TEST(test_clip_bf16_precision_matches_f32)
 {
     GS_NEED_SHARED();
     // both layouts, both towers, batches split over 2 threads and a single-image call
     const char *dirs[2] = {OC_DIR, HF_DIR};
     for (int d = 0; d < 2; d++) {
-        gs_clip_opts_t o = {.precision = GS_CLIP_PRECISION_BF16, .n_threads = 2, .max_batch = 4,
+        gs_clip_opts_t o = {.precision = GS_CLIP_PRECISION_BF16,
+                            .n_threads = 2,
+                            .max_batch = 4,
                             .vocab_path = d == 0 ? BPE_GZ : NULL};
         gs_clip_t *m = NULL;
         cap_start();

@@ -49,7 +49,7 @@ START_TEST(test_ops_f16_bf16_conversions_exact)
     ck_assert_uint_eq(gs_ops_f32_to_f16_1(5.9604644775390625e-08f), 0x0001);
     ck_assert_uint_eq(gs_ops_f32_to_f16_1(2.98023223876953125e-08f), 0x0000); // tie to even
     ck_assert_uint_eq(gs_ops_f32_to_f16_1(8.94069671630859375e-08f), 0x0002); // 1.5 -> 2
-    ck_assert_uint_eq(gs_ops_f32_to_f16_1(1.0f + 1.0f / 2048), 0x3c00);     // tie to even
+    ck_assert_uint_eq(gs_ops_f32_to_f16_1(1.0f + 1.0f / 2048), 0x3c00);       // tie to even
     ck_assert_uint_eq(gs_ops_f32_to_f16_1(1.0f + 3.0f / 2048), 0x3c02);
     ck_assert_uint_eq(gs_ops_f32_to_f16_1(-0.0f), 0x8000);
     ck_assert_uint_eq(gs_ops_f32_to_f16_1(INFINITY), 0x7c00);
@@ -135,26 +135,25 @@ START_TEST(test_ops_linear_layouts_bias_and_accumulate)
     float *wf = rand_vec((size_t)n_in * n_out, 0.5f), *bias = rand_vec(n_out, 1.0f);
     float *x = rand_vec((size_t)rows * ld_x, 1.0f);
     for (int layout = 0; layout < 2; layout++)
-            for (int acc = 0; acc < 3; acc++) {
-                gs_ops_weight_t w = {.f32 = wf, .n_in = n_in, .n_out = n_out,
-                                     .in_out = layout == 1};
-                float beta = acc == 0 ? 0.0f : acc == 1 ? 1.0f : -0.5f;
-                const float *b = acc == 2 ? NULL : bias;
-                float *out = rand_vec((size_t)rows * ld_out, 1.0f);
-                float *ref = dup_vec(out, (size_t)rows * ld_out);
-                gs_ops_linear(&w, b, x, ld_x, rows, beta, out, ld_out);
-                gs_ops_linear_ref(&w, b, x, ld_x, rows, beta, ref, ld_out);
-                for (int i = 0; i < rows; i++)
-                    ck_assert_msg(gs_test_check_close("linear", out + i * ld_out,
-                                                      ref + i * ld_out, n_out, 1e-4, 1e-5) == 0,
-                                  "layout=%d acc=%d row %d", layout, acc, i);
-                // the padding between rows is untouched
-                for (int i = 0; i < rows; i++)
-                    for (int j = n_out; j < ld_out; j++)
-                        ck_assert(out[i * ld_out + j] == ref[i * ld_out + j]);
-                gs_free(out);
-                gs_free(ref);
-            }
+        for (int acc = 0; acc < 3; acc++) {
+            gs_ops_weight_t w = {.f32 = wf, .n_in = n_in, .n_out = n_out, .in_out = layout == 1};
+            float beta = acc == 0 ? 0.0f : acc == 1 ? 1.0f : -0.5f;
+            const float *b = acc == 2 ? NULL : bias;
+            float *out = rand_vec((size_t)rows * ld_out, 1.0f);
+            float *ref = dup_vec(out, (size_t)rows * ld_out);
+            gs_ops_linear(&w, b, x, ld_x, rows, beta, out, ld_out);
+            gs_ops_linear_ref(&w, b, x, ld_x, rows, beta, ref, ld_out);
+            for (int i = 0; i < rows; i++)
+                ck_assert_msg(gs_test_check_close("linear", out + i * ld_out, ref + i * ld_out,
+                                                  n_out, 1e-4, 1e-5) == 0,
+                              "layout=%d acc=%d row %d", layout, acc, i);
+            // the padding between rows is untouched
+            for (int i = 0; i < rows; i++)
+                for (int j = n_out; j < ld_out; j++)
+                    ck_assert(out[i * ld_out + j] == ref[i * ld_out + j]);
+            gs_free(out);
+            gs_free(ref);
+        }
     gs_free(wf);
     gs_free(bias);
     gs_free(x);
@@ -178,19 +177,20 @@ START_TEST(test_ops_layernorm_rmsnorm_match_reference)
         gs_ops_layernorm(x, ld, rows, dim, g, b, 1e-5f, out, ld);
         gs_ops_layernorm_ref(x, ld, rows, dim, g, b, 1e-5f, ref, ld);
         ck_assert_msg(gs_test_check_close("layernorm", out, ref, (size_t)rows * ld, 2e-5, 2e-5) ==
-                          0, "dim %d", dim);
+                          0,
+                      "dim %d", dim);
         // in place, without gamma/beta
         gs_ops_layernorm_ref(x, ld, rows, dim, NULL, NULL, 1e-5f, ref, ld);
         gs_ops_layernorm(x, ld, rows, dim, NULL, NULL, 1e-5f, x, ld);
         for (int r = 0; r < rows; r++)
-            ck_assert(gs_test_check_close("layernorm_inplace", x + r * ld, ref + r * ld, dim,
-                                          2e-5, 2e-5) == 0);
+            ck_assert(gs_test_check_close("layernorm_inplace", x + r * ld, ref + r * ld, dim, 2e-5,
+                                          2e-5) == 0);
         gs_free(x);
         x = rand_vec((size_t)rows * dim, 3.0f);
         gs_ops_rmsnorm(x, rows, dim, g, 1e-5f, out);
         gs_ops_rmsnorm_ref(x, rows, dim, g, 1e-5f, ref);
-        ck_assert_msg(gs_test_check_close("rmsnorm", out, ref, (size_t)rows * dim, 1e-5, 1e-5) ==
-                          0, "dim %d", dim);
+        ck_assert_msg(gs_test_check_close("rmsnorm", out, ref, (size_t)rows * dim, 1e-5, 1e-5) == 0,
+                      "dim %d", dim);
         gs_free(x);
         gs_free(g);
         gs_free(b);
@@ -275,7 +275,8 @@ START_TEST(test_ops_attention_matches_reference)
         gs_ops_attention(qkv, ld, n_seq, n_tok, dim, heads, scale, causal, scratch, out, ld_out);
         gs_ops_attention_ref(qkv, ld, n_seq, n_tok, dim, heads, scale, causal, ref, ld_out);
         ck_assert_msg(gs_test_check_close("attention", out, ref, (size_t)n_seq * n_tok * ld_out,
-                                          1e-5, 1e-5) == 0, "causal=%d", causal);
+                                          1e-5, 1e-5) == 0,
+                      "causal=%d", causal);
         if (causal) // the first token attends only to itself: its output is its own v
             for (int p = 0; p < dim; p++)
                 ck_assert(fabsf(out[p] - qkv[2 * dim + p]) < 1e-6f);
@@ -309,7 +310,6 @@ START_TEST(test_ops_threads_and_counters)
     ck_assert(c[0] == 7 && c[1] == 10 && c[2] == 15 && c[3] == 22);
 }
 END_TEST
-
 
 // ---- bf16 linear layers (oneDNN builds only) ----------------------------------------------
 
@@ -345,18 +345,18 @@ START_TEST(test_ops_bf16_linear_matches_rounded_reference)
             float *out = rand_vec((size_t)rows * ld_out, 1.0f);
             float *ref = dup_vec(out, (size_t)rows * ld_out);
             float beta = acc ? 1.0f : 0.0f;
-            ck_assert_int_eq(gs_ops_bf16_linear(ctx, 1, pw, bias, x, ld_x, rows, beta, out,
-                                                ld_out, sx, sy),
-                             GS_OK);
+            ck_assert_int_eq(
+                gs_ops_bf16_linear(ctx, 1, pw, bias, x, ld_x, rows, beta, out, ld_out, sx, sy),
+                GS_OK);
             gs_ops_linear_ref(&wref, bias, xr, ld_x, rows, beta, ref, ld_out);
             for (int i = 0; i < rows; i++)
-                ck_assert_msg(gs_test_check_close("bf16 linear", out + i * ld_out,
-                                                  ref + i * ld_out, n_out, 1e-4, 1e-4) == 0,
+                ck_assert_msg(gs_test_check_close("bf16 linear", out + i * ld_out, ref + i * ld_out,
+                                                  n_out, 1e-4, 1e-4) == 0,
                               "layout %d acc %d row %d", layout, acc, i);
             // a row count that was not prepared is refused, not computed wrongly
-            ck_assert_int_eq(gs_ops_bf16_linear(ctx, 0, pw, NULL, x, ld_x, rows - 1, 0.0f, out,
-                                                ld_out, sx, sy),
-                             GS_EINVAL);
+            ck_assert_int_eq(
+                gs_ops_bf16_linear(ctx, 0, pw, NULL, x, ld_x, rows - 1, 0.0f, out, ld_out, sx, sy),
+                GS_EINVAL);
             gs_free(out);
             gs_free(ref);
         }

@@ -156,8 +156,9 @@ int main(int argc, char **argv)
             return 1;
         gs_ops_set_threads(threads[ti]);
         double peak = threads[ti] == 1 ? peak1 : sgemm_peak(2048, reps);
-        printf("{\"impl\":\"openblas\",\"threads\":%d,\"sgemm_2048_gflops\":%.1f,\"blas\":\"%s\"}\n",
-               threads[ti], peak, blas);
+        printf(
+            "{\"impl\":\"openblas\",\"threads\":%d,\"sgemm_2048_gflops\":%.1f,\"blas\":\"%s\"}\n",
+            threads[ti], peak, blas);
         fflush(stdout);
         for (int bi = 0; bi < n_batches; bi++) {
             int b = batches[bi];
