@@ -41,8 +41,9 @@ apt_retry() {
 
 # --train: also the Python packages of tools/train (training the default models; the CI does not).
 TRAIN_PKGS=(python3-numpy python3-pil python3-sentencepiece python3-torch)
-# --bench: the PyTorch peer of bench/encoder (run by hand; the CI does not).
-BENCH_PKGS=(python3-numpy python3-torch)
+# --bench: the PyTorch peer of bench/encoder and oneDNN for its bf16 measurement (run by hand;
+# the CI does not).
+BENCH_PKGS=(libdnnl-dev python3-numpy python3-torch)
 for arg in "$@"; do
   case "$arg" in
     --train) PKGS+=("${TRAIN_PKGS[@]}") ;;
