@@ -215,6 +215,102 @@ out:
     return GS_OK;
 }
 
+// ---- PNG chips (thumbnails) ---------------------------------------------------------------
+
+// chip_to_rgb8: float samples (n_ch planes of n) to RGB8: Byte data copied, other types
+// stretched min-max over the valid values; nodata and non-finite values become 0.
+static void chip_to_rgb8(GDALDatasetH ds, float *v, int n_ch, size_t n, int is_byte, uint8_t *rgb)
+{
+    double lo = INFINITY, hi = -INFINITY;
+    for (int c = 0; c < n_ch; c++) {
+        int has_nd = 0;
+        double nd = GDALGetRasterNoDataValue(GDALGetRasterBand(ds, c + 1), &has_nd);
+        for (float *p = v + (size_t)c * n; p < v + (size_t)(c + 1) * n; p++) {
+            if (!isfinite(*p) || (has_nd && (double)*p == (double)(float)nd)) {
+                *p = NAN;
+                continue;
+            }
+            lo = *p < lo ? *p : lo;
+            hi = *p > hi ? *p : hi;
+        }
+    }
+    double scale = is_byte ? 1.0 : hi > lo ? 255.0 / (hi - lo) : 0.0, off = is_byte ? 0.0 : lo;
+    for (size_t i = 0; i < n; i++)
+        for (int c = 0; c < 3; c++) {
+            float x = v[(size_t)(c < n_ch ? c : 0) * n + i];
+            double s = isnan(x) ? 0.0 : ((double)x - off) * scale + 0.5;
+            rgb[(size_t)c * n + i] = (uint8_t)(s < 0 ? 0 : s > 255 ? 255 : s);
+        }
+}
+
+gs_err gs_raster_write_png_chip(const char *path, int x, int y, int w, int h, int max_side,
+                                const char *png_path)
+{
+    if (!path || !png_path || w < 1 || h < 1 || max_side < 1)
+        return GS_EINVAL;
+    gs_raster_init();
+    CPLErrorReset();
+    GDALDatasetH ds = GDALOpenEx(path, GDAL_OF_RASTER | GDAL_OF_READONLY, NULL, NULL, NULL);
+    if (!ds) {
+        GS_LOG_ERROR("could not open raster \"%s\": %s", path, cpl_msg("not a readable raster"));
+        return GS_EIO;
+    }
+    gs_err err = GS_OK;
+    float *v = NULL;
+    uint8_t *rgb = NULL;
+    GDALDatasetH mem = NULL, png = NULL;
+    int W = GDALGetRasterXSize(ds), H = GDALGetRasterYSize(ds), nb = GDALGetRasterCount(ds);
+    int x1 = x + w < W ? x + w : W, y1 = y + h < H ? y + h : H;
+    x = x > 0 ? x : 0, y = y > 0 ? y : 0, w = x1 - x, h = y1 - y;
+    if (nb < 1 || w < 1 || h < 1 || GDALDataTypeIsComplex(GDALGetRasterDataType(
+                                         GDALGetRasterBand(ds, 1)))) {
+        GS_LOG_ERROR("could not render raster \"%s\": %s", path,
+                     nb < 1 ? "no raster bands" : w < 1 || h < 1 ? "the window is outside it"
+                                                                 : "complex data");
+        err = nb < 1 || w >= 1 ? GS_EUNSUPPORTED : GS_EINVAL;
+        goto out;
+    }
+    int n_ch = nb >= 3 ? 3 : 1, map[3] = {1, 2, 3};
+    int ow = w >= h ? (w < max_side ? w : max_side) : (int)((int64_t)w * max_side / h);
+    int oh = h >= w ? (h < max_side ? h : max_side) : (int)((int64_t)h * max_side / w);
+    ow = ow < 1 ? 1 : ow > w ? w : ow, oh = oh < 1 ? 1 : oh > h ? h : oh;
+    size_t n = (size_t)ow * (size_t)oh;
+    v = gs_trymalloc(n * 3 * sizeof *v);
+    rgb = gs_trymalloc(n * 3);
+    if (!v || !rgb) {
+        err = GS_ENOMEM;
+        goto out;
+    }
+    GDALRasterIOExtraArg ea;
+    INIT_RASTERIO_EXTRA_ARG(ea);
+    ea.eResampleAlg = GRIORA_Average;
+    if (GDALDatasetRasterIOEx(ds, GF_Read, x, y, w, h, v, ow, oh, GDT_Float32, n_ch, map, 0, 0, 0,
+                              &ea) != CE_None) {
+        GS_LOG_ERROR("could not read raster \"%s\": %s", path, cpl_msg("read failed"));
+        err = GS_EIO;
+        goto out;
+    }
+    int is_byte = GDALGetRasterDataType(GDALGetRasterBand(ds, 1)) == GDT_Byte;
+    chip_to_rgb8(ds, v, n_ch, n, is_byte, rgb);
+    mem = GDALCreate(GDALGetDriverByName("MEM"), "", ow, oh, 3, GDT_Byte, NULL);
+    if (!mem || GDALDatasetRasterIO(mem, GF_Write, 0, 0, ow, oh, rgb, ow, oh, GDT_Byte, 3, map, 0,
+                                    0, 0) != CE_None ||
+        !(png = GDALCreateCopy(GDALGetDriverByName("PNG"), png_path, mem, FALSE, NULL, NULL,
+                               NULL))) {
+        GS_LOG_ERROR("could not write PNG \"%s\": %s", png_path, cpl_msg("write failed"));
+        err = GS_EIO;
+    }
+out:
+    if (png)
+        GDALClose(png);
+    if (mem)
+        GDALClose(mem);
+    GDALClose(ds);
+    gs_free(v);
+    gs_free(rgb);
+    return err;
+}
+
 // ---- datasets (raster_int.h) --------------------------------------------------------------
 
 struct gs__rds {

@@ -42,3 +42,17 @@ void gs_raster_init(void);
 // data type), GS_ETOOBIG (more than GS_RASTER_RGB8_MAX_PIXELS), GS_ENOMEM.
 // Thread-safety: safe to call from several threads at once (each call opens its own dataset).
 gs_err gs_raster_read_rgb8(const char *path, uint8_t **out_rgb, int *out_w, int *out_h);
+
+// gs_raster_write_png_chip: renders the pixel window (x, y, w, h) of the raster at `path` as an
+// 8-bit RGB PNG of at most max_side pixels on its long side (never enlarged), written to
+// png_path: the thumbnails of the query server (query/http.h), which calls it through a
+// callback that the CLI installs, so that query/ needs no GDAL. The window is clipped to the
+// raster (pad tiles past the edge come out smaller). Bands as gs_raster_read_rgb8 (first three,
+// or grey), averaged when shrinking; Byte values are copied, other types stretched min-max
+// over the window's valid values; nodata pixels are black. png_path is written directly: write
+// to a temporary name and rename for atomic caching.
+// Errors (logged with the path): GS_EINVAL (NULL, empty window, max_side < 1), GS_EIO (GDAL
+// cannot open, read or write), GS_EUNSUPPORTED (no bands, complex data), GS_ENOMEM.
+// Thread-safe (each call opens its own datasets).
+gs_err gs_raster_write_png_chip(const char *path, int x, int y, int w, int h, int max_side,
+                                const char *png_path);

@@ -76,7 +76,9 @@ static gs_err model_open_locked(gs_search_t *self)
     if (!arch && self->model_arch[0] && strcmp(self->model_arch, "auto") != 0)
         arch = self->model_arch;
     gs_clip_opts_t o = {.arch = arch, .config_path = self->opt_config,
-                        .vocab_path = self->opt_vocab,
+                        .vocab_path = self->opt_vocab      ? self->opt_vocab
+                                      : self->model_vocab[0] ? self->model_vocab
+                                                             : NULL,
                         .n_threads = self->opts.n_threads > 0 ? self->opts.n_threads : 1,
                         .max_batch = 1};
     gs_clip_t *m = NULL;
@@ -127,6 +129,7 @@ static gs_err open_files(gs_search_t *self, char *err, size_t err_nbytes)
     self->model_id = meta_dup(self->store, a, "encoder.model_id");
     self->model_path = meta_dup(self->store, a, "encoder.model");
     self->model_arch = meta_dup(self->store, a, "encoder.arch");
+    self->model_vocab = meta_dup(self->store, a, "encoder.vocab");
     char *np = meta_dup(self->store, a, "index.nprobe");
     int nprobe = self->opts.nprobe;
     if (nprobe <= 0 && np[0] && gs_parse_int(np, 1, 1 << 20, &nprobe) != GS_OK)
@@ -201,7 +204,8 @@ void gs_search_close(gs_search_t **p)
     pthread_mutex_destroy(&s->model_lock);
     pthread_mutex_destroy(&s->table_lock);
     char *strs[] = {s->dir, s->store_path, s->index_path, s->opt_model, s->opt_arch,
-                    s->opt_config, s->opt_vocab, s->model_id, s->model_path, s->model_arch};
+                    s->opt_config, s->opt_vocab, s->model_id, s->model_path, s->model_arch,
+                    s->model_vocab};
     for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++)
         gs_free(strs[i]);
     gs_free(s);

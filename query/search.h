@@ -38,7 +38,8 @@ typedef struct {
     // (meta "encoder.model"). Either way its gs_clip_model_id must equal the recorded
     // "encoder.model_id", or the open (or, with lazy_model, the first text query) fails.
     const char *model;
-    const char *arch, *config, *vocab; // passed to gs_clip_open (NULL: meta "encoder.arch")
+    const char *arch, *config, *vocab; // passed to gs_clip_open (NULL: meta "encoder.arch",
+                                       // "encoder.vocab" when recorded)
     int n_threads;      // BLAS threads of the encoder (<= 0: 1)
     int nprobe;         // default IVF lists probed (0: meta "index.nprobe", else the file's)
     int faiss_threads;  // OpenMP threads per FAISS call (0: OpenMP's default)

@@ -54,6 +54,7 @@ struct gs_search {
     char *model_id;     // recorded encoder.model_id ("" when none)
     char *model_path;   // recorded encoder.model ("" when none)
     char *model_arch;   // recorded encoder.arch ("" when none)
+    char *model_vocab;  // recorded encoder.vocab ("" when none)
     int dim;
     int nprobe;         // default nprobe (0: the index's)
     bool is_ivf;        // the index has inverted lists (filtered searches may need wider nprobe)

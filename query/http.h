@@ -1,0 +1,58 @@
+// gs_http: the HTTP face of the query service (libmicrohttpd; query/http.c is its only includer):
+//   GET /                         the web map page (web/index.html, app.js, app.css)
+//   GET /leaflet/<file>           Leaflet, installed from npm at set-up time (no CDN)
+//   GET /api/search?q=&k=&bbox=&from=&to=&scene=&caption=&like_tile=&nprobe=&format=json|geojson
+//                                 the hits: JSON lines or a GeoJSON FeatureCollection, the
+//                                 same bytes as `geoscribe query --format json|geojson`
+//   GET /api/tile/<id>.png        a thumbnail of the tile, rendered once and cached on disk
+//   GET /api/health               {"status":"ok","model_id":...,"n_vectors":...,"dim":...}
+// Errors are JSON {"error":{"code":1,"name":"GS_EINVAL","message":"..."}} with status 400
+// (bad request), 404 (unknown tile or path), 413 (too big) or 500.
+// Thumbnails need GDAL, which query/ may not include: the program installs a render callback
+// (the CLI passes jobs/raster.h's gs_raster_write_png_chip).
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "common/err.h"
+#include "query/search.h"
+
+typedef struct gs_http gs_http_t;
+
+// gs_http_thumb_fn: renders the window (x, y, w, h) of the raster at scene_uri as a PNG of at
+// most max_side pixels on its long side into png_path. Called from HTTP threads, several at
+// once (must be thread-safe). Returns GS_OK or an error (then the client gets a 404 or 500).
+typedef gs_err (*gs_http_thumb_fn)(void *ud, const char *scene_uri, int x, int y, int w, int h,
+                                   int max_side, const char *png_path);
+
+// GS_HTTP_K_MAX: the most hits one API request may ask for.
+#define GS_HTTP_K_MAX 10000
+// GS_HTTP_THUMB_SIDE: the long side of a thumbnail in pixels.
+#define GS_HTTP_THUMB_SIDE 256
+
+typedef struct {
+    const char *addr;       // "127.0.0.1:8080", ":8080" or "8080" (loopback), "0.0.0.0:8080";
+                            // port 0 picks a free one
+    bool allow_remote;      // required for an address other than 127.0.0.0/8 or localhost
+    const char *web_dir;    // the page sources; NULL: the source tree's web/ (GS_WEB_DIR)
+    const char *leaflet_dir; // Leaflet's dist/ folder; NULL: GS_LEAFLET_DIR, where
+                            // deploy/setup.sh installs it ($PREFIX/web/node_modules/leaflet/dist)
+    const char *cache_dir;  // thumbnails; NULL: <output>/cache/thumbs
+    int n_threads;          // connection threads (<= 0: 4)
+    gs_http_thumb_fn thumb; // NULL: /api/tile answers 404
+    void *thumb_ud;
+} gs_http_opts_t;
+
+// gs_http_start: checks the page and Leaflet files (missing ones fail with GS_ENOTFOUND and
+// a message naming the file and how to install it), makes the cache folder, binds and starts
+// serving in background threads. `search` is borrowed and must outlive the server.
+// Errors (reason in err, nothing logged): GS_EINVAL (bad address), GS_EUNSUPPORTED (a remote
+// address without allow_remote), GS_ENOTFOUND (assets), GS_EIO (bind or cache folder). The
+// caller owns *out (gs_http_stop).
+gs_err gs_http_start(gs_search_t *search, const gs_http_opts_t *opts, gs_http_t **out, char *err,
+                     size_t err_nbytes);
+// gs_http_url: "http://127.0.0.1:8080/" with the port actually bound. Borrowed until stop.
+const char *gs_http_url(const gs_http_t *self);
+// gs_http_stop: stops serving (waits for running requests), frees; NULLs *p; accepts NULL.
+void gs_http_stop(gs_http_t **p);
