@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "common/buf.h"
+#include "common/config.h"
 #include "common/fs.h"
 #include "common/log.h"
 #include "coordinator/ingest_int.h"
@@ -536,6 +537,9 @@ gs_err gs_coord_open(const gs_job_t *job, const char *job_path, const gs_ingest_
     c->staging = gs_path_join(job->output, "staging");
     c->arena = gs_arena_new(1 << 20, 0);
     c->tty = isatty(2) == 1;
+    // tests make the index persist often, to kill a run between commits and index writes
+    c->persist_s = gs_getenv_int("GS_INGEST_PERSIST_MS", (int)(GS_COORD_PERSIST_S * 1000), 0,
+                                 86400000) / 1000.0;
     copy_models(c, models);
     c->settings = settings_text(job, &c->models);
     c->settings_hash = gs_hash_str(c->settings, 0x677373657431ULL); // "gsset1"
@@ -571,6 +575,8 @@ gs_err gs_coord_open(const gs_job_t *job, const char *job_path, const gs_ingest_
                 (unsigned long long)c->sum.n_tasks_done, (unsigned long long)c->sum.n_cells,
                 c->out);
     c->last_progress = 0;
+    if (c->last_persist == 0)
+        c->last_persist = gs__now();
     *out = c;
     return GS_OK;
 }

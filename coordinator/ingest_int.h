@@ -117,6 +117,7 @@ struct gs_coord {
     size_t n_staged_added;     // staged[0..n_staged_added) are in the in-memory index
     uint64_t n_staged_vectors; // vectors of staged shards not in the in-memory index
     double last_persist, last_persist_cost;
+    double persist_s;          // GS_COORD_PERSIST_S, or GS_INGEST_PERSIST_MS (tests)
 
     // figures
     gs_coord_summary_t sum;

@@ -101,12 +101,25 @@ static gs_err read_vectors(gs_coord_t *c, size_t i, gs_shard_t **out)
     return e;
 }
 
-// train_threshold: vectors to collect before the index can be built (auto: more than
-// flat_max decides IVF-PQ; a factory string: 50 per list).
+// auto_choice: what index_type auto becomes for the planned output (the planned cells, or the
+// vectors at hand when more).
+static void auto_choice(const gs_coord_t *c, uint64_t n, gs_vindex_auto_t *a)
+{
+    uint64_t planned = c->sum.n_cells > n ? c->sum.n_cells : n;
+    gs_vindex_auto(planned, c->models.dim, (size_t)c->job->index.flat_max, a);
+}
+
+// train_threshold: vectors to collect before the index can be built: auto needs more than
+// flat_max (then IVF-PQ) and enough to train it (50 per list); a factory string 50 per list.
 static uint64_t train_threshold(const gs_coord_t *c)
 {
-    if (strcasecmp(c->job->index.type, "auto") == 0)
-        return (uint64_t)c->job->index.flat_max + 1;
+    if (strcasecmp(c->job->index.type, "auto") == 0) {
+        gs_vindex_auto_t a;
+        auto_choice(c, c->n_staged_vectors, &a);
+        uint64_t t = (uint64_t)c->job->index.flat_max + 1;
+        uint64_t need = (uint64_t)nlist_of(a.type) * 50;
+        return t > need ? t : need;
+    }
     int nlist = nlist_of(c->job->index.type);
     return nlist > 0 ? (uint64_t)nlist * 50 : 100000;
 }
@@ -138,7 +151,8 @@ static gs_err train(gs_coord_t *c)
         double t0 = gs__now();
         GS_LOG_INFO("training the %s index on %zu vectors", c->index_type, got);
         e = gs_vindex_train(c->index, got, buf);
-        GS_LOG_INFO("trained in %.1f s", gs__now() - t0);
+        if (e == GS_OK)
+            GS_LOG_INFO("trained in %.1f s", gs__now() - t0);
     }
     gs_free(buf);
     return e;
@@ -151,18 +165,28 @@ static gs_err build(gs_coord_t *c, bool final)
 {
     const char *jt = c->job->index.type;
     gs_err e;
+    uint64_t n = c->n_staged_vectors;
     if (strcasecmp(jt, "auto") == 0) {
-        uint64_t n = c->n_staged_vectors;
+        // size the lists for what the plan will hold, not only what is here now
+        gs_vindex_auto_t a;
+        auto_choice(c, n, &a);
         if (final && n <= (uint64_t)c->job->index.flat_max) {
             e = create(c, "Flat", false);
+        } else if (final && n < (uint64_t)nlist_of(a.type) * 39) {
+            GS_LOG_WARN("%llu vectors are too few to train %s (39 per list): a flat index "
+                        "instead", (unsigned long long)n, a.type);
+            e = create(c, "Flat", false);
         } else {
-            // size the lists for what the plan will hold, not only what is here now
-            uint64_t planned = c->sum.n_cells > n ? c->sum.n_cells : n;
-            gs_vindex_auto_t a;
-            gs_vindex_auto(planned, c->models.dim, (size_t)c->job->index.flat_max, &a);
             e = create(c, a.type, a.refine);
         }
     } else {
+        int nlist = nlist_of(jt);
+        if (nlist > 0 && n < (uint64_t)nlist) {
+            GS_LOG_ERROR("index.type \"%s\" needs at least %d vectors to train, the output has "
+                         "%llu: use index.type auto or flat for a new output", jt, nlist,
+                         (unsigned long long)n);
+            return GS_EINVAL;
+        }
         e = create(c, jt, false);
     }
     if (e == GS_OK && !gs_vindex_is_trained(c->index))
@@ -255,7 +279,7 @@ gs_err gs__vidx_maybe_persist(gs_coord_t *c, bool force)
 {
     if (!c->index || c->n_staged_added == 0)
         return GS_OK;
-    double every = GS_COORD_PERSIST_S;
+    double every = c->persist_s;
     if (c->last_persist_cost * 10 > every)
         every = c->last_persist_cost * 10;
     if (!force && gs__now() - c->last_persist < every)

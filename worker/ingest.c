@@ -50,6 +50,7 @@ gs_err gs_worker_open(const gs_job_t *job, int rank, bool identity_only, gs_work
     w->threads = identity_only ? 1 : job->encoder.threads > 0 ? job->encoder.threads
                                                               : auto_threads();
     w->batch = identity_only ? 1 : job->encoder.batch;
+    w->test_delay_ms = gs_getenv_int("GS_INGEST_TASK_DELAY_MS", 0, 0, 60000);
     bool auto_arch = strcmp(job->encoder.arch, "auto") == 0 || !*job->encoder.arch;
     gs_clip_opts_t o = {.arch = auto_arch ? NULL : job->encoder.arch, .n_threads = w->threads,
                         .max_batch = w->batch};

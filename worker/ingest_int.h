@@ -41,6 +41,7 @@ struct gs_worker {
     uint64_t *skipped;       // (max_tiles) skipped
     gs_tile_rec_t *tiles;    // (max_tiles)
     gs_arena_t *arena;       // per task
+    int test_delay_ms;       // GS_INGEST_TASK_DELAY_MS: tests slow tasks down to kill mid-run
     double seconds_encode;   // time inside the encoder (for bench)
     uint64_t n_encoded;
 };

@@ -278,6 +278,10 @@ void gs__worker_tiles(gs_worker_t *w, const Geoscribe__Task *t, Geoscribe__TaskR
         fail(r, msg, e, 0, why);
         return;
     }
+    if (w->test_delay_ms > 0) {
+        struct timespec ts = {w->test_delay_ms / 1000, (long)(w->test_delay_ms % 1000) * 1000000L};
+        nanosleep(&ts, NULL);
+    }
     r->n_tiles = n_kept;
     r->n_skipped = n_skipped;
     char rel[48];
