@@ -831,26 +831,41 @@ static gs_err filtered_search(gs_vindex_t *self, size_t nq, const float *q, size
     return e;
 }
 
+// min_hits: the fewest hits any query got (results are packed: hits first, then NONE).
+static size_t min_hits(size_t nq, size_t k, const uint64_t *ids)
+{
+    size_t least = k;
+    for (size_t i = 0; i < nq; i++) {
+        size_t h = 0;
+        while (h < k && ids[i * k + h] != GS_VINDEX_NONE)
+            h++;
+        least = h < least ? h : least;
+    }
+    return least;
+}
+
 // short_of_k: whether some query got fewer than min(k, ntotal) hits.
 static int short_of_k(gs_vindex_t *self, size_t nq, size_t k, const uint64_t *ids)
 {
     size_t want = ntotal_of(self) < k ? ntotal_of(self) : k;
-    for (size_t i = 0; i < nq; i++)
-        if (want > 0 && ids[i * k + want - 1] == GS_VINDEX_NONE)
-            return 1;
-    return 0;
+    return min_hits(nq, k, ids) < want;
 }
 
 // widen_search: an IVF search short of k hits (k larger than nprobe lists hold) is repeated
-// with 4x nprobe until it has them or nprobe reaches GS_VINDEX_NPROBE_WIDEN_MAX; the previous
-// nprobe is restored. Under the write lock.
+// with an nprobe scaled by the shortfall (lists hold about hits / nprobe vectors each, so
+// nprobe * k / hits * 1.5, at least twice the last), up to GS_VINDEX_NPROBE_WIDEN_MAX; the
+// previous nprobe is restored. Under the write lock.
 static gs_err widen_search(gs_vindex_t *self, size_t nq, const float *q, size_t k,
                            float *out_scores, uint64_t *out_ids)
 {
     int saved = self->nprobe, np = saved;
     gs_err e = GS_OK;
     while (e == GS_OK && np < GS_VINDEX_NPROBE_WIDEN_MAX && short_of_k(self, nq, k, out_ids)) {
-        np = np > GS_VINDEX_NPROBE_WIDEN_MAX / 4 ? GS_VINDEX_NPROBE_WIDEN_MAX : np * 4;
+        size_t h = min_hits(nq, k, out_ids);
+        double next = h > 0 ? 1.5 * np * ((double)k / (double)h) : 4.0 * np;
+        if (next < 2.0 * np)
+            next = 2.0 * np;
+        np = next >= GS_VINDEX_NPROBE_WIDEN_MAX ? GS_VINDEX_NPROBE_WIDEN_MAX : (int)next;
         e = set_nprobe_locked(self, np);
         if (e == GS_OK)
             e = plain_search(self, nq, q, k, out_scores, out_ids);

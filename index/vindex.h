@@ -38,8 +38,9 @@ typedef struct gs_vindex gs_vindex_t;
 // (each candidate scored against the query); larger ones are searched by over-fetching.
 #define GS_VINDEX_EXACT_MAX 65536u
 // GS_VINDEX_NPROBE_WIDEN_MAX: an unfiltered IVF search that finds fewer than k hits (the
-// probed lists hold too few vectors, e.g. k = 10,000 at nprobe 16) is repeated with 4x nprobe,
-// up to this many lists, so that k hits come back whenever the index holds k vectors.
+// probed lists hold too few vectors, e.g. k = 10,000 at nprobe 16) is repeated with nprobe
+// scaled by the shortfall (x 1.5 k / hits, at least x 2), up to this many lists, so that k hits
+// come back whenever the index holds k vectors.
 #define GS_VINDEX_NPROBE_WIDEN_MAX 65536
 
 typedef struct {

@@ -661,6 +661,53 @@ START_TEST(test_capstore_read_only_beside_a_writer)
     ck_assert_int_eq(gs_capstore_open(path, &ro, &r), GS_OK);
     ck_assert_int_eq(gs_capstore_get_tile(r, 1, &tg), GS_OK);
     gs_capstore_close(&r);
+
+    // a writer in another process (an ingest job) and a reader here (`status`)
+    int up[2], down[2];
+    ck_assert_int_eq(pipe(up), 0);
+    ck_assert_int_eq(pipe(down), 0);
+    pid_t pid = fork();
+    ck_assert_int_ge(pid, 0);
+    if (pid == 0) {
+        char c = 0;
+        if (gs_capstore_open(path, NULL, &w) != GS_OK)
+            _exit(3);
+        for (uint64_t id = 801; id <= 1000; id++) {
+            gs_tile_rec_t t2 = make_tile(id);
+            if (gs_capstore_put_tile(w, &t2) != GS_OK)
+                _exit(4);
+        }
+        if (write(up[1], "1", 1) != 1 || read(down[0], &c, 1) != 1) // reader is open
+            _exit(5);
+        for (uint64_t id = 1001; id <= 1200; id++) {
+            gs_tile_rec_t t2 = make_tile(id);
+            if (gs_capstore_put_tile(w, &t2) != GS_OK)
+                _exit(4);
+        }
+        if (write(up[1], "2", 1) != 1 || read(down[0], &c, 1) != 1) // reader has refreshed
+            _exit(5);
+        gs_capstore_close(&w);
+        _exit(0);
+    }
+    char c = 0;
+    ck_assert_int_eq(read(up[0], &c, 1), 1);
+    ck_assert_int_eq(gs_capstore_open(path, &ro, &r), GS_OK);
+    ck_assert_int_eq(gs_capstore_count(r, GS_CF_TILES, true, &n), GS_OK);
+    ck_assert_uint_eq(n, 1000);
+    ck_assert_int_eq(write(down[1], "a", 1), 1);
+    ck_assert_int_eq(read(up[0], &c, 1), 1);
+    ck_assert_int_eq(gs_capstore_refresh(r), GS_OK);
+    ck_assert_int_eq(gs_capstore_count(r, GS_CF_TILES, true, &n), GS_OK);
+    ck_assert_uint_eq(n, 1200);
+    ck_assert_int_eq(write(down[1], "b", 1), 1);
+    int st = 0;
+    waitpid(pid, &st, 0);
+    ck_assert(WIFEXITED(st) && WEXITSTATUS(st) == 0);
+    gs_capstore_close(&r);
+    close(up[0]);
+    close(up[1]);
+    close(down[0]);
+    close(down[1]);
 }
 END_TEST
 
