@@ -4,12 +4,14 @@
 // Run by hand (bench/encoder/run.sh), never by the test suite. One JSON object per line.
 //
 //   bench_encoder MODEL_DIR [--batch 1,16] [--threads 1,2] [--seconds 2] [--reps 3]
-//                 [--mode shards|blas]
+//                 [--mode shards|blas] [--precision f32|bf16] [--fixtures DIR]
 // --mode blas runs every batch on one thread with multi-threaded OpenBLAS (the default splits a
 // batch into one shard per thread, each with single-threaded OpenBLAS).
 //
 // With pixels.bin / torch_features.bin in MODEL_DIR (written by torch_clip.py), it also reports
-// the cosine between its features and PyTorch's for the same pixels.
+// the cosine between its features and PyTorch's for the same pixels. With --precision bf16 and
+// --fixtures (../shared/fixtures), it reports the cosine between the bf16 and float32 embeddings
+// of the fixtures' images (openclip_tiny/image_*.png pixels, preprocessed to the model's size).
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +23,8 @@
 #include "common/err.h"
 #include "model/clip.h"
 #include "model/ops.h"
+#include "model/preprocess.h"
+#include "model/weights.h"
 
 static double now_s(void)
 {
@@ -82,6 +86,54 @@ static double sgemm_peak(int n, int reps)
     return best;
 }
 
+// fixture_cosine: bf16 vs float32 embeddings of the 4 openclip_tiny images, preprocessed to
+// the model's input size; prints the smallest cosine.
+static void fixture_cosine(gs_clip_t *m, const char *dir, const char *fixtures, gs_clip_opts_t o)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/openclip_tiny/expected.safetensors", fixtures);
+    gs_weights_t *w = NULL;
+    if (gs_weights_open(path, &w) != GS_OK)
+        return;
+    gs_clip_t *f32 = NULL;
+    o.precision = GS_CLIP_PRECISION_F32;
+    if (gs_clip_open(dir, &o, &f32) != GS_OK) {
+        gs_weights_close(&w);
+        return;
+    }
+    gs_preprocess_cfg_t pc = gs_clip_preprocess_cfg(m);
+    int E = gs_clip_dim(m), S = pc.size;
+    float *pix = gs_xmalloc((size_t)4 * 3 * S * S * sizeof(float));
+    float *a = gs_xmalloc((size_t)4 * E * sizeof(float)),
+          *b = gs_xmalloc((size_t)4 * E * sizeof(float));
+    for (int i = 0; i < 4; i++) {
+        char name[64];
+        snprintf(name, sizeof name, "image%d.raw_uint8_hwc", i);
+        const gs_tensor_t *t = gs_weights_get(w, name);
+        int h = (int)t->shape[0], wd = (int)t->shape[1];
+        void *scratch = gs_xmalloc(gs_preprocess_scratch_nbytes(wd, h, S));
+        gs_preprocess_image(t->data, wd, h, &pc, scratch, pix + (size_t)i * 3 * S * S);
+        gs_free(scratch);
+    }
+    gs_clip_encode_images(m, pix, 4, true, a);
+    gs_clip_encode_images(f32, pix, 4, true, b);
+    double min_cos = 1;
+    for (int i = 0; i < 4; i++) {
+        double d = 0;
+        for (int k = 0; k < E; k++)
+            d += (double)a[i * E + k] * b[i * E + k];
+        min_cos = d < min_cos ? d : min_cos;
+    }
+    printf("{\"impl\":\"geoscribe\",\"bf16_vs_f32_on_fixture_images\":{\"images\":4,"
+           "\"min_cosine\":%.6f}}\n",
+           min_cos);
+    gs_free(pix);
+    gs_free(a);
+    gs_free(b);
+    gs_clip_close(&f32);
+    gs_weights_close(&w);
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -92,7 +144,8 @@ int main(int argc, char **argv)
     const char *dir = argv[1];
     int batches[16] = {1, 16}, n_batches = 2, threads[16] = {1, 2}, n_threads = 2, reps = 3;
     double seconds = 2.0;
-    bool blas_mode = false;
+    bool blas_mode = false, bf16 = false;
+    const char *fixtures = NULL;
     for (int i = 2; i + 1 < argc; i += 2) {
         if (strcmp(argv[i], "--batch") == 0)
             n_batches = parse_list(argv[i + 1], batches, 16);
@@ -104,11 +157,18 @@ int main(int argc, char **argv)
             gs_parse_int(argv[i + 1], 1, 100, &reps);
         else if (strcmp(argv[i], "--mode") == 0)
             blas_mode = strcmp(argv[i + 1], "blas") == 0;
+        else if (strcmp(argv[i], "--precision") == 0)
+            bf16 = strcmp(argv[i + 1], "bf16") == 0;
+        else if (strcmp(argv[i], "--fixtures") == 0)
+            fixtures = argv[i + 1];
     }
     int max_batch = 1;
     for (int i = 0; i < n_batches; i++)
         max_batch = batches[i] > max_batch ? batches[i] : max_batch;
-    gs_clip_opts_t o = {.n_threads = threads[0], .max_batch = max_batch, .no_shards = blas_mode};
+    gs_clip_opts_t o = {.n_threads = threads[0],
+                        .max_batch = max_batch,
+                        .no_shards = blas_mode,
+                        .precision = bf16 ? GS_CLIP_PRECISION_BF16 : GS_CLIP_PRECISION_F32};
     gs_clip_t *m = NULL;
     if (gs_clip_open(dir, &o, &m) != GS_OK)
         return 1;
@@ -139,10 +199,13 @@ int main(int argc, char **argv)
             double c = ab / sqrt(aa * bb);
             min_cos = c < min_cos ? c : min_cos;
         }
-        printf("{\"impl\":\"geoscribe\",\"parity_vs_pytorch\":{\"images\":16,\"min_cosine\":%.9f,"
-               "\"max_abs_diff\":%.3g}}\n",
-               min_cos, max_abs);
+        printf("{\"impl\":\"geoscribe\",\"precision\":\"%s\",\"parity_vs_pytorch\":{\"images\":16,"
+               "\"min_cosine\":%.9f,\"max_abs_diff\":%.3g}}\n",
+               bf16 ? "bf16" : "f32", min_cos, max_abs);
     }
+
+    if (bf16 && fixtures)
+        fixture_cosine(m, dir, fixtures, o);
 
     char blas[256];
     gs_ops_blas_info(blas, sizeof blas);
@@ -191,11 +254,12 @@ int main(int argc, char **argv)
                     best_gemm_frac = k.gemm_seconds / callers / dt;
                 }
             }
-            printf("{\"impl\":\"geoscribe\",\"mode\":\"%s\",\"threads\":%d,\"batch\":%d,"
+            printf("{\"impl\":\"geoscribe\",\"precision\":\"%s\",\"mode\":\"%s\",\"threads\":%d,"
+                   "\"batch\":%d,"
                    "\"images_per_s\":%.3f,\"gemm_gflops\":%.1f,\"gemm_share_of_peak\":%.3f,"
                    "\"time_in_gemm\":%.3f}\n",
-                   blas_mode ? "blas" : "shards", threads[ti], b, best, best_gemm_gflops,
-                   best_share, best_gemm_frac);
+                   bf16 ? "bf16" : "f32", blas_mode ? "blas" : "shards", threads[ti], b, best,
+                   best_gemm_gflops, best_share, best_gemm_frac);
             fflush(stdout);
         }
     }
