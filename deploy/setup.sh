@@ -18,6 +18,7 @@ PKGS=(
   unicode-data
   python3-faiss
   libomp-dev
+  chromium
 )
 
 log() { printf 'setup: %s\n' "$*" >&2; }
@@ -97,5 +98,25 @@ else
   echo "$FAISS_VER" > "$FAISS_C/.version"
   rm -rf "$work"
   log "faiss C API built: $FAISS_C/lib/libfaiss_c.a"
+fi
+# ---- web packages (npm) ---------------------------------------------------------------------
+# Leaflet for the web map (`geoscribe serve --http` serves it from $PREFIX/web: no CDN) and
+# playwright-core for the headless Chromium test, pinned in web/package.json.
+WEB="$PREFIX/web"
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+web_hash=$(sha256sum "$ROOT/web/package.json" | cut -c1-16)
+if [ -f "$WEB/node_modules/leaflet/dist/leaflet.js" ] && [ "$(cat "$WEB/.stamp" 2>/dev/null)" = "$web_hash" ]; then
+  log "web packages present in $WEB"
+else
+  command -v npm >/dev/null || apt_retry install --no-install-recommends npm
+  mkdir -p "$WEB"
+  cp "$ROOT/web/package.json" "$WEB/package.json"
+  for i in 1 2 3; do
+    ( cd "$WEB" && npm install --no-audit --no-fund --loglevel=error ) && break
+    [ "$i" = 3 ] && { log "npm install kept failing"; exit 1; }
+    log "npm install failed (try $i), retrying in 10 s"; sleep 10
+  done
+  echo "$web_hash" > "$WEB/.stamp"
+  log "web packages installed in $WEB"
 fi
 log "done"

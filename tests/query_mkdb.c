@@ -47,8 +47,8 @@ static const struct {
                           {"data/scenes/rasterio/cogeo.tif", 1024, 1024},
                           {"data/scenes/rasterio/goes.tif", 542, 542},
                           {"fixtures/openclip_tiny/image_0.png", 64, 48},
-                          {"fixtures/openclip_tiny/image_1.png", 64, 48},
-                          {"fixtures/hfclip_tiny/image_2.png", 64, 48}};
+                          {"fixtures/openclip_tiny/image_1.png", 41, 27},
+                          {"fixtures/openclip_tiny/image_3.png", 96, 96}};
 #define T0 1577836800 // 2020-01-01T00:00:00Z
 
 static const char *ADJ[] = {"green", "dry", "dense", "flooded", "bare"};
