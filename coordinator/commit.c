@@ -98,6 +98,19 @@ static gs_err commit_probe(gs_coord_t *c, uint32_t ti, const Geoscribe__TaskResu
     c->n_probes_done++;
     gs_capstore_batch_clear(c->batch);
     GS_TRY(gs_capstore_batch_put_scene(c->batch, &rec));
+    if (*c->models.captioner_id && c->job->captioner.select == GS_JOB_SELECT_PER_SCENE) {
+        // the cells to caption, chosen by the probe; kept with the scene for later runs
+        gs_buf_t b;
+        gs_buf_init(&b, 1 << 24);
+        for (size_t i = 0; i < r->n_caption_cells; i++)
+            gs_buf_printf(&b, "%s%u", i ? "," : "", r->caption_cells[i]);
+        gs__caption_cells_set(s, b.len ? b.data : "");
+        char key[64];
+        gs__caption_cells_key(s->id, key);
+        gs_err e = gs_capstore_batch_meta_set(c->batch, key, b.len ? b.data : "");
+        gs_buf_cleanup(&b);
+        GS_TRY(e);
+    }
     // a scene quarantined by an earlier run that opens now is no longer quarantined
     GS_TRY(gs_capstore_batch_delete(c->batch, GS_CF_QUARANTINE, s->uri, strlen(s->uri)));
     gs__plan_scene(c, t->scene, c->batch);
@@ -109,7 +122,7 @@ static gs_err commit_probe(gs_coord_t *c, uint32_t ti, const Geoscribe__TaskResu
 typedef struct {
     uint64_t id;
     uint32_t cell;
-    uint8_t seen;
+    uint8_t seen, kept, captioned;
 } planned_t;
 
 static int by_id(const void *a, const void *b)
@@ -154,6 +167,7 @@ static gs_err check_cells(gs_coord_t *c, const gs__task_t *t, const gs_shard_dat
             return GS_EMISMATCH;
         }
         q->seen = 1;
+        q->kept = (uint8_t)kept;
         if (!kept)
             continue;
         const gs_tile_rec_t *r = &d->tiles[i];
@@ -164,6 +178,16 @@ static gs_err check_cells(gs_coord_t *c, const gs__task_t *t, const gs_shard_dat
                      (unsigned long long)id);
             return GS_EMISMATCH;
         }
+    }
+    // captions: of kept tiles of the task, at most one each
+    for (uint32_t i = 0; i < d->h.n_captions; i++) {
+        planned_t *q = find_planned(p, t->n, d->captions[i].tile_id);
+        if (!q || !q->kept || q->captioned) {
+            snprintf(why, why_nbytes, "caption of %016llx is not for a kept tile of the task",
+                     (unsigned long long)d->captions[i].tile_id);
+            return GS_EMISMATCH;
+        }
+        q->captioned = 1;
     }
     return GS_OK;
 }

@@ -54,6 +54,15 @@ static void fill_task(gs_coord_t *c, uint32_t ti, int rank, Geoscribe__Task *m, 
     m->checksum = s->checksum;
     m->width = s->width;
     m->height = s->height;
+    // per_scene captions: the scene's chosen cells inside this task (a contiguous run)
+    size_t lo = 0;
+    while (lo < s->n_caption_cells && s->caption_cells[lo] < t->first)
+        lo++;
+    size_t hi = lo;
+    while (hi < s->n_caption_cells && s->caption_cells[hi] < t->first + t->n)
+        hi++;
+    m->n_caption_cells = hi - lo;
+    m->caption_cells = hi > lo ? s->caption_cells + lo : NULL;
 }
 
 gs_err gs_coord_handle(gs_coord_t *self, const void *req, size_t req_nbytes, void **out_reply,

@@ -5,6 +5,7 @@
 #define GS_LOG_MODULE "coordinator"
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -394,6 +395,32 @@ void gs__plan_scene(gs_coord_t *c, uint32_t si, gs_capstore_batch_t *b)
     }
 }
 
+void gs__caption_cells_key(uint64_t scene_id, char out[64])
+{
+    snprintf(out, 64, "ingest.caption_cells/%016llx", (unsigned long long)scene_id);
+}
+
+void gs__caption_cells_set(gs__scene_t *s, const char *text)
+{
+    gs_free(s->caption_cells);
+    s->caption_cells = NULL;
+    s->n_caption_cells = 0;
+    size_t n = *text ? 1 : 0;
+    for (const char *p = text; *p; p++)
+        n += *p == ',';
+    if (!n)
+        return;
+    s->caption_cells = gs_xcalloc(n, sizeof *s->caption_cells);
+    for (const char *p = text; *p && s->n_caption_cells < n;) {
+        char *end = NULL;
+        unsigned long v = strtoul(p, &end, 10);
+        if (end == p)
+            break;
+        s->caption_cells[s->n_caption_cells++] = (uint32_t)v;
+        p = *end == ',' ? end + 1 : end;
+    }
+}
+
 void gs__quarantine(gs_coord_t *c, uint32_t si, const char *reason, gs_capstore_batch_t *b)
 {
     gs__scene_t *s = &c->scenes[si];
@@ -434,6 +461,7 @@ static gs_err plan(gs_coord_t *c, char *err, size_t err_nbytes)
     gs_catalog_cleanup(&cat);
     c->sum.n_scenes = c->n_scenes;
     gs_capstore_batch_t *b = gs_capstore_batch_new(c->store);
+    bool per_scene = *c->models.captioner_id && c->job->captioner.select == GS_JOB_SELECT_PER_SCENE;
     enum { CHUNK = 1024 };
     uint64_t ids[CHUNK];
     const void *vals[CHUNK];
@@ -455,6 +483,12 @@ static gs_err plan(gs_coord_t *c, char *err, size_t err_nbytes)
                 s->height = r.height;
                 gs_free(s->checksum);
                 s->checksum = gs_xstrdup(r.checksum);
+                const char *cells = NULL;
+                char key[64];
+                gs__caption_cells_key(s->id, key);
+                if (per_scene &&
+                    gs_capstore_meta_get(c->store, key, c->arena, &cells) == GS_OK)
+                    gs__caption_cells_set(s, cells);
                 gs__plan_scene(c, (uint32_t)(s0 + i), b);
             } else {
                 gs__task_t t = {.id = gs__task_id(c->job, GS__TASK_PROBE, s->id, 0, 0),
@@ -610,6 +644,7 @@ void gs_coord_close(gs_coord_t **p)
     for (size_t i = 0; i < c->n_scenes; i++) {
         gs_free(c->scenes[i].uri);
         gs_free(c->scenes[i].checksum);
+        gs_free(c->scenes[i].caption_cells);
     }
     gs_free(c->scenes);
     gs_free(c->tasks);

@@ -40,6 +40,8 @@ typedef struct {
     char *checksum;        // recorded by the probe ("" until then)
     int width, height;     // 0 until probed
     gs_tile_grid_t grid;   // valid once probed
+    uint32_t *caption_cells; // captioner.select per_scene: the cells to caption, ascending
+    uint32_t n_caption_cells;
     uint8_t probed, quarantined;
 } gs__scene_t;
 
@@ -141,6 +143,10 @@ char *gs__shard_path(const gs_coord_t *c, uint64_t task_id);
 // gs__plan_scene: adds the tile tasks of a probed scene (state from the ledger).
 void gs__plan_scene(gs_coord_t *c, uint32_t si, gs_capstore_batch_t *b);
 void gs__quarantine(gs_coord_t *c, uint32_t si, const char *reason, gs_capstore_batch_t *b);
+// gs__caption_cells_key: the meta key of a scene's per_scene caption cells.
+void gs__caption_cells_key(uint64_t scene_id, char out[64]);
+// gs__caption_cells_set: parses "3,17,40" into the scene's list.
+void gs__caption_cells_set(gs__scene_t *s, const char *text);
 uint32_t gs__task_add(gs_coord_t *c, const gs__task_t *t);
 
 // ---- commit.c -------------------------------------------------------------------------------

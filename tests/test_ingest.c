@@ -628,6 +628,87 @@ START_TEST(test_ingest_multispectral_and_sar_examples)
 }
 END_TEST
 
+// captions_of: every caption of an output (tile id order) with its tile record.
+typedef struct {
+    size_t n;
+    uint64_t ids[64];
+    int32_t x[64], y[64];
+    char text[64][256];
+} caps_t;
+
+static int each_caption(const void *k, size_t kn, const void *v, size_t vn, void *ud)
+{
+    (void)k;
+    (void)kn;
+    caps_t *cx = ud;
+    gs_arena_t *a = gs_arena_new(1 << 16, 0);
+    gs_caption_rec_t r;
+    if (cx->n < 64 && gs_rec_decode_caption(v, vn, a, &r) == GS_OK) {
+        cx->ids[cx->n] = r.tile_id;
+        snprintf(cx->text[cx->n], sizeof cx->text[0], "%s", r.text);
+        cx->n++;
+    }
+    gs_arena_destroy(&a);
+    return 0;
+}
+
+static void captions_of(const char *out, caps_t *cx)
+{
+    char db[4608];
+    snprintf(db, sizeof db, "%s/db", out);
+    gs_capstore_t *st = NULL;
+    gs_capstore_opts_t o = {.read_only = true};
+    ck_assert_int_eq(gs_capstore_open(db, &o, &st), GS_OK);
+    memset(cx, 0, sizeof *cx);
+    ck_assert_int_eq(gs_capstore_scan(st, GS_CF_CAPTIONS, NULL, 0, each_caption, cx), GS_OK);
+    for (size_t i = 0; i < cx->n; i++) {
+        gs_tile_rec_t t;
+        ck_assert_int_eq(gs_capstore_get_tile(st, cx->ids[i], &t), GS_OK);
+        cx->x[i] = t.x;
+        cx->y[i] = t.y;
+    }
+    gs_capstore_close(&st);
+}
+
+START_TEST(test_ingest_captions_per_scene_one_process_and_mpirun)
+{
+    GS_NEED_SHARED();
+    // BigEarthNet S2 patches (120 px) in 40 px tiles: 9 cells each, all valid; per_scene:2
+    // captions cells 0 and 1 (top row, x = 0 and 40) of each of the 6 scenes, whatever rank
+    // runs which task
+    caps_t c1, c3;
+    for (int ranks = 1; ranks <= 3; ranks += 2) {
+        char out[4608];
+        snprintf(out, sizeof out, "%s/caps%d", tmp, ranks);
+        char cmd[16384], launch[4608];
+        if (ranks > 1)
+            snprintf(launch, sizeof launch, MPI_ENV "%s -n %d %s", GS_MPIEXEC, ranks, GS_BIN);
+        else
+            snprintf(launch, sizeof launch, "OMP_WAIT_POLICY=PASSIVE %s", GS_BIN);
+        snprintf(cmd, sizeof cmd, "cd %s && %s ingest jobs/examples/bigearthnet-s2.yaml "
+                 "--set output=%s --set tiling.size=40 --set tasks.max_tiles=4 "
+                 "--set captioner.select=per_scene:2 >%s.log 2>%s.err", GS_SOURCE_DIR, launch,
+                 out, out, out);
+        ck_assert_msg(system(cmd) == 0, "ranks %d: see %s.err", ranks, out);
+        snap_t s;
+        snap_load(out, &s);
+        snap_check_complete(&s);
+        ck_assert_uint_eq(s.n, 54);
+        snap_free(&s);
+        caps_t *cx = ranks == 1 ? &c1 : &c3;
+        captions_of(out, cx);
+        ck_assert_uint_eq(cx->n, 12);
+        for (size_t i = 0; i < cx->n; i++)
+            ck_assert_msg(cx->y[i] == 0 && (cx->x[i] == 0 || cx->x[i] == 40),
+                          "caption of the tile at %d,%d", cx->x[i], cx->y[i]);
+    }
+    for (size_t i = 0; i < c1.n; i++) {
+        ck_assert(c1.ids[i] == c3.ids[i]);
+        ck_assert_str_eq(c1.text[i], c3.text[i]);
+    }
+}
+END_TEST
+
 START_TEST(test_ingest_refuses_another_model_and_bad_specs)
 {
     GS_NEED_SHARED();
@@ -684,6 +765,7 @@ Suite *ingest_suite(void)
     tcase_add_test(tc, test_ingest_kill_9_mpi_rank0_then_rerun);
     tcase_add_test(tc, test_ingest_corrupt_inputs_are_quarantined);
     tcase_add_test(tc, test_ingest_multispectral_and_sar_examples);
+    tcase_add_test(tc, test_ingest_captions_per_scene_one_process_and_mpirun);
     tcase_add_test(tc, test_ingest_refuses_another_model_and_bad_specs);
     suite_add_tcase(s, tc);
     return s;

@@ -34,7 +34,10 @@ static gs_err alloc_buffers(gs_worker_t *w)
     w->ids = gs_trymalloc(max_tiles * sizeof *w->ids);
     w->skipped = gs_trymalloc(max_tiles * sizeof *w->skipped);
     w->tiles = gs_trycalloc(max_tiles, sizeof *w->tiles);
-    if (!w->rgb || !w->scratch || !w->pixels || !w->vecs || !w->ids || !w->skipped || !w->tiles)
+    w->captions = gs_trycalloc(max_tiles, sizeof *w->captions);
+    w->cap_ids = gs_trycalloc((size_t)j->captioner.max_tokens + 1, sizeof *w->cap_ids);
+    if (!w->rgb || !w->scratch || !w->pixels || !w->vecs || !w->ids || !w->skipped ||
+        !w->tiles || !w->captions || !w->cap_ids)
         return GS_ENOMEM;
     return GS_OK;
 }
@@ -71,11 +74,19 @@ gs_err gs_worker_open(const gs_job_t *job, int rank, bool identity_only, gs_work
              w->pcfg.size, w->pcfg.mean[0], w->pcfg.mean[1], w->pcfg.mean[2], w->pcfg.std[0],
              w->pcfg.std[1], w->pcfg.std[2]);
     if (*job->captioner.model) {
-        // TODO(ingest): captions through model/llava.h once it lands
-        snprintf(err, err_nbytes, "captioner.model \"%s\": captioning during ingest is not "
-                 "available in this build; set captioner.model= (empty)", job->captioner.model);
-        gs_worker_close(&w);
-        return GS_EUNSUPPORTED;
+        // one image per call: its features, the prompt and the caption fit in far fewer rows
+        // than the 4096 default (LLaVA-1.5: 576 image tokens)
+        int n_ctx = 768 + job->captioner.max_tokens;
+        gs_llava_opts_t lo = {.n_threads = w->threads, .n_ctx = n_ctx < 4096 ? n_ctx : 4096,
+                              .max_images = 1, .max_beams = 1};
+        e = gs_llava_open(job->captioner.model, &lo, &w->llava);
+        if (e != GS_OK) {
+            snprintf(err, err_nbytes, "could not open the captioner \"%s\" (captioner.model): "
+                     "%s", job->captioner.model, gs_strerror(e));
+            gs_worker_close(&w);
+            return e;
+        }
+        snprintf(w->captioner_id, sizeof w->captioner_id, "%s", gs_llava_model_id(w->llava));
     }
     if (!identity_only && (e = alloc_buffers(w)) != GS_OK) {
         snprintf(err, err_nbytes, "could not allocate the tile buffers of rank %d", rank);
@@ -244,6 +255,9 @@ void gs_worker_close(gs_worker_t **p)
     gs_scene_close(&w->scene);
     gs_free(w->scene_uri);
     gs_clip_close(&w->clip);
+    gs_llava_close(&w->llava);
+    gs_free(w->captions);
+    gs_free(w->cap_ids);
     gs_free(w->staging);
     gs_free(w->rgb);
     gs_free(w->scratch);

@@ -11,6 +11,7 @@
 #include "jobs/scene.h"
 #include "jobs/spec.h"
 #include "model/clip.h"
+#include "model/llava.h"
 #include "model/preprocess.h"
 #include "proto/geoscribe.pb-c.h"
 #include "worker/ingest.h"
@@ -19,6 +20,8 @@ struct gs_worker {
     const gs_job_t *job;
     char *staging;           // OUT/staging
     gs_clip_t *clip;
+    gs_llava_t *llava;       // NULL without a captioner
+    int32_t *cap_ids;        // (captioner.max_tokens) generated ids
     int dim, image_size, batch, threads;
     gs_preprocess_cfg_t pcfg;
     char encoder_id[17];
@@ -40,6 +43,7 @@ struct gs_worker {
     uint64_t *ids;           // (max_tiles) kept
     uint64_t *skipped;       // (max_tiles) skipped
     gs_tile_rec_t *tiles;    // (max_tiles)
+    gs_caption_rec_t *captions; // (max_tiles), texts in arena
     gs_arena_t *arena;       // per task
     int test_delay_ms;       // GS_INGEST_TASK_DELAY_MS: tests slow tasks down to kill mid-run
     double seconds_encode;   // time inside the encoder (for bench)

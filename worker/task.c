@@ -105,6 +105,34 @@ static void bands_text(const gs_scene_info_t *in, bool sar, char *out, size_t n)
         snprintf(out, n, "%s,%s,%s", b[0], b[1], b[2]);
 }
 
+// caption_cells: for captioner.select per_scene:N, the first N kept cells of the open scene in
+// grid order (reading windows until N are found), reported with the probe so that the plan
+// can tell each tile task which of its cells to caption.
+static gs_err caption_cells(gs_worker_t *w, Geoscribe__TaskResult *r, gs_arena_t *msg, char *why,
+                            size_t why_nbytes, gs_scene_problem_t *problem)
+{
+    const gs_job_t *job = w->job;
+    const gs_scene_info_t *in = gs_scene_info(w->scene);
+    gs_tile_grid_t grid;
+    GS_TRY(gs_tile_grid_init(&grid, in->width, in->height, job->tiling.size, job->tiling.overlap,
+                             job->tiling.edge));
+    int64_t n_cells = gs_tile_grid_count(&grid);
+    uint32_t want = (uint32_t)job->captioner.per_scene;
+    r->caption_cells = gs_arena_alloc(msg, (size_t)want * sizeof *r->caption_cells);
+    if (!r->caption_cells)
+        return GS_ENOMEM;
+    for (int64_t cell = 0; cell < n_cells && r->n_caption_cells < want; cell++) {
+        gs_tile_t tile;
+        double vf = 0;
+        GS_TRY(gs_tile_grid_cell(&grid, in->id, (int)(cell % grid.n_cols),
+                                 (int)(cell / grid.n_cols), &tile));
+        GS_TRY(gs_tile_read_rgb8(w->scene, &tile, w->rgb, &vf, problem, why, why_nbytes));
+        if (vf >= job->tiling.min_valid_fraction)
+            r->caption_cells[r->n_caption_cells++] = (uint32_t)cell;
+    }
+    return GS_OK;
+}
+
 void gs__worker_probe(gs_worker_t *w, const Geoscribe__Task *t, Geoscribe__TaskResult *r,
                       gs_arena_t *msg)
 {
@@ -135,6 +163,11 @@ void gs__worker_probe(gs_worker_t *w, const Geoscribe__Task *t, Geoscribe__TaskR
                           .height = in->height, .n_footprint = (uint32_t)in->n_footprint,
                           .footprint = in->footprint, .bands = bands, .checksum = sum};
     memcpy(rec.bbox, in->bbox, sizeof rec.bbox);
+    if (w->llava && w->job->captioner.select == GS_JOB_SELECT_PER_SCENE &&
+        (e = caption_cells(w, r, msg, why, sizeof why, &problem)) != GS_OK) {
+        fail(r, msg, e, problem, why);
+        return;
+    }
     gs_buf_t b;
     gs_buf_init(&b, (size_t)16 << 20);
     e = gs_rec_encode_scene(&rec, &b);
@@ -179,6 +212,47 @@ static gs_err preprocess(gs_worker_t *w, const gs_tile_t *tile, float *out)
     return gs_preprocess_image(w->rgb, tile->w, tile->h, &w->pcfg, w->scratch, out);
 }
 
+// caption_selected: whether kept tile `id` at `cell` gets a caption: per_scene from the cells
+// its probe chose (the task carries them), all and sample:F from the tile alone.
+static bool caption_selected(const gs_worker_t *w, const Geoscribe__Task *t, uint32_t cell,
+                             uint64_t id)
+{
+    if (w->job->captioner.select != GS_JOB_SELECT_PER_SCENE)
+        return gs_job_caption_selects(w->job, id, 0) != 0;
+    for (size_t i = 0; i < t->n_caption_cells; i++)
+        if (t->caption_cells[i] == cell)
+            return true;
+    return false;
+}
+
+// caption: the captioner's text for the tile in w->rgb (greedy, captioner.max_tokens at most).
+static gs_err caption(gs_worker_t *w, const gs_tile_t *tile, gs_caption_rec_t *out, char *why,
+                      size_t why_nbytes)
+{
+    gs_llava_gen_t gen = gs_llava_gen_defaults();
+    gen.max_new_tokens = w->job->captioner.max_tokens;
+    gs_llava_image_t img = {.rgb = w->rgb, .w = tile->w, .h = tile->h};
+    gs_buf_t text;
+    gs_buf_init(&text, GS_REC_STR_MAX);
+    int n = 0;
+    gs_err e = gs_llava_caption(w->llava, &img, 1, w->job->captioner.prompt, false, &gen,
+                                w->cap_ids, w->job->captioner.max_tokens, &n, &text);
+    if (e == GS_OK) {
+        char *s = gs_arena_strdup(w->arena, text.len ? text.data : "");
+        // captions are trimmed of the blanks decoders leave around them
+        while (s && (*s == ' ' || *s == '\n'))
+            s++;
+        *out = (gs_caption_rec_t){.tile_id = tile->id, .text = s, .model_id = w->captioner_id,
+                                  .prompt = w->job->captioner.prompt};
+        e = s ? GS_OK : GS_ENOMEM;
+    } else {
+        snprintf(why, why_nbytes, "could not caption tile %016llx: %s",
+                 (unsigned long long)tile->id, gs_strerror(e));
+    }
+    gs_buf_cleanup(&text);
+    return e;
+}
+
 // check_scene: the scene a tile task runs on is the one its probe recorded.
 static gs_err check_scene(gs_worker_t *w, const Geoscribe__Task *t, char *why, size_t n)
 {
@@ -220,8 +294,9 @@ void gs__worker_tiles(gs_worker_t *w, const Geoscribe__Task *t, Geoscribe__TaskR
         return;
     }
     size_t plane = (size_t)3 * (size_t)w->image_size * (size_t)w->image_size;
-    uint32_t n_kept = 0, n_skipped = 0;
+    uint32_t n_kept = 0, n_skipped = 0, n_caps = 0;
     int n_batch = 0;
+    gs_arena_reset(w->arena);
     for (uint32_t i = 0; i < t->n_cells && e == GS_OK; i++) {
         uint32_t cell = t->first_cell + i;
         gs_tile_t tile;
@@ -244,7 +319,10 @@ void gs__worker_tiles(gs_worker_t *w, const Geoscribe__Task *t, Geoscribe__TaskR
         if (gs_tile_bounds(w->scene, &tile, rec->bounds) != GS_OK)
             memcpy(rec->bounds, in->bbox, sizeof rec->bounds); // no pixel maps to lon/lat
         w->ids[n_kept++] = tile.id;
-        e = preprocess(w, &tile, w->pixels + (size_t)n_batch * plane);
+        if (w->llava && caption_selected(w, t, cell, tile.id))
+            e = caption(w, &tile, &w->captions[n_caps++], why, sizeof why);
+        if (e == GS_OK)
+            e = preprocess(w, &tile, w->pixels + (size_t)n_batch * plane);
         if (e == GS_OK && ++n_batch == w->batch) {
             e = flush(w, n_batch, w->vecs + (size_t)(n_kept - (uint32_t)n_batch) * w->dim);
             n_batch = 0;
@@ -264,9 +342,10 @@ void gs__worker_tiles(gs_worker_t *w, const Geoscribe__Task *t, Geoscribe__TaskR
     }
     gs_shard_data_t d = {.h = {.task_id = t->task_id, .settings_hash = w->settings_hash,
                                .scene_id = in->id, .dim = w->dim, .n_cells = t->n_cells,
-                               .n_tiles = n_kept, .n_skipped = n_skipped},
+                               .n_tiles = n_kept, .n_skipped = n_skipped,
+                               .n_captions = n_caps},
                          .ids = w->ids, .vecs = w->vecs, .skipped_ids = w->skipped,
-                         .tiles = w->tiles};
+                         .tiles = w->tiles, .captions = w->captions};
     char name[32], hash[17] = "";
     snprintf(name, sizeof name, "%016llx.shard", (unsigned long long)t->task_id);
     char *path = gs_path_join(w->staging, name);
