@@ -45,7 +45,7 @@ typedef enum {
 } gs_cf_t;
 
 typedef struct {
-    bool create_if_missing; // create the folder and the families when absent
+    bool create_if_missing; // create the folder and the families when absent (writers only)
     bool read_only;         // open as a RocksDB secondary instance (see gs_capstore_open)
     size_t cache_nbytes;    // block cache (0 = 64 MiB)
 } gs_capstore_opts_t;
