@@ -54,6 +54,9 @@ static const char *const mode_names[] = {"rgb", "sar", NULL};
 static const char *const scaling_names[] = {"auto", "none", "minmax", "percentile", "range", NULL};
 static const char *const units_names[] = {"db", "linear", NULL};
 static const char *const from_names[] = {"metadata", "filename", "given", "none", NULL};
+static const char *const pairing_names[] = {"latest", "consecutive", NULL};
+static const char *const grid_names[] = {"later", "crs", NULL};
+static const char *const resample_names[] = {"nearest", "bilinear", "cubic", NULL};
 
 #define OFF(f) offsetof(gs_job_t, f)
 #define NO 0, 0, NULL
@@ -101,6 +104,8 @@ static const key_t keys[] = {
     {"encoder.batch", K_INT, "16", 1, 4096, NULL, OFF(encoder.batch), 0, "tiles per forward pass"},
     {"encoder.threads", K_INT, "0", 0, 1024, NULL, OFF(encoder.threads), 0,
      "BLAS threads per rank, 0 = automatic"},
+    {"encoder.vocab", K_STR, "", NO, OFF(encoder.vocab), 0,
+     "BPE vocabulary of the text tower, empty = next to the weights"},
     {"captioner.model", K_STR, "", NO, OFF(captioner.model), 0, "captioner weights, empty = none"},
     {"captioner.prompt", K_STR, "Describe this satellite image.", NO, OFF(captioner.prompt), 0,
      "the question asked for each tile"},
@@ -116,6 +121,27 @@ static const key_t keys[] = {
      "IVF lists searched per query"},
     {"tasks.max_tiles", K_INT, "256", 1, 1048576, NULL, OFF(tasks.max_tiles), 0,
      "grid cells per ingest task (the unit of dispatch, commit and resume)"},
+    {"changes.pairing", K_ENUM, "latest", 0, 0, pairing_names, OFF(changes.pairing), 0,
+     "latest (each scene with the latest earlier one) or consecutive"},
+    {"changes.max_gap_days", K_F64, "365", 0, 1e6, NULL, OFF(changes.max_gap_days), 0,
+     "the most days between the scenes of a pair, 0 = any"},
+    {"changes.min_overlap", K_F64, "0.5", 0, 1, NULL, OFF(changes.min_overlap), 0,
+     "footprint overlap over the smaller footprint needed to pair two scenes"},
+    {"changes.grid", K_ENUM, "later", 0, 0, grid_names, OFF(changes.grid), 0,
+     "later (the later scene's grid) or crs (changes.crs at changes.resolution)"},
+    {"changes.crs", K_STR, "", NO, OFF(changes.crs), 0, "grid: crs: the CRS, e.g. EPSG:32718"},
+    {"changes.resolution", K_F64, "0", 0, 1e12, NULL, OFF(changes.resolution), 0,
+     "grid: crs: pixel size in CRS units"},
+    {"changes.resampling", K_ENUM, "bilinear", 0, 0, resample_names, OFF(changes.resampling), 0,
+     "warping: nearest, bilinear or cubic"},
+    {"changes.threshold", K_F64, "0", 0, 2, NULL, OFF(changes.threshold), 0,
+     "caption tiles whose change score (cosine distance) is at least this"},
+    {"changes.top_fraction", K_F64, "0.1", 0, 1, NULL, OFF(changes.top_fraction), 0,
+     "... and among this fraction of the highest scores of their pair"},
+    {"changes.caption_model", K_STR, "", NO, OFF(changes.caption_model), 0,
+     "two-image captioner; empty = captioner.model, none = no change captions"},
+    {"changes.prompt", K_STR, "What changed between the two images?", NO, OFF(changes.prompt), 0,
+     "the question asked about each pair of tiles"},
 };
 #define N_KEYS ((int)(sizeof keys / sizeof keys[0]))
 
@@ -597,6 +623,10 @@ static gs_err validate(ctx_t *c, gs_job_t *j)
                     j->time.value);
     if (!*j->encoder.arch)
         return fail(c, line_of(c, "encoder.arch"), "encoder.arch must not be empty (use auto)");
+    if (j->changes.grid == GS_JOB_GRID_CRS && (!*j->changes.crs || !(j->changes.resolution > 0)))
+        return fail(c, line_of(c, "changes.grid"),
+                    "changes.crs and a changes.resolution above 0 are required when "
+                    "changes.grid is crs");
     if (!*j->index.type || strchr(j->index.type, ' '))
         return fail(c, line_of(c, "index.type"),
                     "index.type must be auto, flat or a FAISS factory string without "

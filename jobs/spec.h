@@ -47,6 +47,23 @@ typedef enum {
 } gs_job_time_from_t;
 
 typedef enum {
+    GS_JOB_PAIRING_LATEST = 0,      // each scene with the latest earlier scene of its place
+    GS_JOB_PAIRING_CONSECUTIVE = 1, // every scene with the next one of its place (all pairs
+                                    // of neighbours in time)
+} gs_job_pairing_t;
+
+typedef enum {
+    GS_JOB_GRID_LATER = 0, // change pairs are resampled onto the later scene's grid
+    GS_JOB_GRID_CRS = 1,   // ... onto a grid in changes.crs at changes.resolution
+} gs_job_grid_t;
+
+typedef enum {
+    GS_JOB_RESAMPLE_NEAREST = 0,
+    GS_JOB_RESAMPLE_BILINEAR = 1,
+    GS_JOB_RESAMPLE_CUBIC = 2,
+} gs_job_resample_t;
+
+typedef enum {
     GS_JOB_SELECT_ALL = 0,       // caption every kept tile
     GS_JOB_SELECT_NONE = 1,      // caption nothing
     GS_JOB_SELECT_SAMPLE = 2,    // a deterministic fraction of tiles (by tile id)
@@ -92,6 +109,7 @@ typedef struct {
         char *arch;  // "auto" or an architecture name checked by the model loader
         int batch;   // tiles per forward pass, 1..4096 (16)
         int threads; // BLAS threads per rank, 0 = automatic, 0..1024 (0)
+        char *vocab; // the text tower's BPE vocabulary; "" = found next to the weights
     } encoder;
     struct {
         char *model;  // "" = no captions
@@ -110,6 +128,20 @@ typedef struct {
         int max_tiles; // grid cells per ingest task, 1..2^20 (256); part of the task ids, so
                        // an output keeps the value of its first run (coordinator/ingest.h)
     } tasks;
+    struct {                      // `geoscribe changes` (docs/CHANGES.md)
+        gs_job_pairing_t pairing; // latest (default) or consecutive
+        double max_gap_days;      // the most days between the two scenes of a pair, 0 = any
+                                  // (365)
+        double min_overlap;       // footprint overlap / smaller footprint, 0..1 (0.5)
+        gs_job_grid_t grid;       // later (default) or crs
+        char *crs;                // grid = crs: "EPSG:32718" or any GDAL CRS text
+        double resolution;        // grid = crs: pixel size in CRS units, > 0
+        gs_job_resample_t resampling; // warping (bilinear)
+        double threshold;         // caption tiles with a change score >= this, 0..2 (0)
+        double top_fraction;      // ... and among the top fraction of their pair, 0..1 (0.1)
+        char *caption_model;      // two-image captioner; "" = captioner.model; "none" = none
+        char *prompt;             // the question asked about each pair of tiles
+    } changes;
 } gs_job_t;
 
 // The most --set overrides one load accepts.
