@@ -69,8 +69,7 @@ static int print_json(gs_buf_t *b)
 
 // encode_images: reads DIR/paths[i] for i in [0, n) and writes their normalised embeddings
 // to out (n, dim), `batch` images per forward pass.
-static int encode_images(gs_clip_t *m, const args_t *a, const char *const *paths, int n,
-                         float *out)
+static int encode_images(gs_clip_t *m, const args_t *a, const char *const *paths, int n, float *out)
 {
     int S = gs_clip_image_size(m), dim = gs_clip_dim(m);
     float *pix = gs_trymalloc((size_t)a->batch * 3 * S * S * sizeof(float));
@@ -158,8 +157,7 @@ static int class_embeddings(gs_clip_t *m, const args_t *a, const gs_labels_t *l,
 }
 
 // classify_report: top-1/top-5 over the images' embeddings; prints the JSON line.
-static int classify_report(const gs_labels_t *l, int n, const float *img, const float *cls,
-                           int dim)
+static int classify_report(const gs_labels_t *l, int n, const float *img, const float *cls, int dim)
 {
     int *n_cls = gs_xcalloc((size_t)l->n_classes, sizeof(int));
     int *hit_cls = gs_xcalloc((size_t)l->n_classes, sizeof(int));
@@ -180,8 +178,8 @@ static int classify_report(const gs_labels_t *l, int n, const float *img, const 
     }
     gs_buf_t b;
     gs_buf_init(&b, (size_t)1 << 26);
-    gs_buf_printf(&b, "{\"n\":%d,\"top1\":%.6g,\"top5\":%.6g,\"per_class\":{", n,
-                  (double)top1 / n, (double)top5 / n);
+    gs_buf_printf(&b, "{\"n\":%d,\"top1\":%.6g,\"top5\":%.6g,\"per_class\":{", n, (double)top1 / n,
+                  (double)top5 / n);
     for (int c = 0, first = 1; c < l->n_classes; c++) {
         if (n_cls[c] == 0)
             continue;
@@ -273,8 +271,8 @@ static int retrieve_report(const gs_rank_recall_t *r)
                   "{\"n_images\":%d,\"n_texts\":%d,\"i2t_r1\":%.4f,\"i2t_r5\":%.4f,"
                   "\"i2t_r10\":%.4f,\"t2i_r1\":%.4f,\"t2i_r5\":%.4f,\"t2i_r10\":%.4f,"
                   "\"mR\":%.4f}",
-                  r->n_images, r->n_texts, r->i2t[0], r->i2t[1], r->i2t[2], r->t2i[0],
-                  r->t2i[1], r->t2i[2], r->mr);
+                  r->n_images, r->n_texts, r->i2t[0], r->i2t[1], r->i2t[2], r->t2i[0], r->t2i[1],
+                  r->t2i[2], r->mr);
     int rc = print_json(&b);
     gs_buf_cleanup(&b);
     return rc;
@@ -322,8 +320,8 @@ static int run_retrieve(const args_t *a)
         fprintf(stderr, "geoscribe eval: no image has a caption\n");
         goto out;
     }
-    GS_LOG_INFO("retrieve: %d texts in %.2f s, %d images in %.2f s, ranking %.2f s", n_txt,
-                t1 - t0, n, t2 - t1, now_s() - t2);
+    GS_LOG_INFO("retrieve: %d texts in %.2f s, %d images in %.2f s, ranking %.2f s", n_txt, t1 - t0,
+                n, t2 - t1, now_s() - t2);
     rc = retrieve_report(&r);
 out:
     gs_free(img);
@@ -349,8 +347,8 @@ static gs_err caption_one(gs_llava_t *m, const args_t *a, const char *rel,
     gs_err e = gs_raster_read_rgb8(path, &rgb, &w, &h);
     if (e == GS_OK) {
         gs_llava_image_t im = {rgb, w, h};
-        e = gs_llava_caption(m, &im, 1, a->prompt, false, gen, ids, gen->max_new_tokens + 1,
-                             &n_ids, text);
+        e = gs_llava_caption(m, &im, 1, a->prompt, false, gen, ids, gen->max_new_tokens + 1, &n_ids,
+                             text);
     }
     if (e != GS_OK)
         fprintf(stderr, "geoscribe eval: could not caption image \"%s\": %s\n", path,
@@ -403,8 +401,8 @@ static int run_caption(const args_t *a)
     int32_t *ids = gs_xmalloc(((size_t)a->max_tokens + 1) * sizeof *ids);
     gs_buf_t text;
     gs_buf_init(&text, (size_t)1 << 20);
-    gs_llava_opts_t o = {.n_threads = a->clip.threads, .max_images = 1,
-                         .max_beams = a->beams > 4 ? a->beams : 0};
+    gs_llava_opts_t o = {
+        .n_threads = a->clip.threads, .max_images = 1, .max_beams = a->beams > 4 ? a->beams : 0};
     if (!s)
         goto out;
     if (a->captions_out && !(fout = fopen(a->captions_out, "w"))) {
@@ -494,13 +492,14 @@ static int parse_opt(args_t *a, int c, const char *arg)
     case 'p': {
         const char *at = strstr(arg, "{}");
         if (!at || strstr(at + 2, "{}") || a->n_tpls == MAX_TEMPLATES)
-            return gs_cli_usage_error("eval", "a --template holds \"{}\" exactly once (where "
-                                      "the class name goes), not \"%s\"", arg);
+            return gs_cli_usage_error("eval",
+                                      "a --template holds \"{}\" exactly once (where "
+                                      "the class name goes), not \"%s\"",
+                                      arg);
         a->tpls[a->n_tpls++] = arg;
         return 0;
     }
-    default:
-        return 2;
+    default: return 2;
     }
 }
 
@@ -510,9 +509,11 @@ static int check_args(args_t *a, int argc, char **argv)
     if (optind < argc)
         return gs_cli_usage_error("eval", "%s: unexpected argument \"%s\"", a->sub, argv[optind]);
     bool classify = strcmp(a->sub, "classify") == 0;
-    const char *missing = !a->clip.model ? "--model" : !a->images ? "--images"
-                          : classify && !a->labels ? "--labels"
-                          : !classify && !a->dataset ? "--dataset" : NULL;
+    const char *missing = !a->clip.model             ? "--model"
+                          : !a->images               ? "--images"
+                          : classify && !a->labels   ? "--labels"
+                          : !classify && !a->dataset ? "--dataset"
+                                                     : NULL;
     if (missing)
         return gs_cli_usage_error("eval", "%s needs %s", a->sub, missing);
     if (!gs_is_dir(a->images))
@@ -524,30 +525,42 @@ static int check_args(args_t *a, int argc, char **argv)
 
 static int run(int argc, char **argv)
 {
-    static const struct option opts[] = {
-        {"model", required_argument, NULL, 'm'},      {"arch", required_argument, NULL, 'A'},
-        {"config", required_argument, NULL, 'C'},     {"vocab", required_argument, NULL, 'V'},
-        {"threads", required_argument, NULL, 'T'},    {"images", required_argument, NULL, 'I'},
-        {"labels", required_argument, NULL, 'l'},     {"dataset", required_argument, NULL, 'd'},
-        {"split", required_argument, NULL, 's'},      {"classnames", required_argument, NULL, 'c'},
-        {"template", required_argument, NULL, 'p'},   {"batch", required_argument, NULL, 'B'},
-        {"limit", required_argument, NULL, 'L'},      {"prompt", required_argument, NULL, 'q'},
-        {"max-tokens", required_argument, NULL, 'n'}, {"beams", required_argument, NULL, 'b'},
-        {"captions-out", required_argument, NULL, 'o'}, {0}};
+    static const struct option opts[] = {{"model", required_argument, NULL, 'm'},
+                                         {"arch", required_argument, NULL, 'A'},
+                                         {"config", required_argument, NULL, 'C'},
+                                         {"vocab", required_argument, NULL, 'V'},
+                                         {"threads", required_argument, NULL, 'T'},
+                                         {"images", required_argument, NULL, 'I'},
+                                         {"labels", required_argument, NULL, 'l'},
+                                         {"dataset", required_argument, NULL, 'd'},
+                                         {"split", required_argument, NULL, 's'},
+                                         {"classnames", required_argument, NULL, 'c'},
+                                         {"template", required_argument, NULL, 'p'},
+                                         {"batch", required_argument, NULL, 'B'},
+                                         {"limit", required_argument, NULL, 'L'},
+                                         {"prompt", required_argument, NULL, 'q'},
+                                         {"max-tokens", required_argument, NULL, 'n'},
+                                         {"beams", required_argument, NULL, 'b'},
+                                         {"captions-out", required_argument, NULL, 'o'},
+                                         {0}};
     // the options each subcommand accepts, as the letters above
-    static const char *const subs[][2] = {{"classify", "mACVTIlscpBL"},
-                                          {"retrieve", "mACVTIdsBL"},
-                                          {"caption", "mTIdsqnboL"}};
+    static const char *const subs[][2] = {
+        {"classify", "mACVTIlscpBL"}, {"retrieve", "mACVTIdsBL"}, {"caption", "mTIdsqnboL"}};
     if (argc < 2)
         return gs_cli_usage_error("eval", "give a subcommand: classify, retrieve or caption");
     int k = 0;
     while (k < 3 && strcmp(argv[1], subs[k][0]) != 0)
         k++;
     if (k == 3)
-        return gs_cli_usage_error("eval", "unknown subcommand \"%s\" (classify, retrieve or "
-                                  "caption)", argv[1]);
-    args_t a = {.sub = subs[k][0], .classnames = "spaced", .batch = DEFAULT_BATCH,
-                .max_tokens = 64, .beams = 1};
+        return gs_cli_usage_error("eval",
+                                  "unknown subcommand \"%s\" (classify, retrieve or "
+                                  "caption)",
+                                  argv[1]);
+    args_t a = {.sub = subs[k][0],
+                .classnames = "spaced",
+                .batch = DEFAULT_BATCH,
+                .max_tokens = 64,
+                .beams = 1};
     int c;
     optind = 1;
     while ((c = getopt_long(argc - 1, argv + 1, "", opts, NULL)) != -1) {
@@ -598,13 +611,16 @@ const gs_cli_cmd_t gs_cli_cmd_eval = {
         "            CSV with columns class,name gives them (unlisted classes: spaced).\n"
         "  retrieve  image-text retrieval with a CLIP model over a Karpathy-style dataset.json\n"
         "            (UCM-captions, RSICD): {\"n_images\",\"n_texts\",\"i2t_r1\",\"i2t_r5\",\n"
-        "            \"i2t_r10\",\"t2i_r1\",\"t2i_r5\",\"t2i_r10\",\"mR\"} in percent. i2t: an image\n"
+        "            \"i2t_r10\",\"t2i_r1\",\"t2i_r5\",\"t2i_r10\",\"mR\"} in percent. i2t: an "
+        "image\n"
         "            hits when any of its captions is in the top K; t2i: a caption hits when\n"
         "            its image is in the top K; mR: the mean of the six.\n"
         "  caption   greedy captions (--beams N: beam search) from a LLaVA model, prompt\n"
         "            \"Describe this image.\" unless --prompt, scored against the dataset's\n"
-        "            captions with coco-caption's BLEU-1..4, ROUGE-L and CIDEr-D: {\"n\",\"bleu1\",\n"
-        "            \"bleu2\",\"bleu3\",\"bleu4\",\"rouge_l\",\"cider\"} (fractions; CIDEr 0..10).\n"
+        "            captions with coco-caption's BLEU-1..4, ROUGE-L and CIDEr-D: "
+        "{\"n\",\"bleu1\",\n"
+        "            \"bleu2\",\"bleu3\",\"bleu4\",\"rouge_l\",\"cider\"} (fractions; CIDEr "
+        "0..10).\n"
         "            --captions-out writes one {\"image\",\"caption\",\"refs\"} line per image.\n"
         "--images DIR holds the files the CSV / JSON name; --limit N keeps the first N images\n"
         "(quick checks); --batch N images per CLIP forward pass (default 32). Example:\n"

@@ -38,7 +38,7 @@ struct gs_capscore {
     // items: sentence items[i].first is the candidate, the next items[i].n_refs its references
     struct item {
         int first, n_refs;
-    } *items;
+    } * items;
     int n_items, items_cap;
 };
 
@@ -72,15 +72,36 @@ static gs_err grow_int(void **p, int *cap, size_t need, size_t elem)
 
 // ---- tokenizer -----------------------------------------------------------------------------
 
-static unsigned char lower(unsigned char c) { return c >= 'A' && c <= 'Z' ? c + 32 : c; }
-static bool is_digit(unsigned char c) { return c >= '0' && c <= '9'; }
-static bool is_alpha(unsigned char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
-static bool is_space(unsigned char c) { return c == ' ' || (c >= '\t' && c <= '\r'); }
+static unsigned char lower(unsigned char c)
+{
+    return c >= 'A' && c <= 'Z' ? c + 32 : c;
+}
+static bool is_digit(unsigned char c)
+{
+    return c >= '0' && c <= '9';
+}
+static bool is_alpha(unsigned char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+}
+static bool is_space(unsigned char c)
+{
+    return c == ' ' || (c >= '\t' && c <= '\r');
+}
 // dropped punctuation (PTB tokens coco removes: . , ? ! : ; -- quotes, brackets)
-static bool is_drop(unsigned char c) { return c && strchr(".,?!:;\"`()[]{}-'", c) != NULL; }
+static bool is_drop(unsigned char c)
+{
+    return c && strchr(".,?!:;\"`()[]{}-'", c) != NULL;
+}
 // symbols PTB makes tokens of their own, which coco keeps
-static bool is_own(unsigned char c) { return c && strchr("$%&#", c) != NULL; }
-static bool is_word(unsigned char c) { return c && !is_space(c) && !is_drop(c) && !is_own(c); }
+static bool is_own(unsigned char c)
+{
+    return c && strchr("$%&#", c) != NULL;
+}
+static bool is_word(unsigned char c)
+{
+    return c && !is_space(c) && !is_drop(c) && !is_own(c);
+}
 
 // tok_fn: receives each token as raw bytes (not yet lowercased).
 typedef gs_err (*tok_fn)(void *ud, const char *s, size_t n);
@@ -248,7 +269,10 @@ static gs_err intern(gs_capscore_t *self, const char *s, size_t n, int32_t *out_
 
 // ---- accumulator ---------------------------------------------------------------------------
 
-gs_capscore_t *gs_capscore_new(void) { return gs_xcalloc(1, sizeof(gs_capscore_t)); }
+gs_capscore_t *gs_capscore_new(void)
+{
+    return gs_xcalloc(1, sizeof(gs_capscore_t));
+}
 
 void gs_capscore_destroy(gs_capscore_t **p)
 {
@@ -265,7 +289,10 @@ void gs_capscore_destroy(gs_capscore_t **p)
     *p = NULL;
 }
 
-int gs_capscore_count(const gs_capscore_t *self) { return self ? self->n_items : 0; }
+int gs_capscore_count(const gs_capscore_t *self)
+{
+    return self ? self->n_items : 0;
+}
 
 static gs_err count_token(void *ud, const char *s, size_t n)
 {

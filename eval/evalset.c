@@ -21,7 +21,8 @@ static gs_err sentence_text(const json_t *s, gs_buf_t *b)
         return GS_EFORMAT;
     size_t k;
     const json_t *t;
-    json_array_foreach(tok, k, t) {
+    json_array_foreach(tok, k, t)
+    {
         if (!json_is_string(t))
             return GS_EFORMAT;
         GS_TRY(gs_buf_printf(b, "%s%s", k ? " " : "", json_string_value(t)));
@@ -36,7 +37,8 @@ static gs_err count(const char *path, const json_t *images, const char *split, i
     size_t i;
     const json_t *im;
     long ni = 0, nt = 0;
-    json_array_foreach(images, i, im) {
+    json_array_foreach(images, i, im)
+    {
         const json_t *fn = json_object_get(im, "filename"), *sp = json_object_get(im, "split");
         const json_t *se = json_object_get(im, "sentences");
         if (!json_is_object(im) || !json_is_string(fn) || (sp && !json_is_string(sp)) ||
@@ -66,7 +68,8 @@ static gs_err fill(const char *path, const json_t *images, const char *split, gs
     gs_err e = GS_OK;
     size_t i;
     const json_t *im;
-    json_array_foreach(images, i, im) {
+    json_array_foreach(images, i, im)
+    {
         const json_t *sp = json_object_get(im, "split"), *fp = json_object_get(im, "filepath");
         const char *spl = sp ? json_string_value(sp) : "";
         if (split && strcmp(spl, split) != 0)
@@ -88,7 +91,8 @@ static gs_err fill(const char *path, const json_t *images, const char *split, gs
         }
         size_t k;
         const json_t *sen;
-        json_array_foreach(json_object_get(im, "sentences"), k, sen) {
+        json_array_foreach(json_object_get(im, "sentences"), k, sen)
+        {
             if (!json_is_object(sen) || (e = sentence_text(sen, &b)) != GS_OK) {
                 e = e == GS_OK || e == GS_EFORMAT ? GS_EFORMAT : e;
                 if (e == GS_EFORMAT)
@@ -136,7 +140,8 @@ gs_err gs_evalset_read(const char *path, const char *split, gs_evalset_t **out)
     gs_err e = GS_OK;
     if (!json_is_array(images)) {
         GS_LOG_ERROR("dataset \"%s\": no \"images\" array at the top level (a Karpathy-style "
-                     "dataset.json is {\"images\": [...]})", path);
+                     "dataset.json is {\"images\": [...]})",
+                     path);
         e = GS_EFORMAT;
     }
     if (e == GS_OK)

@@ -62,7 +62,8 @@ static gs_err csv_field(csv_t *c, bool *out_last)
         n--;
     if ((quoted && n) || memchr(start, '"', n)) {
         GS_LOG_ERROR("csv \"%s\" line %d: a quote inside a field (quote the whole field and "
-                     "double the quotes in it)", c->path, c->line);
+                     "double the quotes in it)",
+                     c->path, c->line);
         return GS_EFORMAT;
     }
     if (!quoted)
@@ -94,8 +95,7 @@ static gs_err csv_row(csv_t *c, const char **out, int *out_n, int *out_line)
             GS_LOG_ERROR("csv \"%s\" line %d: more than %d fields", c->path, line0, MAX_COLS);
             return GS_ETOOBIG;
         }
-        out[*out_n] = gs_arena_strndup(c->arena, c->field.len ? c->field.data : "",
-                                       c->field.len);
+        out[*out_n] = gs_arena_strndup(c->arena, c->field.len ? c->field.data : "", c->field.len);
         if (!out[(*out_n)++])
             return GS_ENOMEM;
     }
@@ -138,8 +138,8 @@ static int cmp_str(const void *a, const void *b)
 
 static int find_class(const gs_labels_t *l, const char *name)
 {
-    const char **hit = bsearch(&name, l->classes, (size_t)l->n_classes, sizeof *l->classes,
-                               cmp_str);
+    const char **hit =
+        bsearch(&name, l->classes, (size_t)l->n_classes, sizeof *l->classes, cmp_str);
     return hit ? (int)(hit - l->classes) : -1;
 }
 
@@ -156,7 +156,11 @@ static gs_err read_rows(csv_t *c, const char *const *hdr, int ncols, bool want_s
     int cs = column(hdr, ncols, "split");
     if (cf < 0 || cc < 0 || (want_split && cs < 0)) {
         GS_LOG_ERROR("csv \"%s\": the header has no \"%s\" column (it needs \"filename\" and "
-                     "\"class\"%s)", c->path, cf < 0 ? "filename" : cc < 0 ? "class" : "split",
+                     "\"class\"%s)",
+                     c->path,
+                     cf < 0   ? "filename"
+                     : cc < 0 ? "class"
+                              : "split",
                      want_split ? ", and \"split\" to select a split" : "");
         return GS_EFORMAT;
     }
@@ -289,8 +293,14 @@ static const char *const compounds[][2] = {
     {"tenniscourt", "tennis court"},
 };
 
-static bool is_upper(char ch) { return ch >= 'A' && ch <= 'Z'; }
-static bool is_lower_or_digit(char ch) { return (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9'); }
+static bool is_upper(char ch)
+{
+    return ch >= 'A' && ch <= 'Z';
+}
+static bool is_lower_or_digit(char ch)
+{
+    return (ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9');
+}
 
 gs_err gs_labels_readable(const char *cls, gs_buf_t *out)
 {
@@ -325,7 +335,8 @@ static gs_err set_names(gs_labels_t *self, csv_t *c, const char *const *hdr, int
     int cc = column(hdr, ncols, "class"), cn = column(hdr, ncols, "name");
     if (cc < 0 || cn < 0) {
         GS_LOG_ERROR("csv \"%s\": the header has no \"%s\" column (class names want \"class\" "
-                     "and \"name\")", c->path, cc < 0 ? "class" : "name");
+                     "and \"name\")",
+                     c->path, cc < 0 ? "class" : "name");
         return GS_EFORMAT;
     }
     const char *f[MAX_COLS], *unknown = NULL;
@@ -348,8 +359,7 @@ static gs_err set_names(gs_labels_t *self, csv_t *c, const char *const *hdr, int
             unknown = f[cc];
     }
     if (unknown)
-        GS_LOG_WARN("csv \"%s\": class \"%s\" is not among the labels; ignored", c->path,
-                    unknown);
+        GS_LOG_WARN("csv \"%s\": class \"%s\" is not among the labels; ignored", c->path, unknown);
     return GS_OK;
 }
 
@@ -360,8 +370,7 @@ gs_err gs_labels_read_names(gs_labels_t *self, const char *path)
     csv_t c = {0};
     char *text = NULL;
     const char *hdr[MAX_COLS];
-    const char **names = gs_arena_calloc(self->arena_, (size_t)self->n_classes + 1,
-                                         sizeof *names);
+    const char **names = gs_arena_calloc(self->arena_, (size_t)self->n_classes + 1, sizeof *names);
     int ncols = 0;
     gs_err e = names ? csv_open(&c, path, self->arena_, &text, hdr, &ncols) : GS_ENOMEM;
     if (e == GS_OK)

@@ -19,9 +19,9 @@ typedef struct {
     const char **filenames; // (n) as written in the CSV, in file order
     int *cls;               // (n) index into classes
     int n_classes;
-    const char **classes;   // (n_classes) the distinct classes of ALL rows, sorted (strcmp)
-    const char **names;     // (n_classes) prompt texts from gs_labels_read_names, else NULL
-    gs_arena_t *arena_;     // private: the storage
+    const char **classes; // (n_classes) the distinct classes of ALL rows, sorted (strcmp)
+    const char **names;   // (n_classes) prompt texts from gs_labels_read_names, else NULL
+    gs_arena_t *arena_;   // private: the storage
 } gs_labels_t;
 
 // gs_labels_read: reads a labels CSV. split: when not NULL, only rows whose "split" column

@@ -22,8 +22,8 @@
 #define CLOSE(got, want)                                                                           \
     do {                                                                                           \
         double g_ = (got), w_ = (want);                                                            \
-        ck_assert_msg(fabs(g_ - w_) <= 1e-9 + 1e-8 * fabs(w_), "%s = %.12g, want %.12g", #got,   \
-                      g_, w_);                                                                     \
+        ck_assert_msg(fabs(g_ - w_) <= 1e-9 + 1e-8 * fabs(w_), "%s = %.12g, want %.12g", #got, g_, \
+                      w_);                                                                         \
     } while (0)
 
 static void silence(gs_log_level_t l, const char *line, void *ud)
@@ -420,18 +420,18 @@ static void labels_refused(const char *text, const char *split, gs_err want)
 START_TEST(test_labels_csv_refusals)
 {
     gs_log_set(silence, NULL);
-    labels_refused("", NULL, GS_EFORMAT);                                  // no header
-    labels_refused("file,class\na.jpg,x\n", NULL, GS_EFORMAT);             // no filename column
-    labels_refused("filename,label\na.jpg,x\n", NULL, GS_EFORMAT);         // no class column
-    labels_refused("filename,class\na.jpg,x\n", "val", GS_EFORMAT);        // no split column
-    labels_refused("filename,class\na.jpg,x,extra\n", NULL, GS_EFORMAT);   // too many fields
-    labels_refused("filename,class\na.jpg\n", NULL, GS_EFORMAT);           // too few
-    labels_refused("filename,class\na.jpg,\n", NULL, GS_EFORMAT);          // empty class
-    labels_refused("filename,class\n,x\n", NULL, GS_EFORMAT);              // empty filename
+    labels_refused("", NULL, GS_EFORMAT);                                   // no header
+    labels_refused("file,class\na.jpg,x\n", NULL, GS_EFORMAT);              // no filename column
+    labels_refused("filename,label\na.jpg,x\n", NULL, GS_EFORMAT);          // no class column
+    labels_refused("filename,class\na.jpg,x\n", "val", GS_EFORMAT);         // no split column
+    labels_refused("filename,class\na.jpg,x,extra\n", NULL, GS_EFORMAT);    // too many fields
+    labels_refused("filename,class\na.jpg\n", NULL, GS_EFORMAT);            // too few
+    labels_refused("filename,class\na.jpg,\n", NULL, GS_EFORMAT);           // empty class
+    labels_refused("filename,class\n,x\n", NULL, GS_EFORMAT);               // empty filename
     labels_refused("filename,class\na.jpg,x\na.jpg,y\n", NULL, GS_EFORMAT); // listed twice
-    labels_refused("filename,class\n\"a.jpg,x\n", NULL, GS_EFORMAT);       // unclosed quote
-    labels_refused("filename,class\na\"b.jpg,x\n", NULL, GS_EFORMAT);      // stray quote
-    labels_refused("filename,class\n\"a\"b.jpg,x\n", NULL, GS_EFORMAT);    // text after quote
+    labels_refused("filename,class\n\"a.jpg,x\n", NULL, GS_EFORMAT);        // unclosed quote
+    labels_refused("filename,class\na\"b.jpg,x\n", NULL, GS_EFORMAT);       // stray quote
+    labels_refused("filename,class\n\"a\"b.jpg,x\n", NULL, GS_EFORMAT);     // text after quote
     gs_labels_t *l = NULL;
     ck_assert_int_eq(gs_labels_read("/nonexistent/labels.csv", NULL, &l), GS_EIO);
     ck_assert_int_eq(gs_labels_read(NULL, NULL, &l), GS_EINVAL);
@@ -505,7 +505,8 @@ START_TEST(test_evalset_karpathy_json)
         "{\"dataset\": \"x\", \"images\": ["
         " {\"filename\": \"1.jpg\", \"split\": \"train\", \"sentences\": [{\"raw\": \"A b .\"}]},"
         " {\"filename\": \"2.jpg\", \"split\": \"val\", \"filepath\": \"sub\", \"sentences\": ["
-        "   {\"raw\": \"first one .\", \"tokens\": [\"x\"]}, {\"tokens\": [\"from\", \"tokens\"]}]},"
+        "   {\"raw\": \"first one .\", \"tokens\": [\"x\"]}, {\"tokens\": [\"from\", "
+        "\"tokens\"]}]},"
         " {\"filename\": \"3.jpg\", \"split\": \"val\"},"
         " {\"filename\": \"4.jpg\", \"sentences\": [{\"raw\": \"no split\"}]}]}";
     const char *p = write_tmp("ds.json", js);
@@ -549,8 +550,8 @@ START_TEST(test_evalset_refusals)
 {
     gs_log_set(silence, NULL);
     evalset_refused("{\"images\": [", GS_EFORMAT);                       // not JSON
-    evalset_refused("[]", GS_EFORMAT);                                    // no images
-    evalset_refused("{\"images\": {}}", GS_EFORMAT);                      // not an array
+    evalset_refused("[]", GS_EFORMAT);                                   // no images
+    evalset_refused("{\"images\": {}}", GS_EFORMAT);                     // not an array
     evalset_refused("{\"images\": [{\"split\": \"val\"}]}", GS_EFORMAT); // no filename
     evalset_refused("{\"images\": [{\"filename\": 3}]}", GS_EFORMAT);
     evalset_refused("{\"images\": [{\"filename\": \"a\", \"split\": 1}]}", GS_EFORMAT);
