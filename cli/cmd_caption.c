@@ -239,7 +239,8 @@ const gs_cli_cmd_t gs_cli_cmd_caption = {
         "                    sample instead of taking the most likely token; the stream is\n"
         "                    geoscribe's own, so samples differ from PyTorch's\n"
         "  --threads N       threads (default: all cores, at most 16)\n"
-        "  --ctx N           KV cache rows (default min(max_position_embeddings, 4096))\n\n"
+        "  --ctx N           KV cache rows: prompt + image features + generated tokens x beams\n"
+        "                    (default min(max_position_embeddings, 2048); 1 MiB a row for 7B)\n\n"
         "--format json prints {\"images\":[...],\"prompt\":...,\"ids\":[generated ids],\"text\":...}.\n"
         "Example: geoscribe caption --model llava-1.5-7b-hf --image before.png --image after.png\n"
         "         --format json",

@@ -225,7 +225,10 @@ static gs_err open_all(gs_llava_t *self, const char *dir, const gs_llava_opts_t 
     const gs__llama_hparams_t *hp = &self->cfg.text;
     self->text_dim = hp->dim;
     GS_TRY(bind_projector(self));
-    gs_llama_opts_t lo = {.n_threads = n_threads, .n_ctx = o->n_ctx,
+    // 2048 rows hold two 336-px images (2 x 576 features), the text and a long answer; a 7B
+    // model's float32 cache is 2 GiB at that size
+    int n_ctx = o->n_ctx > 0 ? o->n_ctx : (hp->max_pos < 2048 ? hp->max_pos : 2048);
+    gs_llama_opts_t lo = {.n_threads = n_threads, .n_ctx = n_ctx,
                           .n_seq_max = o->max_beams > 0 ? o->max_beams : 4};
     GS_TRY(gs__llama_open_weights(self->w, "language_model.", hp, &lo, &self->lm));
     self->n_ctx = gs__llama_n_ctx(self->lm);

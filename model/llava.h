@@ -24,7 +24,8 @@ typedef struct gs_llava gs_llava_t;
 typedef struct {
     int n_threads;  // decoder kernels and BLAS (process-wide); <= 0: 1
     int n_ctx;      // decoder KV cache rows (prompt + image features + generated tokens, over
-                    // all beams); <= 0: min(max_position_embeddings, 4096)
+                    // all beams); <= 0: min(max_position_embeddings, 2048). float32: a 7B
+                    // model's cache takes 1 MiB per row
     int max_images; // images per call; <= 0: 2
     int max_beams;  // the largest num_beams accepted; <= 0: 4
 } gs_llava_opts_t;
