@@ -1,0 +1,101 @@
+// Pairing scenes for change captioning (warp.h): the same place (lon/lat boxes overlapping by
+// at least changes.min_overlap of the smaller one) at two times (the latest earlier scene
+// within changes.max_gap_days). Pure code: no GDAL, no store.
+#include <math.h>
+#include <stdlib.h>
+
+#include "common/alloc.h"
+#include "jobs/warp.h"
+
+double gs_warp_overlap(const double a[4], const double b[4])
+{
+    if (!(a[0] <= a[2] && a[1] <= a[3] && b[0] <= b[2] && b[1] <= b[3]))
+        return 0; // antimeridian boxes (W > E) or empty ones
+    double w = fmin(a[2], b[2]) - fmax(a[0], b[0]);
+    double h = fmin(a[3], b[3]) - fmax(a[1], b[1]);
+    if (!(w > 0 && h > 0))
+        return 0;
+    double area_a = (a[2] - a[0]) * (a[3] - a[1]);
+    double area_b = (b[2] - b[0]) * (b[3] - b[1]);
+    double smaller = fmin(area_a, area_b);
+    if (!(smaller > 0))
+        return 0;
+    double f = w * h / smaller;
+    return f > 1 ? 1 : f;
+}
+
+// The item array, for the sort comparator (qsort has no user data).
+typedef struct {
+    const gs_warp_item_t *item;
+    uint32_t index;
+} entry_t;
+
+static int by_time(const void *pa, const void *pb)
+{
+    const entry_t *a = pa, *b = pb;
+    if (a->item->time != b->item->time)
+        return a->item->time < b->item->time ? -1 : 1;
+    return a->item->id < b->item->id ? -1 : a->item->id > b->item->id;
+}
+
+// partner: the pair partner of sorted entry i (the latest earlier overlapping scene), or -1.
+static long partner(const gs_job_t *job, const entry_t *e, size_t i, double *out_overlap)
+{
+    const gs_warp_item_t *s = e[i].item;
+    double max_gap_s = job->changes.max_gap_days * 86400.0;
+    long best = -1;
+    double best_ov = 0;
+    int64_t best_time = 0;
+    for (size_t k = i; k-- > 0;) {
+        const gs_warp_item_t *o = e[k].item;
+        if (o->time >= s->time)
+            continue; // same time: not a pair
+        if (best >= 0 && o->time < best_time)
+            break; // every later candidate of the best time was seen
+        if (max_gap_s > 0 && (double)(s->time - o->time) > max_gap_s)
+            break;
+        double ov = gs_warp_overlap(o->bbox, s->bbox);
+        if (ov <= 0 || ov < job->changes.min_overlap)
+            continue;
+        // the same time as the best so far: the larger overlap, then the smaller id
+        if (best < 0 || ov > best_ov || (ov == best_ov && o->id < e[best].item->id)) {
+            best = (long)k;
+            best_ov = ov;
+            best_time = o->time;
+        }
+    }
+    *out_overlap = best_ov;
+    return best;
+}
+
+void gs_warp_pairs(const gs_job_t *job, const gs_warp_item_t *items, size_t n,
+                   gs_warp_pair_t **out, size_t *out_n)
+{
+    *out = NULL;
+    *out_n = 0;
+    entry_t *e = gs_xcalloc(n ? n : 1, sizeof *e);
+    size_t m = 0;
+    for (size_t i = 0; i < n; i++)
+        if (items[i].has_time)
+            e[m++] = (entry_t){.item = &items[i], .index = (uint32_t)i};
+    qsort(e, m, sizeof *e, by_time);
+    gs_warp_pair_t *pairs = NULL;
+    size_t n_pairs = 0, cap = 0;
+    for (size_t i = 0; i < m; i++) {
+        if (job->changes.pairing == GS_JOB_PAIRING_LATEST && e[i].item->paired)
+            continue;
+        double ov = 0;
+        long k = partner(job, e, i, &ov);
+        if (k < 0)
+            continue;
+        if (n_pairs == cap) {
+            cap = cap ? cap * 2 : 64;
+            pairs = gs_xrealloc(pairs, cap * sizeof *pairs);
+        }
+        pairs[n_pairs++] =
+            (gs_warp_pair_t){.before = e[k].index, .after = e[i].index, .overlap = ov};
+    }
+    gs_free(e);
+    *out = pairs;
+    *out_n = n_pairs;
+}
