@@ -401,8 +401,10 @@ static int run_caption(const args_t *a)
     int32_t *ids = gs_xmalloc(((size_t)a->max_tokens + 1) * sizeof *ids);
     gs_buf_t text;
     gs_buf_init(&text, (size_t)1 << 20);
+    long n_cores = sysconf(_SC_NPROCESSORS_ONLN); // default threads: every core, at most 16
+    int threads = a->clip.threads > 0 ? a->clip.threads : n_cores > 16 ? 16 : (int)n_cores;
     gs_llava_opts_t o = {
-        .n_threads = a->clip.threads, .max_images = 1, .max_beams = a->beams > 4 ? a->beams : 0};
+        .n_threads = threads, .max_images = 1, .max_beams = a->beams > 4 ? a->beams : 0};
     if (!s)
         goto out;
     if (a->captions_out && !(fout = fopen(a->captions_out, "w"))) {
