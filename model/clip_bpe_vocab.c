@@ -194,13 +194,27 @@ static char *next_line(char **pos, char *end)
     return line;
 }
 
-// build_merges: fill the pair table from lines 1..GS__CLIP_N_MERGES of `text`, resolving the
-// strings with `idx`. GS_EFORMAT (logged with file and line) on a malformed or missing line.
+// count_merges: the number of merge lines after the header line, at most GS__CLIP_N_MERGES
+// (open_clip and transformers both slice lines 1..48894): a vocabulary learned on another
+// corpus (geoscribe's own default model) has fewer. Trailing blank lines do not count.
+static uint32_t count_merges(const char *text, size_t n)
+{
+    while (n && (text[n - 1] == '\n' || text[n - 1] == '\r' || text[n - 1] == ' ' ||
+                 text[n - 1] == '\t'))
+        n--;
+    uint32_t lines = 0;
+    for (size_t i = 0; i < n; i++)
+        lines += text[i] == '\n';
+    return lines < GS__CLIP_N_MERGES ? lines : GS__CLIP_N_MERGES;
+}
+
+// build_merges: fill the pair table from lines 1..n_merges of `text`, resolving the strings with
+// `idx`. GS_EFORMAT (logged with file and line) on a malformed or missing line.
 static gs_err build_merges(gs_clip_bpe_t *self, const str_index_t *idx, char *text, size_t n,
-                           const char *path)
+                           uint32_t n_merges, const char *path)
 {
     size_t slots = 1;
-    while (slots < 2 * GS__CLIP_N_MERGES)
+    while (slots < 2 * (size_t)n_merges + 2)
         slots <<= 1;
     slots <<= 1; // load factor about 0.37
     self->pairs = gs_trymalloc(slots * sizeof *self->pairs);
@@ -218,13 +232,13 @@ static gs_err build_merges(gs_clip_bpe_t *self, const str_index_t *idx, char *te
         return GS_EFORMAT;
     }
     char joined[1024];
-    for (uint32_t r = 0; r < GS__CLIP_N_MERGES; r++) {
+    for (uint32_t r = 0; r < n_merges; r++) {
         char *line = next_line(&pos, end);
         char *a, *b;
         size_t na, nb;
         if (!line) {
-            GS_LOG_ERROR("vocabulary \"%s\" has no line %u: expected %d merges after the header",
-                         path, r + 2, GS__CLIP_N_MERGES);
+            GS_LOG_ERROR("vocabulary \"%s\" has no line %u: expected %u merges after the header",
+                         path, r + 2, n_merges);
             return GS_EFORMAT;
         }
         if (!split_merge(line, &a, &na, &b, &nb) || na + nb >= sizeof joined) {
@@ -272,12 +286,13 @@ static gs_err open_gz(gs_clip_bpe_t *self, const char *path)
     size_t n = 0;
     str_index_t idx = {0};
     GS_TRY(read_all(path, GS__CLIP_N_MERGES + 1, &text, &n));
+    uint32_t n_merges = count_merges(text, n);
     uint32_t cps[256];
     int32_t order[256];
     byte_symbols(cps, order);
-    self->n_vocab = 512 + GS__CLIP_N_MERGES + 2;
+    self->n_vocab = 512 + (int32_t)n_merges + 2;
     // strings: bytes (2 x <= 7 bytes each), merges (<= their line + NUL), specials
-    size_t cap = 256 * 16 + n + GS__CLIP_N_MERGES + 64, used = 0;
+    size_t cap = 256 * 16 + n + n_merges + 64, used = 0;
     self->strings = gs_trymalloc(cap);
     self->str_off = gs_trymalloc((size_t)self->n_vocab * sizeof *self->str_off);
     gs_err err = GS_OK;
@@ -305,7 +320,7 @@ static gs_err open_gz(gs_clip_bpe_t *self, const char *path)
     const char *p = text, *end = text + n;
     const char *nl = memchr(p, '\n', n);
     p = nl ? nl + 1 : end;
-    for (int r = 0; r < GS__CLIP_N_MERGES; r++) {
+    for (uint32_t r = 0; r < n_merges; r++) {
         self->str_off[512 + r] = (uint32_t)used;
         const char *e = p < end ? memchr(p, '\n', (size_t)(end - p)) : NULL;
         if (!e)
@@ -316,7 +331,7 @@ static gs_err open_gz(gs_clip_bpe_t *self, const char *path)
         self->strings[used++] = '\0';
         p = e < end ? e + 1 : end;
     }
-    self->sot = 512 + GS__CLIP_N_MERGES;
+    self->sot = 512 + (int32_t)n_merges;
     self->eot = self->sot + 1;
     self->str_off[self->sot] = (uint32_t)used;
     memcpy(self->strings + used, "<start_of_text>", 16);
@@ -327,7 +342,7 @@ static gs_err open_gz(gs_clip_bpe_t *self, const char *path)
     GS_ASSERT(used <= cap);
     err = index_strings(self, &idx);
     if (err == GS_OK)
-        err = build_merges(self, &idx, text, n, path);
+        err = build_merges(self, &idx, text, n, n_merges, path);
 out:
     gs_free(idx.slots);
     gs_free(text);
@@ -436,7 +451,8 @@ static gs_err open_hf(gs_clip_bpe_t *self, const char *vocab_path, const char *m
         while (skip < n && (text[skip] == ' ' || text[skip] == '\n' || text[skip] == '\t' ||
                             text[skip] == '\r'))
             skip++;
-        err = build_merges(self, &idx, text + skip, n - skip, merges_path);
+        err = build_merges(self, &idx, text + skip, n - skip, count_merges(text + skip, n - skip),
+                           merges_path);
     }
     gs_free(text);
     gs_free(idx.slots);

@@ -5,7 +5,7 @@
 set -u
 root=${1:-.}
 cd "$root" || exit 2
-modules="common proto model jobs index query coordinator worker"
+modules="common proto model jobs index query coordinator worker eval"
 fail=0
 report() { echo "check_sources: $*" >&2; fail=1; }
 
