@@ -798,12 +798,19 @@ static gs_err overfetch_search(gs_vindex_t *self, size_t nq, const float *q, siz
 }
 
 // filtered_search: chooses between exact scoring of an allow-list and over-fetching.
+// *out_want: how many hits per query a complete answer would have at most (min(k, candidates)),
+// or 0 when this answer is complete (exact scoring, or a flat index).
 static gs_err filtered_search(gs_vindex_t *self, size_t nq, const float *q, size_t k,
-                              const gs_vindex_filter_t *f, float *out_scores, uint64_t *out_ids)
+                              const gs_vindex_filter_t *f, float *out_scores, uint64_t *out_ids,
+                              size_t *out_want)
 {
     size_t ntotal = ntotal_of(self);
-    if (!f->ids)
+    *out_want = 0;
+    if (!f->ids) {
+        if (self->kind != KIND_FLAT)
+            *out_want = k < ntotal ? k : ntotal;
         return overfetch_search(self, nq, q, k, 4, f, NULL, out_scores, out_ids);
+    }
     // The allow-list, deduplicated and cut to ids in the index.
     gs__idset_t allow;
     gs__idset_init(&allow);
@@ -825,6 +832,8 @@ static gs_err filtered_search(gs_vindex_t *self, size_t nq, const float *q, size
         size_t factor = 2 * (ntotal / n_cand + 1);
         e = overfetch_search(self, nq, q, k, factor < 4 ? 4 : factor, f, &allow, out_scores,
                              out_ids);
+        if (self->kind != KIND_FLAT)
+            *out_want = k < n_cand ? k : n_cand;
     }
     gs_free(cand);
     gs__idset_cleanup(&allow);
@@ -844,31 +853,39 @@ static size_t min_hits(size_t nq, size_t k, const uint64_t *ids)
     return least;
 }
 
-// short_of_k: whether some query got fewer than min(k, ntotal) hits.
-static int short_of_k(gs_vindex_t *self, size_t nq, size_t k, const uint64_t *ids)
+// run_search: one unfiltered or filtered search; *out_want as for filtered_search.
+static gs_err run_search(gs_vindex_t *self, size_t nq, const float *q, size_t k,
+                         const gs_vindex_filter_t *f, float *out_scores, uint64_t *out_ids,
+                         size_t *out_want)
 {
-    size_t want = ntotal_of(self) < k ? ntotal_of(self) : k;
-    return min_hits(nq, k, ids) < want;
+    if (f)
+        return filtered_search(self, nq, q, k, f, out_scores, out_ids, out_want);
+    size_t ntotal = ntotal_of(self);
+    *out_want = self->kind == KIND_FLAT ? 0 : k < ntotal ? k : ntotal;
+    return plain_search(self, nq, q, k, out_scores, out_ids);
 }
 
-// widen_search: an IVF search short of k hits (k larger than nprobe lists hold) is repeated
-// with an nprobe scaled by the shortfall (lists hold about hits / nprobe vectors each, so
-// nprobe * k / hits * 1.5, at least twice the last), up to GS_VINDEX_NPROBE_WIDEN_MAX; the
+// widen_search: an IVF search short of the hits it could have (the probed lists hold too few
+// vectors, or too few that pass the filter: k = 10,000 at nprobe 16) is repeated with nprobe
+// scaled by the shortfall (lists hold about hits / nprobe wanted vectors each, so
+// nprobe * want / hits * 1.5, at least twice the last), up to GS_VINDEX_NPROBE_WIDEN_MAX; the
 // previous nprobe is restored. Under the write lock.
 static gs_err widen_search(gs_vindex_t *self, size_t nq, const float *q, size_t k,
-                           float *out_scores, uint64_t *out_ids)
+                           const gs_vindex_filter_t *f, size_t want, float *out_scores,
+                           uint64_t *out_ids)
 {
     int saved = self->nprobe, np = saved;
     gs_err e = GS_OK;
-    while (e == GS_OK && np < GS_VINDEX_NPROBE_WIDEN_MAX && short_of_k(self, nq, k, out_ids)) {
-        size_t h = min_hits(nq, k, out_ids);
-        double next = h > 0 ? 1.5 * np * ((double)k / (double)h) : 4.0 * np;
+    size_t h;
+    while (e == GS_OK && np < GS_VINDEX_NPROBE_WIDEN_MAX && want > 0 &&
+           (h = min_hits(nq, k, out_ids)) < want) {
+        double next = h > 0 ? 1.5 * np * ((double)want / (double)h) : 4.0 * np;
         if (next < 2.0 * np)
             next = 2.0 * np;
         np = next >= GS_VINDEX_NPROBE_WIDEN_MAX ? GS_VINDEX_NPROBE_WIDEN_MAX : (int)next;
         e = set_nprobe_locked(self, np);
         if (e == GS_OK)
-            e = plain_search(self, nq, q, k, out_scores, out_ids);
+            e = run_search(self, nq, q, k, f, out_scores, out_ids, &want);
     }
     if (np != saved) {
         GS_LOG_DEBUG("search for k=%zu widened nprobe from %d to %d", k, saved, np);
@@ -888,30 +905,29 @@ gs_err gs_vindex_search(gs_vindex_t *self, size_t nq, const float *queries, size
         return GS_OK;
     const gs_vindex_filter_t *f = opts ? opts->filter : NULL;
     // Searches share the lock; one asking for another nprobe takes it exclusively to set it.
-    int want = opts && opts->nprobe > 0 && self->kind != KIND_FLAT ? opts->nprobe : 0;
+    int np = opts && opts->nprobe > 0 && self->kind != KIND_FLAT ? opts->nprobe : 0;
     rdlock(self);
     gs_err e = GS_OK;
-    if (want && want != self->nprobe) {
+    if (np && np != self->nprobe) {
         unlock(self);
         wrlock(self);
-        if (want != self->nprobe)
-            e = set_nprobe_locked(self, want);
+        if (np != self->nprobe)
+            e = set_nprobe_locked(self, np);
     }
+    size_t want = 0;
     if (e == GS_OK && ntotal_of(self) == 0) {
         for (size_t i = 0; i < nq * k; i++) {
             out_scores[i] = -INFINITY;
             out_ids[i] = GS_VINDEX_NONE;
         }
     } else if (e == GS_OK) {
-        e = f ? filtered_search(self, nq, queries, k, f, out_scores, out_ids)
-              : plain_search(self, nq, queries, k, out_scores, out_ids);
+        e = run_search(self, nq, queries, k, f, out_scores, out_ids, &want);
     }
-    int widen = e == GS_OK && !f && self->kind != KIND_FLAT && self->nprobe > 0 &&
-                short_of_k(self, nq, k, out_ids);
+    int widen = e == GS_OK && want > 0 && self->nprobe > 0 && min_hits(nq, k, out_ids) < want;
     unlock(self);
     if (widen) {
         wrlock(self);
-        e = widen_search(self, nq, queries, k, out_scores, out_ids);
+        e = widen_search(self, nq, queries, k, f, want, out_scores, out_ids);
         unlock(self);
     }
     return e;

@@ -155,8 +155,10 @@ gs_err gs_vindex_reconstruct(gs_vindex_t *self, uint64_t id, float *out_vec);
 //     whenever k candidates exist; exact scores for flat and refine indexes);
 //   - otherwise the search over-fetches: k' = k * max(4, 2 * ntotal / n_allowed) results,
 //     filtered in rank order; queries still short of k are searched again with k' x 4 until
-//     k' reaches ntotal. Complete for flat indexes; an IVF index returns what its nprobe
-//     lists hold (raise nprobe for selective filters, or pass an allow-list).
+//     k' reaches ntotal. Complete for flat indexes. An IVF index sees only its probed lists:
+//     when they hold fewer than k passing vectors (and the allow-list has more), nprobe is
+//     widened as for large k (GS_VINDEX_NPROBE_WIDEN_MAX), so k hits come back whenever they
+//     exist, with the recall of an IVF at that nprobe.
 // keep() is called from the searching thread only, possibly several times per id.
 typedef struct {
     const uint64_t *ids; // allow-list (any order, repeats allowed) or NULL

@@ -657,6 +657,55 @@ START_TEST(test_vindex_filter_large_allow_list_overfetch)
 }
 END_TEST
 
+// On an IVF index a filter can leave the probed lists short of k passing vectors: the search
+// widens nprobe until k hits pass (predicate, and an allow-list too large to score exactly).
+START_TEST(test_vindex_filter_on_ivf_widens_nprobe)
+{
+    const int dim = 8;
+    const size_t n = 100000, nq = 2, k = 2000;
+    float *db = random_vecs(n, dim, 50, 45), *q = random_vecs(nq, dim, 50, 46);
+    uint64_t *ids = random_ids(n, 47);
+    gs_vindex_t *v = new_index(dim, "IVF256,Flat", false);
+    ck_assert_int_eq(gs_vindex_train(v, 20000, db), GS_OK);
+    ck_assert_int_eq(gs_vindex_add(v, n, db, ids), GS_OK);
+    ck_assert_int_eq(gs_vindex_set_nprobe(v, 1), GS_OK);
+    float *s = gs_xmalloc(nq * k * sizeof *s), *ws = gs_xmalloc(nq * k * sizeof *ws);
+    uint64_t *id = gs_xmalloc(nq * k * sizeof *id), *wid = gs_xmalloc(nq * k * sizeof *wid);
+    uint64_t *allow = gs_xmalloc(n * sizeof *allow);
+    size_t n_allow = 0;
+    for (size_t i = 0; i < n; i++)
+        if (keep_big_list(ids[i], NULL))
+            allow[n_allow++] = ids[i];
+    for (int mode = 0; mode < 2; mode++) {
+        gs_vindex_filter_t f = {.keep = mode ? NULL : keep_odd_bit,
+                                .ids = mode ? allow : NULL, .n_ids = mode ? n_allow : 0};
+        gs_vindex_search_opts_t so = {.filter = &f};
+        ck_assert_int_eq(gs_vindex_search(v, nq, q, k, &so, s, id), GS_OK);
+        brute(db, ids, n, dim, q, nq, k, mode ? keep_big_list : keep_odd_bit, ws, wid);
+        for (size_t i = 0; i < nq * k; i++) {
+            ck_assert_uint_ne(id[i], GS_VINDEX_NONE);
+            ck_assert(mode ? keep_big_list(id[i], NULL) : keep_odd_bit(id[i], NULL));
+        }
+        double r = recall_at(id, wid, nq, k);
+        fprintf(stderr, "IVF256,Flat at nprobe 1, filter %s: %zu hits per query, recall@%zu %.3f\n",
+                mode ? "allow-list of 70%" : "predicate 1/3", k, k, r);
+        ck_assert(r >= 0.8); // the recall of an IVF at the nprobe that holds k hits
+    }
+    char desc[128];
+    gs_vindex_describe(v, desc, sizeof desc);
+    ck_assert_ptr_nonnull(strstr(desc, "nprobe=1 ")); // restored
+    gs_vindex_destroy(&v);
+    gs_free(allow);
+    gs_free(s);
+    gs_free(ws);
+    gs_free(id);
+    gs_free(wid);
+    gs_free(db);
+    gs_free(q);
+    gs_free(ids);
+}
+END_TEST
+
 START_TEST(test_vindex_k_10000)
 {
     const int dim = 16;
@@ -897,6 +946,7 @@ Suite *index_suite(void)
     tcase_add_test(tc, test_vindex_filter_allow_list_is_exact);
     tcase_add_test(tc, test_vindex_filter_predicate_overfetch);
     tcase_add_test(tc, test_vindex_filter_large_allow_list_overfetch);
+    tcase_add_test(tc, test_vindex_filter_on_ivf_widens_nprobe);
     tcase_add_test(tc, test_vindex_k_10000);
     tcase_add_test(tc, test_vindex_auto_policy);
     tcase_add_test(tc, test_vindex_files_for_python_faiss);
