@@ -13,6 +13,7 @@
 #include "common/err.h"
 #include "jobs/scene.h"
 #include "jobs/spec.h"
+#include "jobs/tiles.h"
 
 // ---- pairing --------------------------------------------------------------------------------
 
@@ -83,6 +84,36 @@ int gs_warp_grid_equal(const gs_warp_grid_t *a, const gs_warp_grid_t *b);
 gs_err gs_warp_grid_crs(const char *crs, double resolution, const gs_scene_t *a,
                         const gs_scene_t *b, gs_warp_grid_t *out, char *reason,
                         size_t reason_nbytes);
+
+// ---- change record keys ---------------------------------------------------------------------
+
+// The key of a change record in the store's `changes` family (docs/CHANGES.md): the tile
+// location and both times. Big-endian fields, so that keys sort by place, then time:
+//   0  location id (u64): gs_hash_bytes over the pair grid (CRS text, geotransform, size) and
+//      the tiling parameters, the cell's column and row (seed "gsloc1"); a place keeps its id
+//      across the pairs of a co-registered series
+//   8  before time, 16 after time (i64 with the sign bit flipped: seconds since the epoch)
+//   24 before scene id, 32 after scene id (u64)
+//   40 the tile's lon/lat bounds W, S, E, N (IEEE 754 doubles)
+#define GS_WARP_KEY_NBYTES 72u
+
+typedef struct {
+    uint64_t location;
+    int64_t before_time, after_time;
+    uint64_t before_scene, after_scene;
+    double bounds[4];
+} gs_warp_key_t;
+
+// gs_warp_location: the location id of cell (col, row) of the tile grid `tiles` laid over the
+// pixel grid `grid` (tiles->width/height are grid's size). Pure.
+uint64_t gs_warp_location(const gs_warp_grid_t *grid, const gs_tile_grid_t *tiles, int col,
+                          int row);
+// gs_warp_key_encode / _decode: the 72-byte key. Decode: GS_EFORMAT when nbytes is not 72.
+void gs_warp_key_encode(const gs_warp_key_t *k, uint8_t out[GS_WARP_KEY_NBYTES]);
+gs_err gs_warp_key_decode(const void *p, size_t nbytes, gs_warp_key_t *out);
+// gs_warp_pair_id: the 64-bit id of a change record (its caption vector's FAISS id): a hash of
+// the key's first 40 bytes (seed "gschg1"), in [1, 2^63). Pure.
+uint64_t gs_warp_pair_id(const uint8_t key[GS_WARP_KEY_NBYTES]);
 
 // ---- warped scenes --------------------------------------------------------------------------
 

@@ -1,11 +1,17 @@
 // Pairing scenes for change captioning (warp.h): the same place (lon/lat boxes overlapping by
 // at least changes.min_overlap of the smaller one) at two times (the latest earlier scene
-// within changes.max_gap_days). Pure code: no GDAL, no store.
+// within changes.max_gap_days); and the keys of change records. Pure code: no GDAL, no store.
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "common/alloc.h"
+#include "jobs/hash.h"
 #include "jobs/warp.h"
+
+// Seeds of gs_hash_bytes ("gsloc1", "gschg1").
+#define GS_WARP_LOC_SEED 0x67736C6F6331ULL
+#define GS_WARP_PAIR_SEED 0x677363686731ULL
 
 double gs_warp_overlap(const double a[4], const double b[4])
 {
@@ -98,4 +104,83 @@ void gs_warp_pairs(const gs_job_t *job, const gs_warp_item_t *items, size_t n,
     gs_free(e);
     *out = pairs;
     *out_n = n_pairs;
+}
+
+// ---- change record keys ---------------------------------------------------------------------
+
+static void be64(uint8_t *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++)
+        p[i] = (uint8_t)(v >> (56 - 8 * i));
+}
+
+static uint64_t rd_be64(const uint8_t *p)
+{
+    uint64_t v = 0;
+    for (int i = 0; i < 8; i++)
+        v = v << 8 | p[i];
+    return v;
+}
+
+static uint64_t f64_bits(double d)
+{
+    uint64_t u;
+    memcpy(&u, &d, sizeof u);
+    return u;
+}
+
+static double bits_f64(uint64_t u)
+{
+    double d;
+    memcpy(&d, &u, sizeof d);
+    return d;
+}
+
+#define SIGN ((uint64_t)1 << 63)
+
+uint64_t gs_warp_location(const gs_warp_grid_t *grid, const gs_tile_grid_t *tiles, int col,
+                          int row)
+{
+    // the grid's identity: CRS text, geotransform, size, tiling; then the cell
+    uint64_t h = gs_hash_str(grid->crs_wkt ? grid->crs_wkt : "", GS_WARP_LOC_SEED);
+    uint8_t rec[6 * 8 + 7 * 8];
+    size_t n = 0;
+    for (int i = 0; i < 6; i++, n += 8)
+        be64(rec + n, f64_bits(grid->gt[i]));
+    int64_t v[7] = {grid->width, grid->height, tiles->size, tiles->overlap, tiles->edge, col, row};
+    for (int i = 0; i < 7; i++, n += 8)
+        be64(rec + n, (uint64_t)v[i]);
+    return gs_hash_bytes(rec, n, h);
+}
+
+void gs_warp_key_encode(const gs_warp_key_t *k, uint8_t out[GS_WARP_KEY_NBYTES])
+{
+    be64(out, k->location);
+    be64(out + 8, (uint64_t)k->before_time ^ SIGN);
+    be64(out + 16, (uint64_t)k->after_time ^ SIGN);
+    be64(out + 24, k->before_scene);
+    be64(out + 32, k->after_scene);
+    for (int i = 0; i < 4; i++)
+        be64(out + 40 + 8 * i, f64_bits(k->bounds[i]));
+}
+
+gs_err gs_warp_key_decode(const void *p, size_t nbytes, gs_warp_key_t *out)
+{
+    if (nbytes != GS_WARP_KEY_NBYTES)
+        return GS_EFORMAT;
+    const uint8_t *b = p;
+    out->location = rd_be64(b);
+    out->before_time = (int64_t)(rd_be64(b + 8) ^ SIGN);
+    out->after_time = (int64_t)(rd_be64(b + 16) ^ SIGN);
+    out->before_scene = rd_be64(b + 24);
+    out->after_scene = rd_be64(b + 32);
+    for (int i = 0; i < 4; i++)
+        out->bounds[i] = bits_f64(rd_be64(b + 40 + 8 * i));
+    return GS_OK;
+}
+
+uint64_t gs_warp_pair_id(const uint8_t key[GS_WARP_KEY_NBYTES])
+{
+    uint64_t id = gs_hash_bytes(key, 40, GS_WARP_PAIR_SEED) & 0x7FFFFFFFFFFFFFFFULL;
+    return id ? id : 1;
 }
