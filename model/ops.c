@@ -50,7 +50,7 @@ bool gs_ops_has_bf16(void)
 // ---- counters -----------------------------------------------------------------------------
 
 // Atomic, so that encoder threads running GEMMs side by side can all count.
-static _Atomic uint64_t cnt_flops, cnt_ns, cnt_calls;
+static _Atomic uint64_t cnt_flops, cnt_ns, cnt_cpu_ns, cnt_calls;
 static _Atomic bool counters_on;
 
 void gs_ops_counters_enable(bool on)
@@ -62,6 +62,7 @@ void gs_ops_counters_get(gs_ops_counters_t *out)
 {
     out->gemm_flops = (double)atomic_load(&cnt_flops);
     out->gemm_seconds = (double)atomic_load(&cnt_ns) * 1e-9;
+    out->gemm_cpu_seconds = (double)atomic_load(&cnt_cpu_ns) * 1e-9;
     out->n_gemm = atomic_load(&cnt_calls);
 }
 
@@ -69,13 +70,14 @@ void gs_ops_counters_reset(void)
 {
     atomic_store(&cnt_flops, 0);
     atomic_store(&cnt_ns, 0);
+    atomic_store(&cnt_cpu_ns, 0);
     atomic_store(&cnt_calls, 0);
 }
 
-static uint64_t now_ns(void)
+static uint64_t clock_ns(clockid_t id)
 {
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
+    clock_gettime(id, &ts);
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
@@ -188,11 +190,14 @@ void gs_ops_sgemm(bool trans_a, bool trans_b, int m, int n, int k, float alpha, 
                   int lda, const float *b, int ldb, float beta, float *c, int ldc)
 {
     bool count = atomic_load_explicit(&counters_on, memory_order_relaxed);
-    uint64_t t0 = count ? now_ns() : 0;
+    uint64_t t0 = count ? clock_ns(CLOCK_MONOTONIC) : 0;
+    uint64_t c0 = count ? clock_ns(CLOCK_THREAD_CPUTIME_ID) : 0;
     cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
                 trans_b ? CblasTrans : CblasNoTrans, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
     if (count) {
-        atomic_fetch_add_explicit(&cnt_ns, now_ns() - t0, memory_order_relaxed);
+        atomic_fetch_add_explicit(&cnt_cpu_ns, clock_ns(CLOCK_THREAD_CPUTIME_ID) - c0,
+                                  memory_order_relaxed);
+        atomic_fetch_add_explicit(&cnt_ns, clock_ns(CLOCK_MONOTONIC) - t0, memory_order_relaxed);
         atomic_fetch_add_explicit(&cnt_flops, 2ull * (uint64_t)m * n * k, memory_order_relaxed);
         atomic_fetch_add_explicit(&cnt_calls, 1, memory_order_relaxed);
     }

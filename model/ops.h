@@ -159,12 +159,14 @@ void gs_ops_attention_ref(const float *qkv, int ld_qkv, int n_seq, int n_tok, in
 // (two threads each 1 s in GEMMs count 2 s). Used by the benchmark to report the share of SGEMM
 // peak reached inside the encoder's GEMMs. Atomic: safe to update from several threads.
 typedef struct {
-    double gemm_flops;   // 2*m*n*k summed over gs_ops_sgemm calls
-    double gemm_seconds; // thread-seconds inside those calls
-    uint64_t n_gemm;     // number of calls
+    double gemm_flops;       // 2*m*n*k summed over gs_ops_sgemm calls
+    double gemm_seconds;     // thread-seconds inside those calls (wall clock)
+    double gemm_cpu_seconds; // CPU time of the calling threads inside those calls (excludes
+                             // BLAS worker threads; robust to other load with 1 BLAS thread)
+    uint64_t n_gemm;         // number of calls
 } gs_ops_counters_t;
 
-// gs_ops_counters_enable: start (or stop) counting; counting costs two clock reads per GEMM.
+// gs_ops_counters_enable: start (or stop) counting; counting costs four clock reads per GEMM.
 void gs_ops_counters_enable(bool on);
 // gs_ops_counters_get / gs_ops_counters_reset.
 void gs_ops_counters_get(gs_ops_counters_t *out);
