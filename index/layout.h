@@ -1,20 +1,18 @@
-// The names inside an output folder (docs/STORE.md, "Layout"), shared by ingest (which writes
-// them), query and status (which read them). Names only: no functions, no state.
+// The names inside an output folder, shared by ingest (which writes them: docs/INGEST.md, "The
+// output folder"), query and status (which read them). Names only: no functions, no state.
+// docs/STORE.md describes what is inside each.
 #pragma once
 
-// OUT/index.faiss: the FAISS index (index/vindex.h), replaced atomically at each checkpoint.
-#define GS_LAYOUT_INDEX "index.faiss"
-// OUT/store/: the RocksDB record store (index/capstore.h).
-#define GS_LAYOUT_STORE "store"
-// OUT/shards/: staging. Workers write one shard per task here (vectors as an index/vecfile.h
-// file "<name>.vec", next to their records); a shard is deleted once an index checkpoint that
-// holds its vectors is on disk.
-#define GS_LAYOUT_SHARDS "shards"
-// Suffix of a shard's vector file.
-#define GS_LAYOUT_VEC_SUFFIX ".vec"
+// OUT/db/: the RocksDB record store (index/capstore.h).
+#define GS_LAYOUT_STORE "db"
+// OUT/index/tiles.faiss: the FAISS index (index/vindex.h), replaced atomically when persisted.
+#define GS_LAYOUT_INDEX "index/tiles.faiss"
+// OUT/staging/: shards (index/shard.h, "<task id>.shard") waiting to be committed, or committed
+// but not yet in the persisted index. (Raw vector files, index/vecfile.h, are for other stages
+// that hand vectors around, such as change detection.)
+#define GS_LAYOUT_STAGING "staging"
 
-// Meta keys about the index (docs/STORE.md, "Commit and resume"), so that `status` can
-// describe it without loading a multi-GB file.
+// Meta keys about the index, so that `status` and query can describe it without loading a
+// multi-GB file (written by coordinator/vidx.c when it persists the index).
 #define GS_META_INDEX_TYPE "index.type"     // "Flat" or "IVF4096,PQ64np,RFlat"
-#define GS_META_INDEX_DIM "index.dim"       // "512"
-#define GS_META_INDEX_NTOTAL "index.ntotal" // vectors in the last index checkpoint, "123456"
+#define GS_META_INDEX_NTOTAL "index.ntotal" // vectors in the persisted index, "123456"

@@ -234,8 +234,10 @@ static void describe_structure(gs_vindex_t *self)
         self->nprobe = (int)faiss_IndexIVF_nprobe(ivf);
         snprintf(self->desc, sizeof self->desc, "IVF%zu,?", faiss_IndexIVF_nlist(ivf));
     } else if (faiss_IndexRefineFlat_cast(sub)) {
+        // the C API cannot reach the base index; whether it is an IVF shows by setting nprobe
         self->kind = KIND_REFINE;
-        snprintf(self->desc, sizeof self->desc, "?,RFlat");
+        snprintf(self->desc, sizeof self->desc, "%s", try_nprobe(self, 16) ? "Refine(IVF)"
+                                                                          : "Refine(?)");
     } else {
         self->kind = KIND_OTHER;
         snprintf(self->desc, sizeof self->desc, "?");
@@ -425,6 +427,14 @@ void gs_vindex_describe(gs_vindex_t *self, char *out, size_t out_nbytes)
     else
         snprintf(out, out_nbytes, "IDMap2,%s ntotal=%zu", self->desc, ntotal_of(self));
     unlock(self);
+}
+
+int gs_vindex_nprobe(gs_vindex_t *self)
+{
+    rdlock(self);
+    int np = self->nprobe;
+    unlock(self);
+    return np;
 }
 
 int gs_vindex_contains(gs_vindex_t *self, uint64_t id)

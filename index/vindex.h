@@ -95,10 +95,13 @@ int gs_vindex_dim(const gs_vindex_t *self);
 size_t gs_vindex_ntotal(gs_vindex_t *self);
 // gs_vindex_is_trained: 1 when vectors can be added.
 int gs_vindex_is_trained(gs_vindex_t *self);
-// gs_vindex_describe: "IDMap2,IVF4096,PQ64np,RFlat nprobe=16 ntotal=123" (or for a file read
-// back, what the structure shows: "IDMap2,Flat", "IDMap2,IVF(nlist=4096)", "IDMap2,Refine(..)")
-// into a caller buffer, truncated to out_nbytes. For `status`.
+// gs_vindex_describe: "IDMap2,IVF4096,PQ64np,RFlat nprobe=16 ntotal=123" into a caller buffer,
+// truncated to out_nbytes, for `status`. For a file read back it shows what the structure
+// reveals through the C API: "IDMap2,Flat", "IDMap2,IVF4096,?" or "IDMap2,Refine(IVF)" (the
+// factory string is best kept in the store's meta, as ingest does in "index.type").
 void gs_vindex_describe(gs_vindex_t *self, char *out, size_t out_nbytes);
+// gs_vindex_nprobe: the current nprobe, 0 when the index has no IVF (flat). Thread-safe.
+int gs_vindex_nprobe(gs_vindex_t *self);
 // gs_vindex_contains: 1 if the id is in the index, else 0. O(1). Thread-safe.
 int gs_vindex_contains(gs_vindex_t *self, uint64_t id);
 // gs_vindex_ids: copies up to `cap` ids (in FAISS's internal order) into out_ids and returns
@@ -131,8 +134,8 @@ gs_err gs_vindex_remove(gs_vindex_t *self, size_t n, const uint64_t *ids, size_t
 // decoded PQ codes otherwise) and adding with their ids; ids already in self are skipped.
 // `other` is left unchanged. (The FAISS C API 1.7.3 has faiss_IndexIVF_merge_from, but it
 // cannot merge the IDMap2 layers above the IVF, so merge_from is not used.) The cheaper path
-// for ingest is to keep shard vectors as raw floats (index/vecfile.h) and gs_vindex_add them at
-// commit. GS_EMISMATCH (dim), GS_ENOMEM, GS_EBACKEND. `other` must not be self. Locks other
+// for ingest is to keep shard vectors as raw floats (index/shard.h, index/vecfile.h) and
+// gs_vindex_add them at commit. GS_EMISMATCH (dim), GS_ENOMEM, GS_EBACKEND. `other` must not be self. Locks other
 // (shared) then self (exclusive): never merge a into b and b into a at the same time.
 gs_err gs_vindex_merge_from(gs_vindex_t *self, gs_vindex_t *other);
 

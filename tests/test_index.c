@@ -374,6 +374,10 @@ START_TEST(test_vindex_write_read_round_trip)
         char desc[128];
         gs_vindex_describe(r, desc, sizeof desc);
         fprintf(stderr, "read back %s: %s\n", types[t], desc);
+        const char *want_desc[3] = {"IDMap2,Flat ", "IDMap2,Refine(IVF) nprobe=8 ",
+                                    "IDMap2,IVF32,? nprobe=8 "};
+        ck_assert_msg(strncmp(desc, want_desc[t], strlen(want_desc[t])) == 0, "%s", desc);
+        ck_assert_int_eq(gs_vindex_nprobe(r), t == 0 ? 0 : 8);
         // the dimension is checked
         gs_vindex_t *w = NULL;
         gs_vindex_opts_t wo = {.dim = dim + 1};
