@@ -1,0 +1,683 @@
+// The change coordinator (changes.h): the output, the settings identity, the scenes (store
+// records or opened), pairing and the plan, dispatch, the MPI loop, progress and the end of a
+// run. Commits, recovery and the indexes are in changes_commit.c. The containers (id maps,
+// queues), the task states and the message flow are the ingest coordinator's.
+#define GS_LOG_MODULE "coordinator"
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "common/buf.h"
+#include "common/fs.h"
+#include "common/log.h"
+#include "coordinator/changes_int.h"
+#include "jobs/catalog.h"
+#include "jobs/hash.h"
+#include "jobs/scene.h"
+#include "jobs/warp.h"
+#include "jobs/warp_shard.h"
+#include "proto/mpi_frame.h"
+
+enum { WAIT_MS = 100 };
+
+static void errf(char *err, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static void errf(char *err, size_t n, const char *fmt, ...)
+{
+    if (!err || !n)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, n, fmt, ap);
+    va_end(ap);
+}
+
+// ---- ids and keys ---------------------------------------------------------------------------
+
+uint64_t gs__chtask_id(uint64_t before_id, uint64_t after_id)
+{
+    uint8_t rec[16];
+    for (int i = 0; i < 8; i++) {
+        rec[i] = (uint8_t)(before_id >> (8 * i));
+        rec[8 + i] = (uint8_t)(after_id >> (8 * i));
+    }
+    uint64_t id = gs_hash_bytes(rec, sizeof rec, 0x677370616972ULL) & 0x7FFFFFFFFFFFFFFFULL;
+    return id ? id : 1; // "gspair"
+}
+
+void gs__chtask_key(uint64_t before_id, uint64_t after_id, char out[40])
+{
+    snprintf(out, 40, "c/%016llx/%016llx", (unsigned long long)before_id,
+             (unsigned long long)after_id);
+}
+
+int gs__chtask_key_parse(const char *key, uint64_t *before_id, uint64_t *after_id)
+{
+    if (strlen(key) != 35 || strncmp(key, "c/", 2) != 0 || key[18] != '/')
+        return 0;
+    char *end = NULL;
+    char hex[17];
+    memcpy(hex, key + 2, 16);
+    hex[16] = '\0';
+    *before_id = strtoull(hex, &end, 16);
+    if (*end)
+        return 0;
+    memcpy(hex, key + 19, 16);
+    *after_id = strtoull(hex, &end, 16);
+    return *end == '\0';
+}
+
+char *gs__chshard_path(const gs_chcoord_t *c, uint64_t task_id)
+{
+    return gs_xasprintf("%s/%016llx.chshard", c->staging, (unsigned long long)task_id);
+}
+
+char *gs__chreuse_path(const gs_chcoord_t *c, uint64_t task_id)
+{
+    return gs_xasprintf("%s/%016llx.reuse.vec", c->staging, (unsigned long long)task_id);
+}
+
+// ---- settings -------------------------------------------------------------------------------
+
+static const char *edge_name(gs_job_edge_t e)
+{
+    return e == GS_JOB_EDGE_PAD ? "pad" : e == GS_JOB_EDGE_CLIP ? "clip" : "shift";
+}
+
+// settings_text: what decides the meaning of change records and caption vectors, one
+// "key=value" line each. Lines shared with ingest (encoder.*, tiling.*, composite.*) are
+// written as the ingest coordinator writes them, so that they can be compared to decide
+// whether stored tile embeddings may be reused. Pairing, gap, overlap and the gate may change
+// between runs (earlier records keep their captions).
+static char *settings_text(const gs_job_t *j, const gs_ingest_models_t *m)
+{
+    static const char *const scaling[] = {"auto", "none", "minmax", "percentile", "range"};
+    static const char *const resample[] = {"nearest", "bilinear", "cubic"};
+    gs_buf_t b;
+    gs_buf_init(&b, 1 << 20);
+    gs_buf_printf(&b, "encoder.model_id=%s\nencoder.dim=%d\nencoder.preprocess=%s\n",
+                  m->encoder_id, m->dim, m->preprocess);
+    gs_buf_printf(&b, "tiling.size=%d\ntiling.overlap=%d\ntiling.edge=%s\n", j->tiling.size,
+                  j->tiling.overlap, edge_name(j->tiling.edge));
+    gs_buf_printf(&b, "tiling.min_valid_fraction=%.17g\n", j->tiling.min_valid_fraction);
+    gs_buf_printf(&b, "composite.mode=%s\ncomposite.bands=",
+                  j->composite.mode == GS_JOB_COMPOSITE_SAR ? "sar" : "rgb");
+    for (int i = 0; i < j->composite.n_bands; i++)
+        gs_buf_printf(&b, "%s%s", i ? "," : "", j->composite.bands[i]);
+    gs_buf_printf(&b, "\ncomposite.scaling=%s\n", scaling[j->composite.scaling]);
+    gs_buf_printf(&b, "composite.percentile=%.17g,%.17g\n", j->composite.percentile[0],
+                  j->composite.percentile[1]);
+    gs_buf_puts(&b, "composite.range=");
+    for (int i = 0; i < 6; i++)
+        gs_buf_printf(&b, "%s%.17g", i ? "," : "", j->composite.range[i]);
+    gs_buf_printf(&b, "\ncomposite.sar_units=%s\n",
+                  j->composite.sar_units == GS_JOB_SAR_LINEAR ? "linear" : "db");
+    gs_buf_printf(&b, "changes.captioner_id=%s\n", m->captioner_id);
+    if (*m->captioner_id)
+        gs_buf_printf(&b, "changes.prompt=%s\ncaptioner.max_tokens=%d\n", j->changes.prompt,
+                      j->captioner.max_tokens);
+    gs_buf_printf(&b, "changes.grid=%s\n", j->changes.grid == GS_JOB_GRID_CRS ? "crs" : "later");
+    if (j->changes.grid == GS_JOB_GRID_CRS)
+        gs_buf_printf(&b, "changes.crs=%s\nchanges.resolution=%.17g\n", j->changes.crs,
+                      j->changes.resolution);
+    gs_buf_printf(&b, "changes.resampling=%s\n", resample[j->changes.resampling]);
+    return gs_buf_steal(&b);
+}
+
+// first_difference: the first line of `want` missing from `got`, for the refusal message.
+static void first_difference(const char *got, const char *want, char *out, size_t n)
+{
+    for (const char *p = want; *p;) {
+        const char *nl = strchr(p, '\n');
+        size_t len = nl ? (size_t)(nl - p) : strlen(p);
+        char line[1200];
+        snprintf(line, sizeof line, "\n%.*s\n", (int)len, p);
+        char *g = gs_xasprintf("\n%s", got);
+        int found = strstr(g, line) != NULL;
+        gs_free(g);
+        if (!found) {
+            const char *eq = memchr(p, '=', len);
+            size_t klen = eq ? (size_t)(eq - p) : len;
+            char key[128];
+            snprintf(key, sizeof key, "\n%.*s=", (int)klen, p);
+            char *g2 = gs_xasprintf("\n%s", got);
+            const char *o = strstr(g2, key);
+            size_t olen = o ? strcspn(o + strlen(key), "\n") : 0;
+            snprintf(out, n, "%.*s is \"%.*s\" in the output, \"%.*s\" in this job", (int)klen,
+                     p, (int)olen, o ? o + strlen(key) : "", (int)(len - klen - (eq ? 1 : 0)),
+                     eq ? eq + 1 : "");
+            gs_free(g2);
+            return;
+        }
+        p = nl ? nl + 1 : p + len;
+    }
+    snprintf(out, n, "the settings differ");
+}
+
+static gs_err check_settings(gs_chcoord_t *c, char *err, size_t err_nbytes)
+{
+    const char *old = NULL;
+    gs_arena_reset(c->arena);
+    gs_err e = gs_capstore_meta_get(c->store, "changes.settings", c->arena, &old);
+    if (e == GS_OK) {
+        if (strcmp(old, c->settings) == 0)
+            return GS_OK;
+        char diff[1024];
+        first_difference(old, c->settings, diff, sizeof diff);
+        errf(err, err_nbytes, "the change records of output \"%s\" were made with other "
+             "settings: %s; use another output or the settings of the first run", c->out, diff);
+        return GS_EMISMATCH;
+    }
+    if (e != GS_ENOTFOUND) {
+        errf(err, err_nbytes, "could not read the settings of output \"%s\": %s", c->out,
+             gs_strerror(e));
+        return e;
+    }
+    char hash[17];
+    snprintf(hash, sizeof hash, "%016llx", (unsigned long long)c->settings_hash);
+    gs_capstore_batch_t *b = gs_capstore_batch_new(c->store);
+    gs_capstore_batch_meta_set(b, "changes.settings", c->settings);
+    gs_capstore_batch_meta_set(b, "changes.settings_hash", hash);
+    gs_capstore_batch_meta_set(b, "changes.encoder.model_id", c->models.encoder_id);
+    gs_capstore_batch_meta_set(b, "changes.captioner.model_id", c->models.captioner_id);
+    e = gs_capstore_write(c->store, b, true);
+    gs_capstore_batch_destroy(&b);
+    if (e != GS_OK)
+        errf(err, err_nbytes, "could not write the settings of output \"%s\"", c->out);
+    return e;
+}
+
+// record_models: where change search finds the encoder (model path, arch, vocabulary), kept
+// up to date on every run (paths may move; the model id is what must not change).
+static gs_err record_models(gs_chcoord_t *c)
+{
+    gs_capstore_batch_t *b = gs_capstore_batch_new(c->store);
+    gs_capstore_batch_meta_set(b, "changes.encoder.model", c->job->encoder.model);
+    gs_capstore_batch_meta_set(b, "changes.encoder.arch", c->job->encoder.arch);
+    gs_capstore_batch_meta_set(b, "changes.encoder.vocab", c->job->encoder.vocab);
+    gs_err e = gs_capstore_write(c->store, b, false);
+    gs_capstore_batch_destroy(&b);
+    return e;
+}
+
+// ---- the ledger -----------------------------------------------------------------------------
+
+static int ledger_entry(const gs_job_rec_t *r, void *ud)
+{
+    gs_chcoord_t *c = ud;
+    uint64_t before, after;
+    if (!gs__chtask_key_parse(r->task_key, &before, &after))
+        return 0; // an ingest entry
+    uint64_t id = gs__chtask_id(before, after);
+    if (r->state == GS_JOB_DONE) {
+        gs__map_put(&c->done_map, id, 1);
+        gs__map_put(&c->paired_map, after, 1);
+    } else if (r->state == GS_JOB_FAILED) {
+        gs__map_put(&c->done_map, id, 0x80000000u | r->attempts);
+    }
+    return 0;
+}
+
+// ---- scenes ---------------------------------------------------------------------------------
+
+// scene_facts: time and box of a scene, from its ingest record, else from the scene itself.
+static gs_err scene_facts(gs_chcoord_t *c, gs__chscene_t *s, const void *rec, size_t rec_nbytes)
+{
+    gs_scene_rec_t r;
+    if (rec && gs_rec_decode_scene(rec, rec_nbytes, c->arena, &r) == GS_OK) {
+        s->has_time = r.time_unix != INT64_MIN;
+        s->time = r.time_unix;
+        memcpy(s->bbox, r.bbox, sizeof s->bbox);
+        s->width = r.width;
+        s->height = r.height;
+        return GS_OK;
+    }
+    c->sum.n_unrecorded++;
+    gs_scene_t *sc = NULL;
+    gs_scene_problem_t pr;
+    char why[1024] = "";
+    if (gs_scene_open(c->job, s->uri, &sc, &pr, why, sizeof why) != GS_OK) {
+        GS_LOG_WARN("scene \"%s\" left out of the change pairs: %s", s->uri,
+                    *why ? why : "could not open it");
+        c->sum.n_unreadable++;
+        return GS_ENOTFOUND;
+    }
+    const gs_scene_info_t *in = gs_scene_info(sc);
+    s->has_time = in->has_time;
+    s->time = in->time;
+    memcpy(s->bbox, in->bbox, sizeof s->bbox);
+    gs_scene_close(&sc);
+    return GS_OK;
+}
+
+static gs_err list_scenes(gs_chcoord_t *c, char *err, size_t err_nbytes)
+{
+    gs_catalog_t cat = {0};
+    GS_TRY(gs_catalog_build(c->job, &cat, err, err_nbytes));
+    c->scenes = gs_xcalloc(cat.n_scenes ? cat.n_scenes : 1, sizeof *c->scenes);
+    gs_err e = GS_OK;
+    for (size_t i = 0; i < cat.n_scenes && e == GS_OK; i++) {
+        gs__chscene_t s = {.uri = cat.uris[i], .id = gs_scene_id_of(cat.uris[i])};
+        cat.uris[i] = NULL;
+        uint8_t key[8];
+        const void *val = NULL;
+        size_t n = 0;
+        gs_rec_key_u64(s.id, key);
+        gs_arena_reset(c->arena);
+        e = gs_capstore_get(c->store, GS_CF_SCENES, key, 8, c->arena, &val, &n);
+        if (e == GS_ENOTFOUND)
+            e = GS_OK, val = NULL;
+        if (e == GS_OK && scene_facts(c, &s, val, n) == GS_OK) {
+            c->scenes[c->n_scenes++] = s;
+            if (!s.has_time)
+                c->sum.n_timeless++;
+        } else {
+            gs_free(s.uri);
+        }
+    }
+    c->sum.n_scenes = cat.n_scenes;
+    gs_catalog_cleanup(&cat);
+    if (e != GS_OK)
+        errf(err, err_nbytes, "could not read the scene records of \"%s\": %s", c->db_path,
+             gs_strerror(e));
+    return e;
+}
+
+// ---- the plan -------------------------------------------------------------------------------
+
+static gs_err plan(gs_chcoord_t *c, char *err, size_t err_nbytes)
+{
+    gs_warp_item_t *items = gs_xcalloc(c->n_scenes ? c->n_scenes : 1, sizeof *items);
+    for (size_t i = 0; i < c->n_scenes; i++) {
+        const gs__chscene_t *s = &c->scenes[i];
+        uint32_t v;
+        items[i] = (gs_warp_item_t){.id = s->id, .has_time = s->has_time, .time = s->time,
+                                    .paired = gs__map_get(&c->paired_map, s->id, &v)};
+        memcpy(items[i].bbox, s->bbox, sizeof items[i].bbox);
+    }
+    gs_warp_pair_t *pairs = NULL;
+    size_t n = 0;
+    gs_warp_pairs(c->job, items, c->n_scenes, &pairs, &n);
+    gs_free(items);
+    c->tasks = gs_xcalloc(n ? n : 1, sizeof *c->tasks);
+    gs_capstore_batch_clear(c->batch);
+    for (size_t i = 0; i < n; i++) {
+        const gs__chscene_t *b = &c->scenes[pairs[i].before], *a = &c->scenes[pairs[i].after];
+        gs__chtask_t t = {.id = gs__chtask_id(b->id, a->id), .before = pairs[i].before,
+                          .after = pairs[i].after, .state = T_QUEUED, .rank = -1};
+        uint32_t v = 0;
+        int known = gs__map_get(&c->done_map, t.id, &v);
+        if (known && v == 1) {
+            t.state = T_DONE;
+            c->sum.n_pairs_done++;
+        } else {
+            t.prior_attempts = known ? v & 0x7FFFFFFFu : 0;
+            if (!known) {
+                char key[40];
+                gs__chtask_key(b->id, a->id, key);
+                gs_job_rec_t r = {.task_key = key, .state = GS_JOB_PLANNED,
+                                  .time_unix = (int64_t)time(NULL)};
+                gs_capstore_batch_put_job(c->batch, &r);
+            }
+            gs__u32s_push(&c->queue, (uint32_t)c->n_tasks);
+        }
+        gs__map_put(&c->task_map, t.id, (uint32_t)c->n_tasks);
+        c->tasks[c->n_tasks++] = t;
+    }
+    c->sum.n_pairs = n;
+    gs_free(pairs);
+    gs_err e = gs_capstore_batch_count(c->batch) ? gs_capstore_write(c->store, c->batch, false)
+                                                 : GS_OK;
+    gs_capstore_batch_clear(c->batch);
+    if (e != GS_OK)
+        errf(err, err_nbytes, "could not write the plan into \"%s\"", c->db_path);
+    return e;
+}
+
+// ---- open / close ---------------------------------------------------------------------------
+
+static gs_err prepare_output(gs_chcoord_t *c, char *err, size_t err_nbytes)
+{
+    char *index_dir = gs_path_join(c->out, "index");
+    const char *dirs[] = {c->out, c->staging, index_dir};
+    gs_err e = GS_OK;
+    for (int i = 0; i < 3 && e == GS_OK; i++)
+        if (gs_mkdir_p(dirs[i]) != GS_OK || access(dirs[i], W_OK) != 0) {
+            errf(err, err_nbytes, "output directory \"%s\" is not writable", dirs[i]);
+            e = GS_EIO;
+        }
+    gs_free(index_dir);
+    if (e != GS_OK)
+        return e;
+    gs_capstore_opts_t o = {.create_if_missing = true};
+    e = gs_capstore_open(c->db_path, &o, &c->store);
+    if (e != GS_OK)
+        errf(err, err_nbytes, "could not open the store \"%s\" (%s); is an ingest or another "
+             "change run working on this output?", c->db_path, gs_strerror(e));
+    return e;
+}
+
+gs_err gs_chcoord_open(const gs_job_t *job, const char *job_path, const gs_ingest_models_t *models,
+                       int n_workers, gs_chcoord_t **out, char *err, size_t err_nbytes)
+{
+    (void)job_path;
+    *out = NULL;
+    gs_chcoord_t *c = gs_xcalloc(1, sizeof *c);
+    c->t0 = gs__now();
+    c->job = job;
+    c->n_workers = n_workers > 0 ? n_workers : 1;
+    c->out = gs_xstrdup(job->output);
+    c->db_path = gs_path_join(job->output, "db");
+    c->staging = gs_path_join(job->output, "staging");
+    c->tiles_index_path = gs_path_join(job->output, "index/tiles.faiss");
+    c->changes_index_path = gs_path_join(job->output, "index/changes.faiss");
+    c->arena = gs_arena_new(1 << 20, 0);
+    c->models.encoder_id = gs_xstrdup(models->encoder_id ? models->encoder_id : "");
+    c->models.dim = models->dim;
+    c->models.preprocess = gs_xstrdup(models->preprocess ? models->preprocess : "");
+    c->models.captioner_id = gs_xstrdup(models->captioner_id ? models->captioner_id : "");
+    c->settings = settings_text(job, &c->models);
+    c->settings_hash = gs_hash_str(c->settings, 0x677363736574ULL); // "gscset"
+    gs__map_init(&c->task_map);
+    gs__map_init(&c->done_map);
+    gs__map_init(&c->paired_map);
+    gs_err e = prepare_output(c, err, err_nbytes);
+    if (e == GS_OK)
+        e = check_settings(c, err, err_nbytes);
+    if (e == GS_OK && (e = record_models(c)) != GS_OK)
+        errf(err, err_nbytes, "could not write to the store \"%s\"", c->db_path);
+    if (e == GS_OK) {
+        c->batch = gs_capstore_batch_new(c->store);
+        if ((e = gs_capstore_scan_jobs(c->store, ledger_entry, c)) != GS_OK)
+            errf(err, err_nbytes, "could not read the ledger of \"%s\"", c->db_path);
+    }
+    if (e == GS_OK)
+        e = gs__ch_index_open(c, err, err_nbytes);
+    if (e == GS_OK)
+        e = list_scenes(c, err, err_nbytes);
+    if (e == GS_OK)
+        e = plan(c, err, err_nbytes);
+    if (e == GS_OK && (e = gs__ch_recover(c)) != GS_OK)
+        errf(err, err_nbytes, "could not recover the staged change shards of \"%s\": %s",
+             c->out, gs_strerror(e));
+    if (e != GS_OK) {
+        gs_chcoord_close(&c);
+        return e;
+    }
+    GS_LOG_INFO("changes \"%s\": %llu scenes (%llu without a time, %llu left out), %llu pairs "
+                "(%llu done), stored embeddings %s, output \"%s\"", job->name,
+                (unsigned long long)c->sum.n_scenes, (unsigned long long)c->sum.n_timeless,
+                (unsigned long long)c->sum.n_unreadable, (unsigned long long)c->sum.n_pairs,
+                (unsigned long long)c->sum.n_pairs_done, c->tiles ? "reused" : "not reused",
+                c->out);
+    c->last_persist = gs__now();
+    *out = c;
+    return GS_OK;
+}
+
+uint64_t gs_chcoord_settings_hash(const gs_chcoord_t *self)
+{
+    return self->settings_hash;
+}
+
+bool gs_chcoord_pair(const gs_chcoord_t *self, size_t i, const char **out_before,
+                     const char **out_after, bool *out_done)
+{
+    if (i >= self->n_tasks)
+        return false;
+    const gs__chtask_t *t = &self->tasks[i];
+    *out_before = self->scenes[t->before].uri;
+    *out_after = self->scenes[t->after].uri;
+    *out_done = t->state == T_DONE;
+    return true;
+}
+
+void gs_chcoord_close(gs_chcoord_t **p)
+{
+    if (!p || !*p)
+        return;
+    gs_chcoord_t *c = *p;
+    for (size_t i = 0; i < c->n_pending; i++)
+        geoscribe__work_request__free_unpacked(c->pending[i], NULL);
+    gs_free(c->pending);
+    gs_vindex_destroy(&c->tiles);
+    gs_vindex_destroy(&c->index);
+    gs_capstore_batch_destroy(&c->batch);
+    gs_capstore_close(&c->store);
+    for (size_t i = 0; i < c->n_scenes; i++)
+        gs_free(c->scenes[i].uri);
+    gs_free(c->scenes);
+    gs_free(c->tasks);
+    for (size_t i = 0; i < c->n_committed; i++)
+        gs_free(c->committed[i]);
+    gs_free(c->committed);
+    gs__map_cleanup(&c->task_map);
+    gs__map_cleanup(&c->done_map);
+    gs__map_cleanup(&c->paired_map);
+    gs_free(c->queue.v);
+    gs_free((char *)c->models.encoder_id);
+    gs_free((char *)c->models.preprocess);
+    gs_free((char *)c->models.captioner_id);
+    gs_free(c->settings);
+    gs_arena_destroy(&c->arena);
+    gs_free(c->out);
+    gs_free(c->db_path);
+    gs_free(c->staging);
+    gs_free(c->tiles_index_path);
+    gs_free(c->changes_index_path);
+    gs_free(c);
+    *p = NULL;
+}
+
+// ---- dispatch -------------------------------------------------------------------------------
+
+static uint32_t next_task(gs_chcoord_t *c)
+{
+    while (c->queue.head < c->queue.n) {
+        uint32_t ti = c->queue.v[c->queue.head++];
+        if (c->tasks[ti].state == T_QUEUED)
+            return ti;
+    }
+    c->queue.n = c->queue.head = 0;
+    return UINT32_MAX;
+}
+
+static void fill_task(gs_chcoord_t *c, uint32_t ti, int rank, Geoscribe__Task *m, char **uris,
+                      char *hex)
+{
+    gs__chtask_t *t = &c->tasks[ti];
+    t->state = T_RUNNING;
+    t->rank = rank;
+    t->attempts++;
+    c->n_running++;
+    gs__ch_write_reuse(c, ti);
+    geoscribe__task__init(m);
+    snprintf(hex, 17, "%016llx", (unsigned long long)c->scenes[t->after].id);
+    uris[0] = c->scenes[t->before].uri;
+    uris[1] = c->scenes[t->after].uri;
+    m->task_id = t->id;
+    m->scene_id = hex;
+    m->n_uris = 2;
+    m->uris = uris;
+    m->kind = GS_WARP_TASK_KIND;
+    m->checksum = (char *)"";
+}
+
+gs_err gs_chcoord_handle(gs_chcoord_t *self, const void *req, size_t req_nbytes,
+                         void **out_reply, size_t *out_nbytes)
+{
+    gs_chcoord_t *c = self;
+    *out_reply = NULL;
+    *out_nbytes = 0;
+    Geoscribe__WorkRequest *r = geoscribe__work_request__unpack(NULL, req_nbytes, req);
+    if (!r) {
+        GS_LOG_ERROR("malformed work request (%zu bytes)", req_nbytes);
+        return GS_EFORMAT;
+    }
+    gs_err e = GS_OK;
+    if (r->status != 0) {
+        GS_LOG_ERROR("worker %d cannot work: %s", r->rank,
+                     r->message && *r->message ? r->message : gs_strerror(r->status));
+        c->fatal = true;
+        e = GS_EUNSUPPORTED;
+    }
+    bool has_results = r->n_results > 0;
+    if (has_results) {
+        if (c->n_pending == c->cap_pending) {
+            c->cap_pending = c->cap_pending ? c->cap_pending * 2 : 16;
+            c->pending = gs_xrealloc(c->pending, c->cap_pending * sizeof *c->pending);
+        }
+        c->pending[c->n_pending++] = r;
+    }
+    Geoscribe__Task task, *ptr = &task;
+    char *uris[2], hex[17];
+    Geoscribe__TaskBatch b = GEOSCRIBE__TASK_BATCH__INIT;
+    uint32_t ti = c->fatal ? UINT32_MAX : next_task(c);
+    if (ti != UINT32_MAX) {
+        fill_task(c, ti, r->rank, &task, uris, hex);
+        b.n_tasks = 1;
+        b.tasks = &ptr;
+    } else if (!c->fatal && (c->n_running > 0 || c->n_pending > 0)) {
+        b.wait_ms = WAIT_MS; // a running task may fail and come back
+    } else {
+        b.done = 1;
+    }
+    size_t len = geoscribe__task_batch__get_packed_size(&b);
+    uint8_t *buf = gs_xmalloc(len ? len : 1);
+    geoscribe__task_batch__pack(&b, buf);
+    *out_reply = buf;
+    *out_nbytes = len;
+    if (!has_results)
+        geoscribe__work_request__free_unpacked(r, NULL);
+    return e;
+}
+
+static void progress(gs_chcoord_t *c, bool force)
+{
+    double now = gs__now();
+    if (!force && now - c->last_progress < 5.0)
+        return;
+    c->last_progress = now;
+    double el = now - c->t0;
+    GS_LOG_INFO("progress pairs=%llu/%llu tiles_scored=%llu captioned=%llu failed=%llu "
+                "pairs_per_min=%.1f", (unsigned long long)c->sum.n_pairs_done,
+                (unsigned long long)c->sum.n_pairs, (unsigned long long)c->sum.n_scored_run,
+                (unsigned long long)c->sum.n_captioned_run,
+                (unsigned long long)c->sum.n_pairs_failed,
+                el > 0 ? 60.0 * (double)c->sum.n_pairs_run / el : 0.0);
+}
+
+gs_err gs_chcoord_commit(gs_chcoord_t *self)
+{
+    gs_chcoord_t *c = self;
+    gs_err e = GS_OK;
+    for (size_t i = 0; i < c->n_pending; i++) {
+        Geoscribe__WorkRequest *r = c->pending[i];
+        for (size_t j = 0; j < r->n_results && e == GS_OK; j++)
+            e = gs__ch_commit_result(c, r->results[j]);
+        geoscribe__work_request__free_unpacked(r, NULL);
+    }
+    c->n_pending = 0;
+    if (e == GS_OK && c->index_dirty && gs__now() - c->last_persist > GS_COORD_PERSIST_S)
+        e = gs__ch_persist(c);
+    progress(c, false);
+    return e;
+}
+
+gs_err gs_chcoord_serve_mpi(gs_chcoord_t *self, int size)
+{
+    gs_chcoord_t *c = self;
+    int active = size - 1;
+    gs_err status = GS_OK;
+    while (active > 0) {
+        int ready = 0;
+        GS_TRY(gs_mpi_poll(GS_MPI_ANY, GS_TAG_WORK_REQ, 1000, &ready));
+        if (!ready) {
+            progress(c, false);
+            continue;
+        }
+        void *req = NULL, *reply = NULL;
+        size_t n = 0, rn = 0;
+        int src = -1;
+        GS_TRY(gs_mpi_recv(GS_MPI_ANY, GS_TAG_WORK_REQ, &req, &n, &src, NULL));
+        gs_err e = gs_chcoord_handle(c, req, n, &reply, &rn);
+        gs_free(req);
+        if (e == GS_EUNSUPPORTED)
+            status = e;
+        else if (e != GS_OK && e != GS_EFORMAT)
+            return e;
+        if (reply) {
+            Geoscribe__TaskBatch *b = geoscribe__task_batch__unpack(NULL, rn, reply);
+            if (b && b->done)
+                active--;
+            if (b)
+                geoscribe__task_batch__free_unpacked(b, NULL);
+            e = gs_mpi_send(src, GS_TAG_WORK, reply, rn);
+            gs_free(reply);
+            GS_TRY(e);
+        }
+        e = gs_chcoord_commit(c);
+        if (e != GS_OK) {
+            c->fatal = true;
+            status = e;
+        }
+    }
+    return status;
+}
+
+// ---- the end --------------------------------------------------------------------------------
+
+// count_changes: records and captioned records in the changes family.
+typedef struct {
+    uint64_t n, n_captions;
+    gs_arena_t *arena;
+} count_t;
+
+static int count_one(const void *key, size_t key_nbytes, const void *val, size_t val_nbytes,
+                     void *ud)
+{
+    (void)key;
+    (void)key_nbytes;
+    count_t *k = ud;
+    gs_change_rec_t r;
+    gs_arena_reset(k->arena);
+    k->n++;
+    if (gs_rec_decode_change(val, val_nbytes, k->arena, &r) == GS_OK && *r.caption)
+        k->n_captions++;
+    return 0;
+}
+
+gs_err gs_chcoord_finish(gs_chcoord_t *self, gs_changes_summary_t *out)
+{
+    gs_chcoord_t *c = self;
+    gs_err e = gs__ch_persist(c);
+    count_t k = {.arena = c->arena};
+    if (e == GS_OK)
+        e = gs_capstore_scan(c->store, GS_CF_CHANGES, NULL, 0, count_one, &k);
+    c->sum.n_records = k.n;
+    c->sum.n_captions = k.n_captions;
+    c->sum.n_vectors = c->index ? gs_vindex_ntotal(c->index) : 0;
+    c->sum.reuse = c->tiles != NULL;
+    c->sum.seconds = gs__now() - c->t0;
+    c->sum.complete = e == GS_OK && c->sum.n_pairs_done == c->sum.n_pairs &&
+                      c->sum.n_vectors == c->sum.n_captions;
+    if (e == GS_OK && c->sum.n_vectors != c->sum.n_captions)
+        GS_LOG_WARN("the change index holds %llu caption vectors but the store %llu captions",
+                    (unsigned long long)c->sum.n_vectors, (unsigned long long)c->sum.n_captions);
+    if (e == GS_OK) {
+        char buf[32];
+        gs_capstore_batch_clear(c->batch);
+        gs_capstore_batch_meta_set(c->batch, "changes.complete", c->sum.complete ? "1" : "0");
+        snprintf(buf, sizeof buf, "%llu", (unsigned long long)c->sum.n_vectors);
+        gs_capstore_batch_meta_set(c->batch, "changes.index.ntotal", buf);
+        snprintf(buf, sizeof buf, "%lld", (long long)time(NULL));
+        gs_capstore_batch_meta_set(c->batch, "changes.last_run", buf);
+        e = gs_capstore_write(c->store, c->batch, true);
+    }
+    progress(c, true);
+    if (out)
+        *out = c->sum;
+    return e;
+}
