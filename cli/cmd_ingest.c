@@ -12,6 +12,7 @@
 #include "cli/cli.h"
 #include "common/alloc.h"
 #include "common/buf.h"
+#include "common/config.h"
 #include "common/log.h"
 #include "coordinator/ingest.h"
 #include "coordinator/ping.h"
@@ -282,7 +283,34 @@ static int run_worker(gs_job_t *job)
     return e == GS_OK && se == GS_OK ? EXIT_OK : EXIT_FATAL;
 }
 
+// launched_by_mpi: started by mpirun / srun (their environment), not by hand. A run by hand
+// does not initialise MPI at all: one process needs no MPI (its transport is a function call),
+// so it also works where no MPI runtime can start (a login node, a container).
+static bool launched_by_mpi(void)
+{
+    return gs_getenv("OMPI_COMM_WORLD_SIZE") || gs_getenv("PMIX_RANK") || gs_getenv("PMI_RANK") ||
+           gs_getenv("PMI_SIZE");
+}
+
+static int run_job(int argc, char **argv);
+
 static int run(int argc, char **argv)
+{
+    if (!launched_by_mpi()) {
+        gs_log_set_role("ingest", -1);
+        return run_job(argc, argv);
+    }
+    if (gs_mpi_init(NULL, NULL, &gs_cli_rank, &gs_cli_size) != GS_OK) {
+        fprintf(stderr, "geoscribe ingest: could not initialise MPI\n");
+        return EXIT_FATAL;
+    }
+    gs_log_set_role(gs_cli_rank == 0 ? "coord" : "worker", gs_cli_rank);
+    int rc = run_job(argc, argv);
+    gs_mpi_finalize();
+    return rc;
+}
+
+static int run_job(int argc, char **argv)
 {
     args_t a;
     int rc = parse_args(argc, argv, &a);
@@ -350,6 +378,6 @@ const gs_cli_cmd_t gs_cli_cmd_ingest = {
         "  mpirun -n 9 geoscribe ingest job.yaml --set encoder.threads=4 --set output=/scratch/o\n"
         "  geoscribe status job.yaml",
     .order = 40,
-    .uses_mpi = true,
+    .uses_mpi = false, // initialised in run() only under mpirun / srun
     .run = run,
 };

@@ -16,6 +16,7 @@
 #include "common/fs.h"
 #include "common/log.h"
 #include "index/capstore.h"
+#include "index/layout.h"
 #include "index/vindex.h"
 #include "jobs/spec.h"
 
@@ -58,7 +59,7 @@ static int ledger_entry(const gs_job_rec_t *r, void *ud)
 
 static size_t count_staged(const char *out)
 {
-    char *dir = gs_path_join(out, "staging");
+    char *dir = gs_path_join(out, GS_LAYOUT_STAGING);
     DIR *d = opendir(dir);
     gs_free(dir);
     if (!d)
@@ -87,7 +88,7 @@ static void json_kv(gs_buf_t *b, const char *k, const char *v, bool comma)
 
 static int report(const char *out, gs_format_t fmt)
 {
-    char *db = gs_path_join(out, "db");
+    char *db = gs_path_join(out, GS_LAYOUT_STORE);
     gs_capstore_t *s = NULL;
     gs_capstore_opts_t o = {.read_only = true};
     gs_err e = gs_capstore_open(db, &o, &s);
@@ -118,7 +119,7 @@ static int report(const char *out, gs_format_t fmt)
         return 1;
     }
     // the persisted index (written atomically: a complete file or none)
-    char *ipath = gs_path_join(out, "index/tiles.faiss");
+    char *ipath = gs_path_join(out, GS_LAYOUT_INDEX);
     size_t n_vec = 0;
     long long ibytes = 0;
     char idesc[256] = "";
@@ -139,7 +140,7 @@ static int report(const char *out, gs_format_t fmt)
     const char *job = meta(s, a, "job.name"), *enc = meta(s, a, "encoder.model_id");
     const char *encp = meta(s, a, "encoder.model"), *pre = meta(s, a, "encoder.preprocess");
     const char *cap = meta(s, a, "captioner.model_id"), *capp = meta(s, a, "captioner.model");
-    const char *itype = meta(s, a, "index.type"), *gen = meta(s, a, "index.generation");
+    const char *itype = meta(s, a, GS_META_INDEX_TYPE), *gen = meta(s, a, "index.generation");
     const char *complete = meta(s, a, "ingest.complete");
     bool done = strcmp(complete, "1") == 0 && l.n_done == l.n_tasks;
     if (fmt == GS_FORMAT_JSON) {
@@ -226,7 +227,7 @@ static int run(int argc, char **argv)
         return gs_cli_usage_error("status", "expected a job file or --db DIR");
     if (db) {
         // the output folder, or its db/ folder
-        char *sub = gs_path_join(db, "db");
+        char *sub = gs_path_join(db, GS_LAYOUT_STORE);
         int is_out = gs_is_dir(sub);
         gs_free(sub);
         if (is_out)

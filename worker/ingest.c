@@ -10,6 +10,7 @@
 #include "common/config.h"
 #include "common/fs.h"
 #include "common/log.h"
+#include "index/layout.h"
 #include "proto/mpi_frame.h"
 #include "worker/ingest_int.h"
 
@@ -48,7 +49,7 @@ gs_err gs_worker_open(const gs_job_t *job, int rank, bool identity_only, gs_work
     *out = NULL;
     gs_worker_t *w = gs_xcalloc(1, sizeof *w);
     w->job = job;
-    w->staging = gs_path_join(job->output, "staging");
+    w->staging = gs_path_join(job->output, GS_LAYOUT_STAGING);
     w->arena = gs_arena_new(1 << 16, 0);
     w->threads = identity_only ? 1 : job->encoder.threads > 0 ? job->encoder.threads
                                                               : auto_threads();
