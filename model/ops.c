@@ -478,7 +478,11 @@ void gs_ops_add_bias(float *x, int ld, int n_rows, int dim, const float *bias)
 {
     for (int r = 0; r < n_rows; r++) {
         float *xr = x + (size_t)r * ld;
-        for (int i = 0; i < dim; i++)
+        int i = 0;
+        for (; i + VW <= dim; i += VW)
+            for (int j = 0; j < VW; j++)
+                xr[i + j] += bias[i + j];
+        for (; i < dim; i++)
             xr[i] += bias[i];
     }
 }
@@ -486,7 +490,11 @@ void gs_ops_add_bias(float *x, int ld, int n_rows, int dim, const float *bias)
 GS_OPS_CLONES
 void gs_ops_add(float *y, const float *x, size_t n)
 {
-    for (size_t i = 0; i < n; i++)
+    size_t i = 0;
+    for (; i + VW <= n; i += VW)
+        for (int j = 0; j < VW; j++)
+            y[i + j] += x[i + j];
+    for (; i < n; i++)
         y[i] += x[i];
 }
 

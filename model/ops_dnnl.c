@@ -11,6 +11,13 @@
 #include "common/log.h"
 #include "model/ops.h"
 
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) &&                             \
+    !defined(__SANITIZE_ADDRESS__)
+#define GS_OPS_CLONES __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define GS_OPS_CLONES
+#endif
+
 #ifdef GS_HAVE_DNNL
 #include <oneapi/dnnl/dnnl.h>
 
@@ -218,6 +225,29 @@ gs_err gs_ops_bf16_pack(gs_ops_bf16_t *self, const gs_ops_weight_t *w, gs_ops_bf
     return GS_OK;
 }
 
+// epilogue_row: o = beta * o + y (+ bias), n values; fixed-width body so it vectorises.
+GS_OPS_CLONES
+static void epilogue_row(float *o, const float *y, const float *bias, float beta, int n)
+{
+    enum { VW = 16 };
+    int j = 0;
+    if (beta == 0 && bias) {
+        for (; j + VW <= n; j += VW)
+            for (int k = 0; k < VW; k++)
+                o[j + k] = y[j + k] + bias[j + k];
+    } else if (bias) {
+        for (; j + VW <= n; j += VW)
+            for (int k = 0; k < VW; k++)
+                o[j + k] = beta * o[j + k] + y[j + k] + bias[j + k];
+    } else if (beta != 0) {
+        for (; j + VW <= n; j += VW)
+            for (int k = 0; k < VW; k++)
+                o[j + k] = beta * o[j + k] + y[j + k];
+    }
+    for (; j < n; j++)
+        o[j] = (beta == 0 ? 0.0f : beta * o[j]) + y[j] + (bias ? bias[j] : 0.0f);
+}
+
 gs_err gs_ops_bf16_linear(gs_ops_bf16_t *self, int slot, const gs_ops_bf16_weight_t *w,
                           const float *bias, const float *x, int ld_x, int n_rows, float beta,
                           float *out, int ld_out, uint16_t *scratch_x, float *scratch_y)
@@ -240,16 +270,10 @@ gs_err gs_ops_bf16_linear(gs_ops_bf16_t *self, int slot, const gs_ops_bf16_weigh
     for (int i = 0; i < n_rows; i++) {
         float *o = out + (size_t)i * ld_out;
         const float *y = scratch_y + (size_t)i * w->n_out;
-        if (beta == 0) {
-            if (bias)
-                for (int j = 0; j < w->n_out; j++)
-                    o[j] = y[j] + bias[j];
-            else
-                memcpy(o, y, (size_t)w->n_out * sizeof(float));
-        } else {
-            for (int j = 0; j < w->n_out; j++)
-                o[j] = beta * o[j] + y[j] + (bias ? bias[j] : 0.0f);
-        }
+        if (beta == 0 && !bias)
+            memcpy(o, y, (size_t)w->n_out * sizeof(float));
+        else
+            epilogue_row(o, y, bias, beta, w->n_out);
     }
     return GS_OK;
 }
