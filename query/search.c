@@ -25,15 +25,13 @@ static double now_s(void)
 
 // ---- open -----------------------------------------------------------------------------------
 
-// first_path: the first of `names` (relative to dir) that exists, as a new string; NULL if none.
-static char *first_path(const char *dir, const char *const *names, size_t n)
+// existing: dir/name as a new string when it exists, else NULL.
+static char *existing(const char *dir, const char *name)
 {
-    for (size_t i = 0; i < n; i++) {
-        char *p = gs_path_join(dir, names[i]);
-        if (gs_path_exists(p))
-            return p;
-        gs_free(p);
-    }
+    char *p = gs_path_join(dir, name);
+    if (gs_path_exists(p))
+        return p;
+    gs_free(p);
     return NULL;
 }
 
@@ -108,14 +106,11 @@ static gs_err model_open_locked(gs_search_t *self)
 
 static gs_err open_files(gs_search_t *self, char *err, size_t err_nbytes)
 {
-    static const char *const stores[] = {"db", GS_LAYOUT_STORE};
-    static const char *const indexes[] = {"index/tiles.faiss", GS_LAYOUT_INDEX};
-    self->store_path = first_path(self->dir, stores, 2);
-    self->index_path = first_path(self->dir, indexes, 2);
+    self->store_path = existing(self->dir, GS_LAYOUT_STORE);
+    self->index_path = existing(self->dir, GS_LAYOUT_INDEX);
     if (!self->store_path || !self->index_path) {
-        snprintf(err, err_nbytes, "no geoscribe output at \"%s\": %s not found", self->dir,
-                 !self->store_path ? "a record store (db/ or store/)"
-                                   : "an index (index/tiles.faiss or index.faiss)");
+        snprintf(err, err_nbytes, "no geoscribe output at \"%s\": no \"%s\" in it", self->dir,
+                 !self->store_path ? GS_LAYOUT_STORE : GS_LAYOUT_INDEX);
         return GS_ENOTFOUND;
     }
     gs_capstore_opts_t so = {.read_only = true};
@@ -146,9 +141,7 @@ static gs_err open_files(gs_search_t *self, char *err, size_t err_nbytes)
     }
     self->nprobe = nprobe;
     self->dim = gs_vindex_dim(self->index);
-    char desc[256];
-    gs_vindex_describe(self->index, desc, sizeof desc);
-    self->is_ivf = strstr(desc, "IVF") != NULL || strstr(desc, "Refine") != NULL;
+    self->is_ivf = gs_vindex_nprobe(self->index) > 0;
     return GS_OK;
 }
 
@@ -524,7 +517,7 @@ gs_err gs_search_run(gs_search_t *self, const gs_search_req_t *req, gs_arena_t *
                  : GS_OK;
     // A filtered IVF search returns what its probed lists hold: widen until k hits (or every
     // list is probed), so that min(k, matches) hits come back.
-    int np = req->nprobe > 0 ? req->nprobe : self->nprobe > 0 ? self->nprobe : 16;
+    int np = req->nprobe > 0 ? req->nprobe : gs_vindex_nprobe(self->index);
     while (e == GS_OK && filtered && self->is_ivf && n < k && np < GS_VINDEX_NPROBE_WIDEN_MAX) {
         np = np > GS_VINDEX_NPROBE_WIDEN_MAX / 4 ? GS_VINDEX_NPROBE_WIDEN_MAX : np * 4;
         e = index_search(self, q, k, np, &filter, scores, ids, &n);

@@ -90,8 +90,8 @@ typedef struct {
 
 // gs_search_open: opens the output folder `out_dir` for reading: its record store (read-only
 // secondary instance, so a running ingest is no obstacle), its index (loaded in memory) and,
-// unless opts->lazy_model, the encoder. The store is OUT/db (or OUT/store) and the index
-// OUT/index/tiles.faiss (or OUT/index.faiss); docs/QUERY.md. opts may be NULL.
+// unless opts->lazy_model, the encoder. The store is OUT/db and the index OUT/index/tiles.faiss
+// (index/layout.h). opts may be NULL.
 // Errors, with the reason in err (nothing logged; the caller reports it): GS_ENOTFOUND (no
 // store or index there), GS_EMISMATCH (the encoder is not the output's: both model ids named;
 // or its dimension differs), GS_EFORMAT, GS_EIO, GS_EBACKEND, and gs_clip_open's. The caller

@@ -9,6 +9,7 @@
 #include "common/alloc.h"
 #include "common/fs.h"
 #include "index/capstore.h"
+#include "index/layout.h"
 #include "index/records.h"
 #include "index/vindex.h"
 #include "jobs/raster.h"
@@ -207,11 +208,16 @@ int qmk_make(const qmk_opts_t *o, qmk_truth_t *truth)
     fill_truth(o, t, gs_clip_dim(m));
     int rc = o->n_tiles >= 4 ? encode_fixture_images(m, o->shared, t->vecs) : 0;
     gs_clip_close(&m);
-    char *store = gs_path_join(o->out, o->layout_store ? "store" : "db");
-    char *idir = gs_path_join(o->out, "index");
-    char *index = o->layout_store ? gs_path_join(o->out, "index.faiss")
-                                  : gs_path_join(idir, "tiles.faiss");
-    gs_err e = rc ? GS_EIO : gs_mkdir_p(o->layout_store ? o->out : idir);
+    if (o->truth_only) {
+        if (!truth)
+            qmk_free(t);
+        return rc;
+    }
+    char *store = gs_path_join(o->out, GS_LAYOUT_STORE);
+    char *index = gs_path_join(o->out, GS_LAYOUT_INDEX);
+    char *idir = gs_xstrdup(index);
+    *strrchr(idir, '/') = '\0';
+    gs_err e = rc ? GS_EIO : gs_mkdir_p(idir);
     if (e == GS_OK)
         e = write_store(o, t, store);
     if (e == GS_OK)

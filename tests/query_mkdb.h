@@ -16,9 +16,9 @@ typedef struct {
     size_t n_tiles;       // e.g. 3000
     const char *index;    // "Flat" or a FAISS factory string ("IVF16,PQ8np")
     bool refine;          // with an exact refine stage
-    bool layout_store;    // OUT/store + OUT/index.faiss (index/layout.h) instead of OUT/db +
-                          // OUT/index/tiles.faiss (the ingest coordinator's)
     const char *shared;   // ../shared (fixture model and rasters)
+    bool truth_only;      // compute the truth, write nothing (no FAISS/OpenMP in this process:
+                          // Check forks its tests, and libgomp does not survive a fork)
 } qmk_opts_t;
 
 // What was written, for checks (owned; qmk_free).

@@ -1,4 +1,4 @@
-// query_mkdb OUT [N] [INDEX] [refine] [store]: writes a small test output (tests/query_mkdb.h)
+// query_mkdb OUT [N] [INDEX] [refine]: writes a small test output (tests/query_mkdb.h)
 // for the query shell tests and for trying `geoscribe query` / `serve` by hand.
 #include <stdio.h>
 #include <string.h>
@@ -9,7 +9,7 @@
 int main(int argc, char **argv)
 {
     if (argc < 2) {
-        fprintf(stderr, "usage: query_mkdb OUT [N_TILES] [INDEX] [refine] [store]\n");
+        fprintf(stderr, "usage: query_mkdb OUT [N_TILES] [INDEX] [refine]\n");
         return 2;
     }
     uint64_t n = 3000;
@@ -21,7 +21,6 @@ int main(int argc, char **argv)
                     .shared = GS_SHARED_DIR};
     for (int i = 4; i < argc; i++) {
         o.refine |= strcmp(argv[i], "refine") == 0;
-        o.layout_store |= strcmp(argv[i], "store") == 0;
     }
     return qmk_make(&o, NULL);
 }
