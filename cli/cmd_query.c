@@ -14,6 +14,7 @@
 #include "common/fs.h"
 #include "jobs/raster.h"
 #include "proto/query.pb-c.h"
+#include "query/chsearch.h"
 #include "query/client.h"
 #include "query/format.h"
 #include "query/search.h"
@@ -180,12 +181,13 @@ typedef struct {
     uint64_t k;
     int nprobe, threads, timeout_ms;
     gs_format_t fmt;
+    bool changes; // --changes: search change captions (query/chsearch.h)
 } args_t;
 
 enum {
     O_DB = 256, O_SERVER, O_SERVER_KEY, O_CLIENT_KEY, O_MODEL, O_ARCH, O_CONFIG, O_VOCAB, O_BBOX,
     O_FROM, O_TO, O_SCENE, O_CAPTION, O_LIKE_TILE, O_LIKE_IMAGE, O_NPROBE, O_THREADS, O_TIMEOUT,
-    O_FORMAT
+    O_FORMAT, O_CHANGES
 };
 
 static int parse_args(int argc, char **argv, args_t *a)
@@ -210,6 +212,7 @@ static int parse_args(int argc, char **argv, args_t *a)
         {"threads", required_argument, NULL, O_THREADS},
         {"timeout", required_argument, NULL, O_TIMEOUT},
         {"format", required_argument, NULL, O_FORMAT},
+        {"changes", no_argument, NULL, O_CHANGES},
         {0}};
     const char **str[] = {[O_DB - O_DB] = &a->db, [O_SERVER - O_DB] = &a->server,
                           [O_SERVER_KEY - O_DB] = &a->server_key,
@@ -243,6 +246,8 @@ static int parse_args(int argc, char **argv, args_t *a)
         } else if (c == O_FORMAT) {
             if (gs_cli_parse_format("query", optarg, true, &a->fmt) != 0)
                 return 2;
+        } else if (c == O_CHANGES) {
+            a->changes = true;
         } else {
             return 2;
         }
@@ -262,6 +267,12 @@ static int parse_args(int argc, char **argv, args_t *a)
         return gs_cli_usage_error("query", "give --db DIR (search locally) or --server "
                                   "ENDPOINT (ask a running `geoscribe serve`)");
     int n_q = (a->text != NULL) + (a->like_tile != NULL) + (a->like_image != NULL);
+    if (a->changes && (a->server || a->like_tile || a->like_image || a->scene))
+        return gs_cli_usage_error("query", "--changes searches change captions of --db DIR by "
+                                  "TEXT (or lists changes by score without it); --server, "
+                                  "--like-tile, --like-image and --scene do not apply");
+    if (a->changes)
+        return 0;
     if (n_q != 1)
         return gs_cli_usage_error("query", n_q ? "give one query: TEXT, --like-tile or "
                                   "--like-image" : "no query: give TEXT, --like-tile ID or "
@@ -440,12 +451,72 @@ static int run_remote(const args_t *a, const gs_search_req_t *req)
     return rc;
 }
 
+// ---- change search (--changes) --------------------------------------------------------------
+
+static int run_changes(const args_t *a, const gs_search_req_t *f)
+{
+    char err[GS_SEARCH_ERR_NBYTES];
+    gs_chsearch_opts_t so = {.model = a->model, .arch = a->arch, .vocab = a->vocab,
+                             .n_threads = a->threads};
+    gs_chsearch_t *s = NULL;
+    if (gs_chsearch_open(a->db, &so, &s, err, sizeof err) != GS_OK) {
+        fprintf(stderr, "geoscribe query: %s\n", err);
+        return 1;
+    }
+    gs_chsearch_req_t q = {.text = a->text, .k = (size_t)a->k, .has_bbox = f->has_bbox,
+                           .has_from = f->has_from, .has_to = f->has_to, .from = f->from,
+                           .to = f->to, .caption_contains = a->caption};
+    memcpy(q.bbox, f->bbox, sizeof q.bbox);
+    gs_arena_t *arena = gs_arena_new(1 << 20, 0);
+    gs_chsearch_hit_t *hits = NULL;
+    size_t n = 0;
+    uint64_t n_cand = 0;
+    int rc = 1;
+    if (gs_chsearch_run(s, &q, arena, &hits, &n, &n_cand, err, sizeof err) != GS_OK) {
+        fprintf(stderr, "geoscribe query: %s\n", err);
+    } else if (a->fmt == GS_FORMAT_TEXT) {
+        for (size_t i = 0; i < n; i++) {
+            char t0[40], t1[40];
+            gs_qtime_format(hits[i].before_time, t0, sizeof t0);
+            gs_qtime_format(hits[i].after_time, t1, sizeof t1);
+            printf("%3u  %.4f  %s -> %s  [%.5f,%.5f,%.5f,%.5f]  %s\n", hits[i].rank,
+                   (double)(hits[i].has_similarity ? hits[i].similarity : hits[i].score), t0, t1,
+                   hits[i].bbox[0], hits[i].bbox[1], hits[i].bbox[2], hits[i].bbox[3],
+                   hits[i].caption ? hits[i].caption : "");
+        }
+        printf("%zu change%s of %llu candidate%s\n", n, n == 1 ? "" : "s",
+               (unsigned long long)n_cand, n_cand == 1 ? "" : "s");
+        rc = 0;
+    } else {
+        gs_buf_t b;
+        gs_buf_init(&b, (size_t)1 << 31);
+        gs_err e = gs_chsearch_format(&b, hits, n, a->fmt == GS_FORMAT_GEOJSON);
+        if (e == GS_OK && b.len)
+            fwrite(b.data, 1, b.len, stdout);
+        gs_buf_cleanup(&b);
+        rc = e == GS_OK && fflush(stdout) == 0 ? 0 : 1;
+        if (e != GS_OK)
+            fprintf(stderr, "geoscribe query: could not format the results: %s\n",
+                    gs_strerror(e));
+    }
+    gs_arena_destroy(&arena);
+    gs_chsearch_close(&s);
+    return rc;
+}
+
 static int run(int argc, char **argv)
 {
     args_t a = {0};
     uint8_t *rgb = NULL;
     gs_search_req_t req;
     int rc = parse_args(argc, argv, &a);
+    if (rc == 0 && a.changes) {
+        rc = build_req(&a, &req, &rgb);
+        if (rc == 0)
+            rc = run_changes(&a, &req);
+        gs_free(a.text);
+        return rc;
+    }
     if (rc == 0)
         rc = build_req(&a, &req, &rgb);
     if (rc == 0)
@@ -476,6 +547,12 @@ const gs_cli_cmd_t gs_cli_cmd_query = {
         "                         2021-06-01, 2021-06-01T10:30:00Z; --to 2021-06 = to its end)\n"
         "  --scene S              one scene: its id, its URI or its file name\n"
         "  --caption-contains S   captions containing S (ASCII case-insensitive)\n"
+        "changes (--db only; docs/CHANGES.md):\n"
+        "  --changes              search change captions of `geoscribe changes` instead: TEXT\n"
+        "                         against the caption embeddings (no TEXT: by change score);\n"
+        "                         --bbox, --from/--to (both times of a pair inside) and\n"
+        "                         --caption-contains filter; hits give both times, scenes,\n"
+        "                         tiles, the footprint, the change score and the caption\n"
         "output:\n"
         "  --format F             json (default: one object per line {rank, tile_id, score,\n"
         "                         scene, scene_id, time, bbox, caption}), geojson (a\n"
@@ -493,7 +570,8 @@ const gs_cli_cmd_t gs_cli_cmd_query = {
         "  geoscribe query --db out \"airplanes parked near a terminal\" -k 20\n"
         "  geoscribe query --db out --bbox 10.5,45,11,45.5 --from 2021-06 -k 10000 \\\n"
         "      --format geojson river > hits.geojson\n"
-        "  geoscribe query --server tcp://127.0.0.1:7700 --like-tile 0x1234abcd",
+        "  geoscribe query --server tcp://127.0.0.1:7700 --like-tile 0x1234abcd\n"
+        "  geoscribe query --db out --changes \"new buildings\" --from 2015 --to 2020",
     .order = 60,
     .run = run,
 };

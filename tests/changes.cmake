@@ -5,3 +5,12 @@
 # AUC). Real GDAL, RocksDB, FAISS and the tiny fixture models.
 gs_check_test(test_changes_warp SUITE changes_warp_suite SOURCES test_changes_warp.c
   MODULES jobs common TIMEOUT 120)
+gs_check_test(test_changes SUITE changes_suite SOURCES test_changes.c MODULES jobs index common
+  TIMEOUT 600)
+target_compile_definitions(test_changes PRIVATE GS_MPIEXEC="${MPIEXEC_EXECUTABLE}")
+target_compile_options(test_changes PRIVATE -Wno-format-truncation)
+add_dependencies(test_changes geoscribe)
+gs_check_test(test_changes_levir SUITE changes_levir_suite SOURCES test_changes_levir.c
+  MODULES jobs index common TIMEOUT 300)
+target_compile_options(test_changes_levir PRIVATE -Wno-format-truncation)
+add_dependencies(test_changes_levir geoscribe)
