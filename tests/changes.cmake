@@ -14,3 +14,8 @@ gs_check_test(test_changes_levir SUITE changes_levir_suite SOURCES test_changes_
   MODULES jobs index common TIMEOUT 300)
 target_compile_options(test_changes_levir PRIVATE -Wno-format-truncation)
 add_dependencies(test_changes_levir geoscribe)
+# The nightly deployment: systemd units, the nightly script over two nights, the Slurm chain.
+add_test(NAME changes_nightly COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/changes_nightly.sh
+  "${CMAKE_BINARY_DIR}/bin/geoscribe" "${GS_TEST_TMP}/changes_nightly" "${GS_SHARED}"
+  "${CMAKE_SOURCE_DIR}")
+set_tests_properties(changes_nightly PROPERTIES TIMEOUT 180 SKIP_RETURN_CODE 77)
