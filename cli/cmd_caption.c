@@ -32,8 +32,8 @@ static int parse_float(const char *opt, const char *arg, double lo, double hi, f
 {
     double v;
     if (gs_parse_f64(arg, &v) != GS_OK || v < lo || v > hi)
-        return gs_cli_usage_error("caption", "%s wants a number from %g to %g, not \"%s\"", opt,
-                                  lo, hi, arg);
+        return gs_cli_usage_error("caption", "%s wants a number from %g to %g, not \"%s\"", opt, lo,
+                                  hi, arg);
     *out = (float)v;
     return 0;
 }
@@ -41,31 +41,35 @@ static int parse_float(const char *opt, const char *arg, double lo, double hi, f
 static int parse_int(const char *opt, const char *arg, int lo, int hi, int *out)
 {
     if (gs_parse_int(arg, lo, hi, out) != GS_OK)
-        return gs_cli_usage_error("caption", "%s wants a number from %d to %d, not \"%s\"", opt,
-                                  lo, hi, arg);
+        return gs_cli_usage_error("caption", "%s wants a number from %d to %d, not \"%s\"", opt, lo,
+                                  hi, arg);
     return 0;
 }
 
 static int parse_args(int argc, char **argv, args_t *a)
 {
-    static const struct option opts[] = {
-        {"model", required_argument, NULL, 'm'},       {"image", required_argument, NULL, 'i'},
-        {"prompt", required_argument, NULL, 'p'},      {"raw-prompt", required_argument, NULL, 'r'},
-        {"max-tokens", required_argument, NULL, 'n'},  {"beams", required_argument, NULL, 'b'},
-        {"length-penalty", required_argument, NULL, 'L'},
-        {"temperature", required_argument, NULL, 't'}, {"top-p", required_argument, NULL, 'P'},
-        {"top-k", required_argument, NULL, 'k'},       {"seed", required_argument, NULL, 's'},
-        {"threads", required_argument, NULL, 'T'},     {"ctx", required_argument, NULL, 'c'},
-        {"format", required_argument, NULL, 'f'},      {0}};
+    static const struct option opts[] = {{"model", required_argument, NULL, 'm'},
+                                         {"image", required_argument, NULL, 'i'},
+                                         {"prompt", required_argument, NULL, 'p'},
+                                         {"raw-prompt", required_argument, NULL, 'r'},
+                                         {"max-tokens", required_argument, NULL, 'n'},
+                                         {"beams", required_argument, NULL, 'b'},
+                                         {"length-penalty", required_argument, NULL, 'L'},
+                                         {"temperature", required_argument, NULL, 't'},
+                                         {"top-p", required_argument, NULL, 'P'},
+                                         {"top-k", required_argument, NULL, 'k'},
+                                         {"seed", required_argument, NULL, 's'},
+                                         {"threads", required_argument, NULL, 'T'},
+                                         {"ctx", required_argument, NULL, 'c'},
+                                         {"format", required_argument, NULL, 'f'},
+                                         {0}};
     int c, rc = 0;
     uint64_t seed;
     bool have_prompt = false;
     optind = 1;
     while (rc == 0 && (c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (c) {
-        case 'm':
-            a->model = optarg;
-            break;
+        case 'm': a->model = optarg; break;
         case 'i':
             if (a->n_images == MAX_IMAGES)
                 return gs_cli_usage_error("caption", "at most %d images", MAX_IMAGES);
@@ -82,9 +86,7 @@ static int parse_args(int argc, char **argv, args_t *a)
         case 'n':
             rc = parse_int("--max-tokens", optarg, 1, MAX_TOKENS, &a->gen.max_new_tokens);
             break;
-        case 'b':
-            rc = parse_int("--beams", optarg, 1, 16, &a->gen.num_beams);
-            break;
+        case 'b': rc = parse_int("--beams", optarg, 1, 16, &a->gen.num_beams); break;
         case 'L':
             rc = parse_float("--length-penalty", optarg, -10, 10, &a->gen.length_penalty);
             break;
@@ -105,18 +107,13 @@ static int parse_args(int argc, char **argv, args_t *a)
                 return gs_cli_usage_error("caption", "--seed wants a non-negative integer");
             a->gen.seed = seed;
             break;
-        case 'T':
-            rc = parse_int("--threads", optarg, 1, 256, &a->threads);
-            break;
-        case 'c':
-            rc = parse_int("--ctx", optarg, 16, 1 << 20, &a->n_ctx);
-            break;
+        case 'T': rc = parse_int("--threads", optarg, 1, 256, &a->threads); break;
+        case 'c': rc = parse_int("--ctx", optarg, 16, 1 << 20, &a->n_ctx); break;
         case 'f':
             if (gs_cli_parse_format("caption", optarg, false, &a->fmt) != 0)
                 return 2;
             break;
-        default:
-            return gs_cli_usage_error("caption", "unknown option");
+        default: return gs_cli_usage_error("caption", "unknown option");
         }
     }
     if (rc != 0)
@@ -187,7 +184,9 @@ static int run(int argc, char **argv)
         }
         img[i].rgb = rgb[i];
     }
-    gs_llava_opts_t o = {.n_threads = a.threads, .n_ctx = a.n_ctx, .max_images = a.n_images,
+    gs_llava_opts_t o = {.n_threads = a.threads,
+                         .n_ctx = a.n_ctx,
+                         .max_images = a.n_images,
                          .max_beams = a.gen.num_beams};
     gs_err e = gs_llava_open(a.model, &o, &m);
     if (e != GS_OK) {
@@ -241,7 +240,8 @@ const gs_cli_cmd_t gs_cli_cmd_caption = {
         "  --threads N       threads (default: all cores, at most 16)\n"
         "  --ctx N           KV cache rows: prompt + image features + generated tokens x beams\n"
         "                    (default min(max_position_embeddings, 2048); 1 MiB a row for 7B)\n\n"
-        "--format json prints {\"images\":[...],\"prompt\":...,\"ids\":[generated ids],\"text\":...}.\n"
+        "--format json prints {\"images\":[...],\"prompt\":...,\"ids\":[generated "
+        "ids],\"text\":...}.\n"
         "Example: geoscribe caption --model llava-1.5-7b-hf --image before.png --image after.png\n"
         "         --format json",
     .order = 28,

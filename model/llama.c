@@ -18,40 +18,40 @@
 #define CONFIG_MAX_NBYTES (4u << 20)
 
 typedef struct {
-    gs__lin_t wq, wk, wv, wo;      // (q_dim, dim) (kv_dim, dim) (kv_dim, dim) (dim, q_dim)
-    gs__lin_t wg, wu, wd;          // (hidden, dim) (hidden, dim) (dim, hidden)
-    float *bq, *bk, *bv, *bo;      // attention biases (attention_bias) or NULL
-    float *attn_norm, *ffn_norm;   // (dim) input_layernorm, post_attention_layernorm
+    gs__lin_t wq, wk, wv, wo;    // (q_dim, dim) (kv_dim, dim) (kv_dim, dim) (dim, q_dim)
+    gs__lin_t wg, wu, wd;        // (hidden, dim) (hidden, dim) (dim, hidden)
+    float *bq, *bk, *bv, *bo;    // attention biases (attention_bias) or NULL
+    float *attn_norm, *ffn_norm; // (dim) input_layernorm, post_attention_layernorm
 } layer_t;
 
 struct gs_llama {
     gs__llama_hparams_t hp;
-    gs_weights_t *own_w;           // set when opened from a folder
+    gs_weights_t *own_w; // set when opened from a folder
     const gs_weights_t *w;
-    layer_t *layers;               // (n_layers)
-    const gs_tensor_t *embed;      // (vocab, dim) embed_tokens
-    gs__lin_t lm_head;             // (vocab, dim), or embed_tokens when tied
-    float *final_norm;             // (dim)
-    int q_dim, kv_dim;             // n_heads * head_dim, n_kv_heads * head_dim
+    layer_t *layers;          // (n_layers)
+    const gs_tensor_t *embed; // (vocab, dim) embed_tokens
+    gs__lin_t lm_head;        // (vocab, dim), or embed_tokens when tied
+    float *final_norm;        // (dim)
+    int q_dim, kv_dim;        // n_heads * head_dim, n_kv_heads * head_dim
     int n_ctx, n_batch, n_seq_max;
     gs__pool_t *pool;
-    void *mem;                     // the arena: one allocation, carved at open
+    void *mem; // the arena: one allocation, carved at open
     size_t mem_nbytes;
-    float *k_cache, *v_cache;      // (n_layers, n_ctx, kv_dim)
-    int rows_used;                 // cache rows handed out
+    float *k_cache, *v_cache; // (n_layers, n_ctx, kv_dim)
+    int rows_used;            // cache rows handed out
     // activations of one chunk (n_batch rows)
-    float *x, *xb, *xb2;           // (n_batch, dim)
-    float *q, *att;                // (n_batch, q_dim)
-    float *k, *v;                  // (n_batch, kv_dim)
-    float *hb, *hb2;               // (n_batch, hidden)
-    float *scores;                 // (max(n_batch, n_threads), n_ctx)
-    float *rope_cos, *rope_sin;    // (n_batch, head_dim / 2)
-    float *inv_freq;               // (head_dim / 2)
-    float *scratch;                // (GS__LIN_TILE_ROWS, max in) weight tiles
-    int *tok_pos;                  // (n_batch) position of each token of the chunk
-    gs__llama_seq_t **tok_seq;     // (n_batch) its sequence
-    gs__llama_seq_t seq;           // the sequence of gs_llama_eval (rows: n_ctx)
-    int call_seq_len;              // 1 + the largest position of the current call (RoPE)
+    float *x, *xb, *xb2;        // (n_batch, dim)
+    float *q, *att;             // (n_batch, q_dim)
+    float *k, *v;               // (n_batch, kv_dim)
+    float *hb, *hb2;            // (n_batch, hidden)
+    float *scores;              // (max(n_batch, n_threads), n_ctx)
+    float *rope_cos, *rope_sin; // (n_batch, head_dim / 2)
+    float *inv_freq;            // (head_dim / 2)
+    float *scratch;             // (GS__LIN_TILE_ROWS, max in) weight tiles
+    int *tok_pos;               // (n_batch) position of each token of the chunk
+    gs__llama_seq_t **tok_seq;  // (n_batch) its sequence
+    gs__llama_seq_t seq;        // the sequence of gs_llama_eval (rows: n_ctx)
+    int call_seq_len;           // 1 + the largest position of the current call (RoPE)
     gs__llama_probe_fn probe;
     void *probe_ud;
 };
@@ -294,10 +294,22 @@ void gs_llama_close(gs_llama_t **p)
 
 // ---- accessors ----------------------------------------------------------------------------
 
-const gs__llama_hparams_t *gs__llama_hparams(const gs_llama_t *self) { return &self->hp; }
-int gs__llama_n_ctx(const gs_llama_t *self) { return self->n_ctx; }
-int gs__llama_n_seq_max(const gs_llama_t *self) { return self->n_seq_max; }
-int gs__llama_rows_free(const gs_llama_t *self) { return self->n_ctx - self->rows_used; }
+const gs__llama_hparams_t *gs__llama_hparams(const gs_llama_t *self)
+{
+    return &self->hp;
+}
+int gs__llama_n_ctx(const gs_llama_t *self)
+{
+    return self->n_ctx;
+}
+int gs__llama_n_seq_max(const gs_llama_t *self)
+{
+    return self->n_seq_max;
+}
+int gs__llama_rows_free(const gs_llama_t *self)
+{
+    return self->n_ctx - self->rows_used;
+}
 
 void gs__llama_set_probe(gs_llama_t *self, gs__llama_probe_fn fn, void *ud)
 {
@@ -311,7 +323,10 @@ void gs__llama_reset_cache(gs_llama_t *self)
     self->seq.len = 0;
 }
 
-void gs_llama_reset(gs_llama_t *self) { gs__llama_reset_cache(self); }
+void gs_llama_reset(gs_llama_t *self)
+{
+    gs__llama_reset_cache(self);
+}
 
 static int64_t lin_nbytes(const gs__lin_t *w)
 {
@@ -321,9 +336,16 @@ static int64_t lin_nbytes(const gs__lin_t *w)
 void gs_llama_describe(const gs_llama_t *self, gs_llama_info_t *out)
 {
     const gs__llama_hparams_t *hp = &self->hp;
-    *out = (gs_llama_info_t){hp->vocab_size, hp->dim, hp->n_layers, hp->n_heads, hp->n_kv_heads,
-                             hp->head_dim, hp->hidden_dim, self->n_ctx,
-                             gs_dtype_name(self->layers[0].wq.dtype), 0};
+    *out = (gs_llama_info_t){hp->vocab_size,
+                             hp->dim,
+                             hp->n_layers,
+                             hp->n_heads,
+                             hp->n_kv_heads,
+                             hp->head_dim,
+                             hp->hidden_dim,
+                             self->n_ctx,
+                             gs_dtype_name(self->layers[0].wq.dtype),
+                             0};
     int64_t b = lin_nbytes(&self->lm_head);
     for (int l = 0; l < hp->n_layers; l++) {
         const layer_t *L = &self->layers[l];

@@ -26,15 +26,15 @@ typedef struct {
 
 // Model dimensions, for descriptions and benchmarks (example values: LLaMA-2-7B).
 typedef struct {
-    int vocab_size;    // 32000
-    int dim;           // 4096 (hidden_size)
-    int n_layers;      // 32
-    int n_heads;       // 32
-    int n_kv_heads;    // 32 (fewer with grouped-query attention)
-    int head_dim;      // 128
-    int hidden_dim;    // 11008 (intermediate_size)
-    int n_ctx;         // the KV cache size chosen at open
-    const char *dtype; // storage type of the linear weights: "F32", "F16", "BF16"
+    int vocab_size;                  // 32000
+    int dim;                         // 4096 (hidden_size)
+    int n_layers;                    // 32
+    int n_heads;                     // 32
+    int n_kv_heads;                  // 32 (fewer with grouped-query attention)
+    int head_dim;                    // 128
+    int hidden_dim;                  // 11008 (intermediate_size)
+    int n_ctx;                       // the KV cache size chosen at open
+    const char *dtype;               // storage type of the linear weights: "F32", "F16", "BF16"
     int64_t weight_nbytes_per_token; // bytes of weights read per decoded token (all linears
                                      // and lm_head; not the embedding row)
 } gs_llama_info_t;

@@ -20,20 +20,20 @@ typedef enum {
 } gs__rope_type_t;
 
 typedef struct {
-    int vocab_size;           // 32000
-    int dim;                  // 4096 hidden_size
-    int n_layers;             // 32 num_hidden_layers
-    int n_heads;              // 32 num_attention_heads
-    int n_kv_heads;           // 32 num_key_value_heads (defaults to n_heads)
-    int head_dim;             // 128 (dim / n_heads unless "head_dim" says otherwise)
-    int hidden_dim;           // 11008 intermediate_size
-    int max_pos;              // 2048 max_position_embeddings (4096 for LLaMA-2)
-    float norm_eps;           // 1e-6 rms_norm_eps (1e-5 for LLaMA-2)
-    float rope_theta;         // 10000
+    int vocab_size;   // 32000
+    int dim;          // 4096 hidden_size
+    int n_layers;     // 32 num_hidden_layers
+    int n_heads;      // 32 num_attention_heads
+    int n_kv_heads;   // 32 num_key_value_heads (defaults to n_heads)
+    int head_dim;     // 128 (dim / n_heads unless "head_dim" says otherwise)
+    int hidden_dim;   // 11008 intermediate_size
+    int max_pos;      // 2048 max_position_embeddings (4096 for LLaMA-2)
+    float norm_eps;   // 1e-6 rms_norm_eps (1e-5 for LLaMA-2)
+    float rope_theta; // 10000
     gs__rope_type_t rope_type;
-    float rope_factor;        // rope_scaling.factor (1 when none)
-    bool tie_embeddings;      // tie_word_embeddings: lm_head = embed_tokens
-    bool attention_bias;      // q/k/v/o projections have biases
+    float rope_factor;          // rope_scaling.factor (1 when none)
+    bool tie_embeddings;        // tie_word_embeddings: lm_head = embed_tokens
+    bool attention_bias;        // q/k/v/o projections have biases
     int bos_id, eos_id, pad_id; // 1, 2, -1 (none)
 } gs__llama_hparams_t;
 

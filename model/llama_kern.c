@@ -24,8 +24,8 @@ struct gs__pool {
     pthread_t *threads;
     pthread_mutex_t mu;
     pthread_cond_t cv_work, cv_done;
-    uint64_t gen;  // job generation; workers run once per increment
-    int pending;   // workers still running the current job
+    uint64_t gen; // job generation; workers run once per increment
+    int pending;  // workers still running the current job
     bool stop;
     gs__pool_fn fn;
     void *ctx;
@@ -103,7 +103,10 @@ void gs__pool_destroy(gs__pool_t **pp)
     *pp = NULL;
 }
 
-int gs__pool_n_threads(const gs__pool_t *self) { return self->n_threads; }
+int gs__pool_n_threads(const gs__pool_t *self)
+{
+    return self->n_threads;
+}
 
 void gs__pool_run(gs__pool_t *self, gs__pool_fn fn, void *ctx)
 {
@@ -133,68 +136,77 @@ void gs__pool_run(gs__pool_t *self, gs__pool_fn fn, void *ctx)
 typedef void (*rows_fn)(const void *w, int n_in, int r0, int r1, const float *x, int n_tok,
                         float *out, int ld_out);
 
-static inline float cvt1_f32(float v) { return v; }
-static inline float cvt1_bf16(uint16_t v) { return gs_ops_bf16_to_f32_1(v); }
-static inline float cvt1_f16(uint16_t v) { return gs_ops_f16_to_f32_1(v); }
+static inline float cvt1_f32(float v)
+{
+    return v;
+}
+static inline float cvt1_bf16(uint16_t v)
+{
+    return gs_ops_bf16_to_f32_1(v);
+}
+static inline float cvt1_f16(uint16_t v)
+{
+    return gs_ops_f16_to_f32_1(v);
+}
 
 // The generic kernel body. VEC: vector type; W: its width; LOADW(p): W weights from p as
 // floats; LOADX, FMA, ZERO, REDUCE: the vector operations; CVT1: one weight to float.
-#define ROWS_BODY(WT, VEC, W, LOADW, LOADX, FMA, ZERO, ADD, REDUCE, CVT1)                        \
-    const WT *w = wv;                                                                           \
-    int r = r0;                                                                                 \
-    for (; r + 4 <= r1; r += 4) {                                                               \
-        const WT *w0 = w + (size_t)r * n_in, *w1 = w0 + n_in, *w2 = w1 + n_in, *w3 = w2 + n_in; \
-        for (int t = 0; t < n_tok; t++) {                                                       \
-            const float *xt = x + (size_t)t * n_in;                                             \
-            VEC a0 = ZERO, a1 = ZERO, a2 = ZERO, a3 = ZERO;                                     \
-            VEC b0 = ZERO, b1 = ZERO, b2 = ZERO, b3 = ZERO;                                     \
-            int i = 0;                                                                          \
-            for (; i + 2 * W <= n_in; i += 2 * W) {                                             \
-                VEC x0 = LOADX(xt + i), x1 = LOADX(xt + i + W);                                 \
-                a0 = FMA(LOADW(w0 + i), x0, a0);                                                \
-                a1 = FMA(LOADW(w1 + i), x0, a1);                                                \
-                a2 = FMA(LOADW(w2 + i), x0, a2);                                                \
-                a3 = FMA(LOADW(w3 + i), x0, a3);                                                \
-                b0 = FMA(LOADW(w0 + i + W), x1, b0);                                            \
-                b1 = FMA(LOADW(w1 + i + W), x1, b1);                                            \
-                b2 = FMA(LOADW(w2 + i + W), x1, b2);                                            \
-                b3 = FMA(LOADW(w3 + i + W), x1, b3);                                            \
-            }                                                                                   \
-            for (; i + W <= n_in; i += W) {                                                     \
-                VEC x0 = LOADX(xt + i);                                                         \
-                a0 = FMA(LOADW(w0 + i), x0, a0);                                                \
-                a1 = FMA(LOADW(w1 + i), x0, a1);                                                \
-                a2 = FMA(LOADW(w2 + i), x0, a2);                                                \
-                a3 = FMA(LOADW(w3 + i), x0, a3);                                                \
-            }                                                                                   \
-            float s0 = REDUCE(ADD(a0, b0)), s1 = REDUCE(ADD(a1, b1));                           \
-            float s2 = REDUCE(ADD(a2, b2)), s3 = REDUCE(ADD(a3, b3));                           \
-            for (; i < n_in; i++) {                                                             \
-                s0 += CVT1(w0[i]) * xt[i];                                                      \
-                s1 += CVT1(w1[i]) * xt[i];                                                      \
-                s2 += CVT1(w2[i]) * xt[i];                                                      \
-                s3 += CVT1(w3[i]) * xt[i];                                                      \
-            }                                                                                   \
-            float *o = out + (size_t)t * ld_out + r;                                            \
-            o[0] = s0;                                                                          \
-            o[1] = s1;                                                                          \
-            o[2] = s2;                                                                          \
-            o[3] = s3;                                                                          \
-        }                                                                                       \
-    }                                                                                           \
-    for (; r < r1; r++) {                                                                       \
-        const WT *w0 = w + (size_t)r * n_in;                                                    \
-        for (int t = 0; t < n_tok; t++) {                                                       \
-            const float *xt = x + (size_t)t * n_in;                                             \
-            VEC a0 = ZERO;                                                                      \
-            int i = 0;                                                                          \
-            for (; i + W <= n_in; i += W)                                                       \
-                a0 = FMA(LOADW(w0 + i), LOADX(xt + i), a0);                                     \
-            float s0 = REDUCE(a0);                                                              \
-            for (; i < n_in; i++)                                                               \
-                s0 += CVT1(w0[i]) * xt[i];                                                      \
-            out[(size_t)t * ld_out + r] = s0;                                                   \
-        }                                                                                       \
+#define ROWS_BODY(WT, VEC, W, LOADW, LOADX, FMA, ZERO, ADD, REDUCE, CVT1)                          \
+    const WT *w = wv;                                                                              \
+    int r = r0;                                                                                    \
+    for (; r + 4 <= r1; r += 4) {                                                                  \
+        const WT *w0 = w + (size_t)r * n_in, *w1 = w0 + n_in, *w2 = w1 + n_in, *w3 = w2 + n_in;    \
+        for (int t = 0; t < n_tok; t++) {                                                          \
+            const float *xt = x + (size_t)t * n_in;                                                \
+            VEC a0 = ZERO, a1 = ZERO, a2 = ZERO, a3 = ZERO;                                        \
+            VEC b0 = ZERO, b1 = ZERO, b2 = ZERO, b3 = ZERO;                                        \
+            int i = 0;                                                                             \
+            for (; i + 2 * W <= n_in; i += 2 * W) {                                                \
+                VEC x0 = LOADX(xt + i), x1 = LOADX(xt + i + W);                                    \
+                a0 = FMA(LOADW(w0 + i), x0, a0);                                                   \
+                a1 = FMA(LOADW(w1 + i), x0, a1);                                                   \
+                a2 = FMA(LOADW(w2 + i), x0, a2);                                                   \
+                a3 = FMA(LOADW(w3 + i), x0, a3);                                                   \
+                b0 = FMA(LOADW(w0 + i + W), x1, b0);                                               \
+                b1 = FMA(LOADW(w1 + i + W), x1, b1);                                               \
+                b2 = FMA(LOADW(w2 + i + W), x1, b2);                                               \
+                b3 = FMA(LOADW(w3 + i + W), x1, b3);                                               \
+            }                                                                                      \
+            for (; i + W <= n_in; i += W) {                                                        \
+                VEC x0 = LOADX(xt + i);                                                            \
+                a0 = FMA(LOADW(w0 + i), x0, a0);                                                   \
+                a1 = FMA(LOADW(w1 + i), x0, a1);                                                   \
+                a2 = FMA(LOADW(w2 + i), x0, a2);                                                   \
+                a3 = FMA(LOADW(w3 + i), x0, a3);                                                   \
+            }                                                                                      \
+            float s0 = REDUCE(ADD(a0, b0)), s1 = REDUCE(ADD(a1, b1));                              \
+            float s2 = REDUCE(ADD(a2, b2)), s3 = REDUCE(ADD(a3, b3));                              \
+            for (; i < n_in; i++) {                                                                \
+                s0 += CVT1(w0[i]) * xt[i];                                                         \
+                s1 += CVT1(w1[i]) * xt[i];                                                         \
+                s2 += CVT1(w2[i]) * xt[i];                                                         \
+                s3 += CVT1(w3[i]) * xt[i];                                                         \
+            }                                                                                      \
+            float *o = out + (size_t)t * ld_out + r;                                               \
+            o[0] = s0;                                                                             \
+            o[1] = s1;                                                                             \
+            o[2] = s2;                                                                             \
+            o[3] = s3;                                                                             \
+        }                                                                                          \
+    }                                                                                              \
+    for (; r < r1; r++) {                                                                          \
+        const WT *w0 = w + (size_t)r * n_in;                                                       \
+        for (int t = 0; t < n_tok; t++) {                                                          \
+            const float *xt = x + (size_t)t * n_in;                                                \
+            VEC a0 = ZERO;                                                                         \
+            int i = 0;                                                                             \
+            for (; i + W <= n_in; i += W)                                                          \
+                a0 = FMA(LOADW(w0 + i), LOADX(xt + i), a0);                                        \
+            float s0 = REDUCE(a0);                                                                 \
+            for (; i < n_in; i++)                                                                  \
+                s0 += CVT1(w0[i]) * xt[i];                                                         \
+            out[(size_t)t * ld_out + r] = s0;                                                      \
+        }                                                                                          \
     }
 
 // Scalar "vectors" of width 1 (the portable path).
@@ -230,8 +242,8 @@ static void rows_f16_scalar(const void *wv, int n_in, int r0, int r1, const floa
 #define Z_ADD(a, b) _mm512_add_ps((a), (b))
 #define Z_RED(a) _mm512_reduce_add_ps(a)
 #define Z_LOAD_F32(p) _mm512_loadu_ps(p)
-#define Z_LOAD_BF16(p)                                                                          \
-    _mm512_castsi512_ps(                                                                        \
+#define Z_LOAD_BF16(p)                                                                             \
+    _mm512_castsi512_ps(                                                                           \
         _mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(p))), 16))
 #define Z_LOAD_F16(p) _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)(p)))
 
@@ -242,12 +254,12 @@ __attribute__((target(Z_T))) static void rows_f32_avx512(const void *wv, int n_i
     ROWS_BODY(float, __m512, 16, Z_LOAD_F32, Z_LOADX, Z_FMA, _mm512_setzero_ps(), Z_ADD, Z_RED,
               cvt1_f32)
 }
-__attribute__((target(Z_T))) static void rows_bf16_avx512(const void *wv, int n_in, int r0,
-                                                          int r1, const float *x, int n_tok,
-                                                          float *out, int ld_out)
+__attribute__((target(Z_T))) static void rows_bf16_avx512(const void *wv, int n_in, int r0, int r1,
+                                                          const float *x, int n_tok, float *out,
+                                                          int ld_out)
 {
-    ROWS_BODY(uint16_t, __m512, 16, Z_LOAD_BF16, Z_LOADX, Z_FMA, _mm512_setzero_ps(), Z_ADD,
-              Z_RED, cvt1_bf16)
+    ROWS_BODY(uint16_t, __m512, 16, Z_LOAD_BF16, Z_LOADX, Z_FMA, _mm512_setzero_ps(), Z_ADD, Z_RED,
+              cvt1_bf16)
 }
 __attribute__((target(Z_T))) static void rows_f16_avx512(const void *wv, int n_in, int r0, int r1,
                                                          const float *x, int n_tok, float *out,
@@ -263,8 +275,8 @@ __attribute__((target(Z_T))) static void rows_f16_avx512(const void *wv, int n_i
 #define Y_FMA(a, b, c) _mm256_fmadd_ps((a), (b), (c))
 #define Y_ADD(a, b) _mm256_add_ps((a), (b))
 #define Y_LOAD_F32(p) _mm256_loadu_ps(p)
-#define Y_LOAD_BF16(p)                                                                          \
-    _mm256_castsi256_ps(                                                                        \
+#define Y_LOAD_BF16(p)                                                                             \
+    _mm256_castsi256_ps(                                                                           \
         _mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(p))), 16))
 #define Y_LOAD_F16(p) _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(p)))
 
@@ -335,15 +347,18 @@ static rows_fn pick_rows(gs_dtype_t dt)
     int isa = __atomic_load_n(&kern_isa, __ATOMIC_RELAXED);
 #ifdef GS_KERN_X86
     if (isa == ISA_AVX512)
-        return dt == GS_DTYPE_F32 ? rows_f32_avx512 : dt == GS_DTYPE_BF16 ? rows_bf16_avx512
-                                                                          : rows_f16_avx512;
+        return dt == GS_DTYPE_F32    ? rows_f32_avx512
+               : dt == GS_DTYPE_BF16 ? rows_bf16_avx512
+                                     : rows_f16_avx512;
     if (isa == ISA_AVX2)
-        return dt == GS_DTYPE_F32 ? rows_f32_avx2 : dt == GS_DTYPE_BF16 ? rows_bf16_avx2
-                                                                        : rows_f16_avx2;
+        return dt == GS_DTYPE_F32    ? rows_f32_avx2
+               : dt == GS_DTYPE_BF16 ? rows_bf16_avx2
+                                     : rows_f16_avx2;
 #endif
     (void)isa;
-    return dt == GS_DTYPE_F32 ? rows_f32_scalar : dt == GS_DTYPE_BF16 ? rows_bf16_scalar
-                                                                      : rows_f16_scalar;
+    return dt == GS_DTYPE_F32    ? rows_f32_scalar
+           : dt == GS_DTYPE_BF16 ? rows_bf16_scalar
+                                 : rows_f16_scalar;
 }
 
 // ---- the linear layer ---------------------------------------------------------------------
@@ -412,8 +427,8 @@ void gs__lin_forward(gs__pool_t *pool, const gs__lin_t *w, const float *x, int n
         return;
     }
     if (w->dtype == GS_DTYPE_F32) {
-        gs_ops_sgemm(false, true, n, w->n_out, w->n_in, 1.0f, x, w->n_in, w->data, w->n_in,
-                     0.0f, out, w->n_out);
+        gs_ops_sgemm(false, true, n, w->n_out, w->n_in, 1.0f, x, w->n_in, w->data, w->n_in, 0.0f,
+                     out, w->n_out);
         return;
     }
     for (int r0 = 0; r0 < w->n_out; r0 += GS__LIN_TILE_ROWS) {

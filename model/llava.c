@@ -21,29 +21,29 @@
 
 struct gs_llava {
     gs__llava_config_t cfg;
-    char *config_text;           // config.json as read (hashed into the model id)
+    char *config_text; // config.json as read (hashed into the model id)
     gs_weights_t *w;
     gs_spm_t *tok;
     gs_clip_t *clip;
     gs__clip_hparams_t vhp;
     gs_llama_t *lm;
-    gs__lin_t proj1, proj2;      // (text_dim, v_width), (text_dim, text_dim)
-    float *proj_b1, *proj_b2;    // (text_dim) each, NULL without bias
-    int image_size;              // 336
-    int n_tok_img;               // CLIP tokens per image (patches + CLS), 577
-    int n_feat;                  // features per image after selection (576 default, 577 full)
-    int v_width, text_dim;       // 1024, 4096
-    int vision_layer;            // hidden_states index (0..v_layers)
+    gs__lin_t proj1, proj2;   // (text_dim, v_width), (text_dim, text_dim)
+    float *proj_b1, *proj_b2; // (text_dim) each, NULL without bias
+    int image_size;           // 336
+    int n_tok_img;            // CLIP tokens per image (patches + CLS), 577
+    int n_feat;               // features per image after selection (576 default, 577 full)
+    int v_width, text_dim;    // 1024, 4096
+    int vision_layer;         // hidden_states index (0..v_layers)
     int max_images, n_ctx;
-    gs__pool_t *pool;            // for the projector
-    void *mem;                   // buffers below, one allocation
-    float *hidden;               // (max_images, n_tok_img, v_width)
-    float *selected;             // (max_images * n_feat, v_width)
-    float *feats;                // (max_images * n_feat, text_dim)
-    float *embeds;               // (n_ctx, text_dim) the merged prompt
-    float *pixels;               // (max_images, 3, S, S) for gs_llava_caption
-    float *scratch;              // (GS__LIN_TILE_ROWS, max(v_width, text_dim))
-    int32_t *ids;                // (MAX_PROMPT_IDS) for gs_llava_caption
+    gs__pool_t *pool; // for the projector
+    void *mem;        // buffers below, one allocation
+    float *hidden;    // (max_images, n_tok_img, v_width)
+    float *selected;  // (max_images * n_feat, v_width)
+    float *feats;     // (max_images * n_feat, text_dim)
+    float *embeds;    // (n_ctx, text_dim) the merged prompt
+    float *pixels;    // (max_images, 3, S, S) for gs_llava_caption
+    float *scratch;   // (GS__LIN_TILE_ROWS, max(v_width, text_dim))
+    int32_t *ids;     // (MAX_PROMPT_IDS) for gs_llava_caption
     gs__llava_dec_t dec;
     gs__llava_probe_fn probe;
     void *probe_ud;
@@ -101,8 +101,7 @@ static void carve_all(gs_llava_t *self, size_t *off)
     d->work_idx = carve(m, off, V * sizeof(int32_t));
 }
 
-static gs_err read_text(const char *dir, const char *name, bool required, char **out,
-                        size_t *out_n)
+static gs_err read_text(const char *dir, const char *name, bool required, char **out, size_t *out_n)
 {
     char *path = gs_path_join(dir, name);
     *out = NULL;
@@ -228,8 +227,8 @@ static gs_err open_all(gs_llava_t *self, const char *dir, const gs_llava_opts_t 
     // 2048 rows hold two 336-px images (2 x 576 features), the text and a long answer; a 7B
     // model's float32 cache is 2 GiB at that size
     int n_ctx = o->n_ctx > 0 ? o->n_ctx : (hp->max_pos < 2048 ? hp->max_pos : 2048);
-    gs_llama_opts_t lo = {.n_threads = n_threads, .n_ctx = n_ctx,
-                          .n_seq_max = o->max_beams > 0 ? o->max_beams : 4};
+    gs_llama_opts_t lo = {
+        .n_threads = n_threads, .n_ctx = n_ctx, .n_seq_max = o->max_beams > 0 ? o->max_beams : 4};
     GS_TRY(gs__llama_open_weights(self->w, "language_model.", hp, &lo, &self->lm));
     self->n_ctx = gs__llama_n_ctx(self->lm);
     self->pool = gs__pool_new(n_threads);
@@ -289,13 +288,24 @@ void gs_llava_close(gs_llava_t **p)
 
 // ---- accessors ----------------------------------------------------------------------------
 
-int gs_llava_image_size(const gs_llava_t *self) { return self->image_size; }
-int gs_llava_n_vocab(const gs_llava_t *self) { return self->dec.vocab; }
-gs_llama_t *gs__llava_decoder(gs_llava_t *self) { return self->lm; }
-gs_clip_t *gs__llava_vision(gs_llava_t *self) { return self->clip; }
+int gs_llava_image_size(const gs_llava_t *self)
+{
+    return self->image_size;
+}
+int gs_llava_n_vocab(const gs_llava_t *self)
+{
+    return self->dec.vocab;
+}
+gs_llama_t *gs__llava_decoder(gs_llava_t *self)
+{
+    return self->lm;
+}
+gs_clip_t *gs__llava_vision(gs_llava_t *self)
+{
+    return self->clip;
+}
 
-static void lm_probe(void *ud, const char *name, int layer, const float *data, int n_rows,
-                     int dim)
+static void lm_probe(void *ud, const char *name, int layer, const float *data, int n_rows, int dim)
 {
     gs_llava_t *self = ud;
     char full[64];
@@ -303,8 +313,8 @@ static void lm_probe(void *ud, const char *name, int layer, const float *data, i
     self->probe(self->probe_ud, full, layer, data, n_rows, dim);
 }
 
-static void clip_trace(void *ud, const char *tower, const char *name, const float *data,
-                       int n_rows, int n_cols, int ld)
+static void clip_trace(void *ud, const char *tower, const char *name, const float *data, int n_rows,
+                       int n_cols, int ld)
 {
     gs_llava_t *self = ud;
     char full[64];
@@ -371,8 +381,8 @@ gs_err gs_llava_prompt(const char *question, int n_images, gs_buf_t *out)
     return gs_buf_printf(out, "%s ASSISTANT:", question);
 }
 
-gs_err gs_llava_tokenize(const gs_llava_t *self, const char *prompt, int32_t *out_ids,
-                         size_t cap, size_t *out_n)
+gs_err gs_llava_tokenize(const gs_llava_t *self, const char *prompt, int32_t *out_ids, size_t cap,
+                         size_t *out_n)
 {
     return gs_spm_encode_hf(self->tok, prompt, strlen(prompt), out_ids, cap, out_n);
 }
@@ -399,8 +409,7 @@ gs_err gs_llava_preprocess(const gs_llava_t *self, const gs_llava_image_t *img, 
 
 // ---- images and the merged prompt -----------------------------------------------------------
 
-static void probe_rows(const gs_llava_t *self, const char *name, const float *x, int rows,
-                       int cols)
+static void probe_rows(const gs_llava_t *self, const char *name, const float *x, int rows, int cols)
 {
     if (self->probe)
         self->probe(self->probe_ud, name, -1, x, rows, cols);
@@ -409,8 +418,7 @@ static void probe_rows(const gs_llava_t *self, const char *name, const float *x,
 // image_features: pixels -> hidden states at the feature layer -> selection -> projector.
 static gs_err image_features(gs_llava_t *self, const float *pixels, int n_images)
 {
-    GS_TRY(gs__clip_vision_hidden(self->clip, pixels, n_images, self->vision_layer,
-                                  self->hidden));
+    GS_TRY(gs__clip_vision_hidden(self->clip, pixels, n_images, self->vision_layer, self->hidden));
     int skip = self->cfg.select_full ? 0 : 1, vw = self->v_width, td = self->text_dim;
     for (int i = 0; i < n_images; i++)
         memcpy(self->selected + (size_t)i * self->n_feat * vw,
@@ -521,8 +529,8 @@ gs_err gs_llava_caption(gs_llava_t *self, const gs_llava_image_t *images, int n_
     }
     gs_buf_t p;
     gs_buf_init(&p, 1 << 20);
-    gs_err err = raw_prompt ? gs_buf_puts(&p, prompt ? prompt : "")
-                            : gs_llava_prompt(prompt, n_images, &p);
+    gs_err err =
+        raw_prompt ? gs_buf_puts(&p, prompt ? prompt : "") : gs_llava_prompt(prompt, n_images, &p);
     size_t n_ids = 0;
     if (err == GS_OK)
         err = gs_llava_tokenize(self, p.data, self->ids, MAX_PROMPT_IDS, &n_ids);
@@ -538,7 +546,13 @@ gs_err gs_llava_caption(gs_llava_t *self, const gs_llava_image_t *images, int n_
 
 gs_llava_gen_t gs_llava_gen_defaults(void)
 {
-    return (gs_llava_gen_t){.max_new_tokens = 64, .num_beams = 1, .length_penalty = 1.0f,
-                            .early_stopping = false, .do_sample = false, .temperature = 1.0f,
-                            .top_k = 50, .top_p = 1.0f, .seed = 0};
+    return (gs_llava_gen_t){.max_new_tokens = 64,
+                            .num_beams = 1,
+                            .length_penalty = 1.0f,
+                            .early_stopping = false,
+                            .do_sample = false,
+                            .temperature = 1.0f,
+                            .top_k = 50,
+                            .top_p = 1.0f,
+                            .seed = 0};
 }

@@ -77,8 +77,8 @@ gs_err gs_llava_prompt(const char *question, int n_images, gs_buf_t *out);
 
 // gs_llava_tokenize: the prompt's ids as transformers' LlamaTokenizer gives them (BOS, one
 // 32000 per <image>). GS_ETOOBIG when more than cap ids. Thread-safe.
-gs_err gs_llava_tokenize(const gs_llava_t *self, const char *prompt, int32_t *out_ids,
-                         size_t cap, size_t *out_n);
+gs_err gs_llava_tokenize(const gs_llava_t *self, const char *prompt, int32_t *out_ids, size_t cap,
+                         size_t *out_n);
 // gs_llava_decode: the text of generated ids (special tokens skipped; ids without a piece,
 // 32002.. of the padded vocabulary, give nothing). Appends to out. Thread-safe.
 gs_err gs_llava_decode(const gs_llava_t *self, const int32_t *ids, size_t n, gs_buf_t *out);

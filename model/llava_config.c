@@ -40,7 +40,7 @@ void gs__llama_hparams_defaults(gs__llama_hparams_t *hp)
 // ---- JSON helpers -------------------------------------------------------------------------
 
 static gs_err cfg_int(const json_t *obj, const char *key, const char *what, long lo, long hi,
-                    int *inout)
+                      int *inout)
 {
     const json_t *v = json_object_get(obj, key);
     if (!v || json_is_null(v))
@@ -55,7 +55,7 @@ static gs_err cfg_int(const json_t *obj, const char *key, const char *what, long
 }
 
 static gs_err cfg_float(const json_t *obj, const char *key, const char *what, double lo, double hi,
-                      float *inout)
+                        float *inout)
 {
     const json_t *v = json_object_get(obj, key);
     if (!v || json_is_null(v))
@@ -191,8 +191,8 @@ static gs_err llama_from_json(const json_t *cfg, const char *what, gs__llama_hpa
         hp->head_dim = hp->dim / hp->n_heads;
     }
     if (hp->n_heads % hp->n_kv_heads != 0) {
-        GS_LOG_ERROR("%s: num_attention_heads %d is not a multiple of num_key_value_heads %d",
-                     what, hp->n_heads, hp->n_kv_heads);
+        GS_LOG_ERROR("%s: num_attention_heads %d is not a multiple of num_key_value_heads %d", what,
+                     hp->n_heads, hp->n_kv_heads);
         return GS_EFORMAT;
     }
     if (hp->head_dim % 2 != 0 || (int64_t)hp->head_dim * hp->n_heads > MAX_DIM) {
@@ -225,7 +225,10 @@ static const char default_vision_json[] =
     " \"patch_size\": 14, \"image_size\": 336, \"num_hidden_layers\": 24,"
     " \"num_attention_heads\": 16, \"vocab_size\": 32000, \"projection_dim\": 768}";
 
-void gs__llava_config_cleanup(gs__llava_config_t *c) { GS_FREE(c->vision_json); }
+void gs__llava_config_cleanup(gs__llava_config_t *c)
+{
+    GS_FREE(c->vision_json);
+}
 
 static gs_err llava_from_json(const json_t *cfg, const char *what, gs__llava_config_t *out)
 {
@@ -255,8 +258,8 @@ static gs_err llava_from_json(const json_t *cfg, const char *what, gs__llava_con
         }
         const char *vmt = json_string_value(json_object_get(vis, "model_type"));
         if (vmt && strcmp(vmt, "clip_vision_model") != 0) {
-            GS_LOG_ERROR("%s: vision tower \"%s\" is not supported (only clip_vision_model)",
-                         what, vmt);
+            GS_LOG_ERROR("%s: vision tower \"%s\" is not supported (only clip_vision_model)", what,
+                         vmt);
             return GS_EUNSUPPORTED;
         }
         size_t n = json_dumpb(vis, NULL, 0, JSON_COMPACT);
@@ -270,8 +273,7 @@ static gs_err llava_from_json(const json_t *cfg, const char *what, gs__llava_con
     }
     const char *act = json_string_value(json_object_get(cfg, "projector_hidden_act"));
     if (act && strcmp(act, "gelu") != 0) {
-        GS_LOG_ERROR("%s: projector_hidden_act \"%s\" is not supported (only \"gelu\")", what,
-                     act);
+        GS_LOG_ERROR("%s: projector_hidden_act \"%s\" is not supported (only \"gelu\")", what, act);
         return GS_EUNSUPPORTED;
     }
     const char *sel = json_string_value(json_object_get(cfg, "vision_feature_select_strategy"));
@@ -320,8 +322,7 @@ gs_err gs__llava_genconfig_parse(const char *json_text, size_t nbytes, const cha
     json_error_t jerr;
     json_t *cfg = json_loadb(json_text, nbytes, JSON_DECODE_INT_AS_REAL, &jerr);
     if (!cfg || !json_is_object(cfg)) {
-        GS_LOG_ERROR("%s: not a JSON object: %s (line %d)", what, cfg ? "" : jerr.text,
-                     jerr.line);
+        GS_LOG_ERROR("%s: not a JSON object: %s (line %d)", what, cfg ? "" : jerr.text, jerr.line);
         json_decref(cfg);
         return GS_EFORMAT;
     }

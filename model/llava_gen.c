@@ -282,8 +282,7 @@ static gs_err run_beams(gs__llava_dec_t *d, const float *embeds, int L, int n_pr
     }
     if (!done) // finalize: the open beams join the hypotheses
         for (int i = 0; i < nb; i++)
-            hyp_add(&b, d->hist[cur] + (size_t)i * d->n_ctx, max_new, d->beam_scores[i],
-                    max_new);
+            hyp_add(&b, d->hist[cur] + (size_t)i * d->n_ctx, max_new, d->beam_scores[i], max_new);
     int best = 0;
     for (int i = 1; i < b.n_hyp; i++)
         if (d->hyp_score[i] > d->hyp_score[best] ||

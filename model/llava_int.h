@@ -14,14 +14,14 @@
 
 // transformers LlavaConfig v4.40 (example values: llava-hf/llava-1.5-7b-hf).
 typedef struct {
-    gs__llama_hparams_t text;  // text_config (LlamaConfig defaults for omitted keys)
-    char *vision_json;         // vision_config as JSON text (owned, gs_free), for the CLIP reader
-    int image_token_index;     // 32000
-    int pad_token_id;          // 32001, -1 when none
-    int vision_feature_layer;  // -2 (hidden_states index; negative counts from the end)
-    bool select_full;          // vision_feature_select_strategy "full" (true) or "default"
+    gs__llama_hparams_t text; // text_config (LlamaConfig defaults for omitted keys)
+    char *vision_json;        // vision_config as JSON text (owned, gs_free), for the CLIP reader
+    int image_token_index;    // 32000
+    int pad_token_id;         // 32001, -1 when none
+    int vision_feature_layer; // -2 (hidden_states index; negative counts from the end)
+    bool select_full;         // vision_feature_select_strategy "full" (true) or "default"
     // generation_config.json (falls back to text_config's ids)
-    int bos_id;                // 1
+    int bos_id;                     // 1
     int eos_ids[GS__LLAVA_MAX_EOS]; // 2
     int n_eos;
 } gs__llava_config_t;

@@ -187,7 +187,8 @@ static gs_err check_spec(gs_spm_t *self, const GsSpmPb__ModelProto *m)
 {
     const GsSpmPb__TrainerSpec *ts = m->trainer_spec;
     const GsSpmPb__NormalizerSpec *ns = m->normalizer_spec;
-    int model_type = ts && ts->has_model_type ? (int)ts->model_type : GS_SPM_PB__TRAINER_SPEC__MODEL_TYPE__UNIGRAM;
+    int model_type = ts && ts->has_model_type ? (int)ts->model_type
+                                              : GS_SPM_PB__TRAINER_SPEC__MODEL_TYPE__UNIGRAM;
     if (model_type != GS_SPM_PB__TRAINER_SPEC__MODEL_TYPE__BPE) {
         GS_LOG_ERROR("sentencepiece model: model type %d is not supported (only BPE, type 2)",
                      model_type);
@@ -302,12 +303,30 @@ void gs_spm_close(gs_spm_t **p)
 
 // ---- accessors ----------------------------------------------------------------------------
 
-int32_t gs_spm_n_pieces(const gs_spm_t *self) { return self->n_pieces; }
-int32_t gs_spm_n_vocab(const gs_spm_t *self) { return self->n_vocab; }
-int32_t gs_spm_bos_id(const gs_spm_t *self) { return self->hf_bos_id; }
-int32_t gs_spm_eos_id(const gs_spm_t *self) { return self->hf_eos_id; }
-int32_t gs_spm_unk_id(const gs_spm_t *self) { return self->hf_unk_id; }
-int32_t gs_spm_pad_id(const gs_spm_t *self) { return self->hf_pad_id; }
+int32_t gs_spm_n_pieces(const gs_spm_t *self)
+{
+    return self->n_pieces;
+}
+int32_t gs_spm_n_vocab(const gs_spm_t *self)
+{
+    return self->n_vocab;
+}
+int32_t gs_spm_bos_id(const gs_spm_t *self)
+{
+    return self->hf_bos_id;
+}
+int32_t gs_spm_eos_id(const gs_spm_t *self)
+{
+    return self->hf_eos_id;
+}
+int32_t gs_spm_unk_id(const gs_spm_t *self)
+{
+    return self->hf_unk_id;
+}
+int32_t gs_spm_pad_id(const gs_spm_t *self)
+{
+    return self->hf_pad_id;
+}
 
 const char *gs_spm_piece(const gs_spm_t *self, int32_t id)
 {
@@ -583,8 +602,13 @@ gs_err gs_spm_encode(const gs_spm_t *self, const char *text, size_t text_nbytes,
     }
     bool dummy = self->add_dummy_prefix && !(flags & GS_SPM_NO_DUMMY_PREFIX);
     size_t n = normalize(self, (const unsigned char *)text, text_nbytes, dummy, norm);
-    enc_t e = {.spm = self, .text = norm, .sym = sym, .heap = heap, .merges = merges,
-               .out = out_ids, .cap = cap};
+    enc_t e = {.spm = self,
+               .text = norm,
+               .sym = sym,
+               .heap = heap,
+               .merges = merges,
+               .out = out_ids,
+               .cap = cap};
     bpe(&e, n);
     *out_n = e.n_out;
     if (e.overflow)

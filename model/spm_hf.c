@@ -60,8 +60,8 @@ static gs_err add_token(gs_spm_t *self, const char *content, int32_t id, bool sp
         return GS_ETOOBIG;
     }
     self->added = gs_xrealloc(self->added, (self->n_added + 1) * sizeof *self->added);
-    self->added[self->n_added++] = (gs__spm_added_t){
-        gs_xstrdup(content), strlen(content), id, special, lstrip, rstrip};
+    self->added[self->n_added++] =
+        (gs__spm_added_t){gs_xstrdup(content), strlen(content), id, special, lstrip, rstrip};
     if (id + 1 > self->n_vocab)
         self->n_vocab = id + 1;
     return GS_OK;
@@ -271,8 +271,8 @@ gs_err gs__spm_load_hf(gs_spm_t *self, const char *dir)
         goto out;
     size_t n = 0;
     int32_t ids[64];
-    if (gs_spm_encode(self, self->hf_unk_token, strlen(self->hf_unk_token),
-                      GS_SPM_NO_DUMMY_PREFIX, ids, 64, &n) == GS_OK)
+    if (gs_spm_encode(self, self->hf_unk_token, strlen(self->hf_unk_token), GS_SPM_NO_DUMMY_PREFIX,
+                      ids, 64, &n) == GS_OK)
         self->hf_unk_token_length = (int32_t)n;
 out:
     if (err == GS_EFORMAT)
@@ -308,7 +308,10 @@ static gs_err push_id(ids_t *o, int32_t id)
     return GS_OK;
 }
 
-static bool is_ws(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f'; }
+static bool is_ws(char c)
+{
+    return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f';
+}
 
 // match_added: the longest added token at text[i..n), or NULL.
 static const gs__spm_added_t *match_added(const gs_spm_t *self, const char *text, size_t n)
@@ -353,7 +356,8 @@ static gs_err encode_segment(const gs_spm_t *self, const char *seg, size_t n, id
         memcpy(tmp + unk_n, seg, n);
         err = gs_spm_encode(self, tmp, tn, GS_SPM_NO_DUMMY_PREFIX, ids, cap, &got);
         if (err == GS_OK) {
-            size_t skip = got >= (size_t)self->hf_unk_token_length ? (size_t)self->hf_unk_token_length : 0;
+            size_t skip =
+                got >= (size_t)self->hf_unk_token_length ? (size_t)self->hf_unk_token_length : 0;
             for (size_t i = skip; i < got && err == GS_OK; i++)
                 err = push_id(o, ids[i]);
         }
@@ -407,7 +411,8 @@ gs_err gs_spm_encode_hf(const gs_spm_t *self, const char *text, size_t text_nbyt
     size_t seg = 0, i = 0;
     bool strip_left = false; // the previous token had rstrip
     while (i <= text_nbytes && err == GS_OK) {
-        const gs__spm_added_t *a = i < text_nbytes ? match_added(self, text + i, text_nbytes - i) : NULL;
+        const gs__spm_added_t *a =
+            i < text_nbytes ? match_added(self, text + i, text_nbytes - i) : NULL;
         if (!a && i < text_nbytes) {
             i++;
             continue;
@@ -461,7 +466,8 @@ static gs_err tokens_to_string(const gs_spm_t *self, const int32_t *ids, size_t 
         if (rn > 0 && run == 0 && self->hf_add_prefix_space) {
             // strip the '▁' of the very first token
             const char *p = gs__spm_piece_str(self, r[0]);
-            if (self->type[r[0]] != GS_SPM_BYTE && strncmp(p, SPACE_SYMBOL, SPACE_SYMBOL_NBYTES) == 0) {
+            if (self->type[r[0]] != GS_SPM_BYTE &&
+                strncmp(p, SPACE_SYMBOL, SPACE_SYMBOL_NBYTES) == 0) {
                 size_t len0 = out->len;
                 GS_TRY(gs_spm_decode(self, r, 1, GS_SPM_NO_DUMMY_PREFIX, out));
                 if (out->len > len0 && out->data[len0] == ' ') {
@@ -482,9 +488,9 @@ static gs_err tokens_to_string(const gs_spm_t *self, const int32_t *ids, size_t 
 
 static gs_err clean_up_spaces(gs_buf_t *b, size_t from)
 {
-    static const char *pat[][2] = {{" .", "."}, {" ?", "?"}, {" !", "!"}, {" ,", ","},
-                                   {" ' ", "'"}, {" n't", "n't"}, {" 'm", "'m"},
-                                   {" 's", "'s"}, {" 've", "'ve"}, {" 're", "'re"}};
+    static const char *pat[][2] = {{" .", "."},     {" ?", "?"},     {" !", "!"},   {" ,", ","},
+                                   {" ' ", "'"},    {" n't", "n't"}, {" 'm", "'m"}, {" 's", "'s"},
+                                   {" 've", "'ve"}, {" 're", "'re"}};
     if (!b->data)
         return GS_OK;
     for (size_t p = 0; p < sizeof pat / sizeof pat[0]; p++) {

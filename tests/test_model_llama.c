@@ -40,11 +40,11 @@ static float round_to(float v, gs_dtype_t dt)
 typedef struct {
     gs__llama_hparams_t hp;
     gs_dtype_t dtype;
-    int n_t;           // tensors
+    int n_t; // tensors
     char name[64][96];
     int64_t shape[64][2];
     int n_dims[64];
-    float *val[64];    // values as stored (rounded to dtype)
+    float *val[64]; // values as stored (rounded to dtype)
 } tiny_t;
 
 static float *add_tensor(tiny_t *m, const char *name, int64_t a, int64_t b, float scale,
@@ -83,8 +83,8 @@ static void tiny_make(tiny_t *m, const gs__llama_hparams_t *hp, gs_dtype_t dt, u
     add_tensor(m, "model.embed_tokens.weight", hp->vocab_size, D, 1.0f, 0);
     for (int l = 0; l < hp->n_layers; l++) {
         char n[96];
-#define T(suffix, a, b, sc, off)                                                          \
-    snprintf(n, sizeof n, "model.layers.%d.%s", l, suffix);                               \
+#define T(suffix, a, b, sc, off)                                                                   \
+    snprintf(n, sizeof n, "model.layers.%d.%s", l, suffix);                                        \
     add_tensor(m, n, a, b, sc, off)
         T("self_attn.q_proj.weight", qd, D, s, 0);
         T("self_attn.k_proj.weight", kvd, D, s, 0);
@@ -411,8 +411,9 @@ START_TEST(test_llama_matches_reference_rope_scaling)
     hp.rope_type = GS__ROPE_DYNAMIC;
     hp.rope_factor = 2.0f;
     hp.max_pos = 8;
-    run_and_compare(&hp, GS_DTYPE_F32, "\"rope_scaling\": {\"rope_type\": \"dynamic\", "
-                                       "\"factor\": 2.0}",
+    run_and_compare(&hp, GS_DTYPE_F32,
+                    "\"rope_scaling\": {\"rope_type\": \"dynamic\", "
+                    "\"factor\": 2.0}",
                     6, 6, 512, 1e-4);
     run_and_compare(&hp, GS_DTYPE_F32, "\"rope_scaling\": {\"type\": \"dynamic\", \"factor\": 2.0}",
                     12, 2, 512, 1e-4);
@@ -468,9 +469,8 @@ START_TEST(test_llama_forward_multi_equals_separate_runs)
         ck_assert_int_eq(gs_llama_eval(lm, all, 6, NULL), GS_OK);
         ck_assert_int_eq(gs_llama_eval(lm, all + 6, 1, NULL), GS_OK);
         ck_assert_int_eq(gs_llama_eval(lm, all + 7, 1, one), GS_OK);
-        ck_assert_uint_eq(gs_test_check_close("beam logits", lg + (size_t)b * V, one, V, 1e-5,
-                                              1e-5),
-                          0);
+        ck_assert_uint_eq(
+            gs_test_check_close("beam logits", lg + (size_t)b * V, one, V, 1e-5, 1e-5), 0);
     }
     // a sequence twice in one step, or more sequences than n_seq_max: refused
     gs__llama_seq_t *dup[2] = {&s[0], &s[0]};
@@ -545,9 +545,8 @@ START_TEST(test_llama_linear_kernels_match_loops)
                 char what[96];
                 snprintf(what, sizeof what, "linear %s %dx%d n=%d (%s)", gs_dtype_name(dts[di]),
                          n_out, n_in, ns[ni], gs__kern_isa());
-                ck_assert_uint_eq(gs_test_check_close(what, y, yr, (size_t)ns[ni] * n_out, 1e-5,
-                                                      1e-5),
-                                  0);
+                ck_assert_uint_eq(
+                    gs_test_check_close(what, y, yr, (size_t)ns[ni] * n_out, 1e-5, 1e-5), 0);
             }
         }
         gs_free(wf), gs_free(wh), gs_free(x), gs_free(y), gs_free(yr);

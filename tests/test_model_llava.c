@@ -176,9 +176,8 @@ static void check_case(const char *cas, const char *ids_name)
     g.max_new_tokens = N_GEN;
     int32_t got[N_GEN];
     int n_got = 0;
-    ck_assert_int_eq(gs_llava_generate(model, ids, n_ids, pv->data, n_images, &g, got, N_GEN,
-                                       &n_got),
-                     GS_OK);
+    ck_assert_int_eq(
+        gs_llava_generate(model, ids, n_ids, pv->data, n_images, &g, got, N_GEN, &n_got), GS_OK);
     gs__llava_set_probe(model, NULL, NULL);
     size_t bad = 0;
     // vision tower of the first image (17 tokens)
@@ -273,9 +272,8 @@ static void caption_pngs(const char *cas, const char *const *files, int n, const
         ck_assert_int_eq(gs_llava_preprocess(model, &img[i], pv + (size_t)i * 3 * S * S), GS_OK);
     }
     ck_assert_int_eq((int64_t)n * 3 * S * S, n_pv);
-    ck_assert_uint_eq(gs_test_check_close("pixel_values from png", pv, want_pv, (size_t)n_pv,
-                                          1e-6, 0),
-                      0);
+    ck_assert_uint_eq(
+        gs_test_check_close("pixel_values from png", pv, want_pv, (size_t)n_pv, 1e-6, 0), 0);
     size_t n_want;
     int32_t *want = golden_ids(cas, "generated_ids", &n_want);
     gs_llava_gen_t g = gs_llava_gen_defaults();
@@ -284,8 +282,7 @@ static void caption_pngs(const char *cas, const char *const *files, int n, const
     int n_got = 0;
     gs_buf_t text;
     gs_buf_init(&text, 1 << 16);
-    ck_assert_int_eq(gs_llava_caption(model, img, n, prompt, false, &g, got, N_GEN, &n_got,
-                                      &text),
+    ck_assert_int_eq(gs_llava_caption(model, img, n, prompt, false, &g, got, N_GEN, &n_got, &text),
                      GS_OK);
     ck_assert_int_eq(n_got, N_GEN);
     for (int i = 0; i < N_GEN; i++)
@@ -352,9 +349,9 @@ static void run_gen(const char *cas, const gs_llava_gen_t *g, int32_t *out, int 
     size_t n_ids;
     int32_t *ids = golden_ids(cas, "input_ids", &n_ids);
     const gs_tensor_t *pv = golden(cas, "pixel_values");
-    ck_assert_int_eq(gs_llava_generate(model, ids, n_ids, pv->data, (int)pv->shape[0], g, out,
-                                       N_GEN, n_out),
-                     GS_OK);
+    ck_assert_int_eq(
+        gs_llava_generate(model, ids, n_ids, pv->data, (int)pv->shape[0], g, out, N_GEN, n_out),
+        GS_OK);
     gs_free(ids);
 }
 
@@ -377,9 +374,9 @@ static double seq_logprob(const char *cas, const int32_t *gen, int n)
         g.max_new_tokens = 1;
         int32_t t;
         int nt;
-        ck_assert_int_eq(gs_llava_generate(model, all, n_ids + k, pv->data, (int)pv->shape[0],
-                                           &g, &t, 1, &nt),
-                         GS_OK);
+        ck_assert_int_eq(
+            gs_llava_generate(model, all, n_ids + k, pv->data, (int)pv->shape[0], &g, &t, 1, &nt),
+            GS_OK);
         gs__llava_set_probe(model, NULL, NULL);
         const float *lg = cc.step_logits;
         double mx = lg[0], s = 0;
@@ -480,9 +477,13 @@ static const char *make_copy(const char *name, long keep, const char *config_tex
 {
     const char *dir = gs_test_tmpdir(name);
     ck_assert_ptr_nonnull(dir);
-    static const char *files[] = {"config.json", "generation_config.json", "tokenizer.model",
-                                  "tokenizer_config.json", "added_tokens.json",
-                                  "special_tokens_map.json", "preprocessor_config.json"};
+    static const char *files[] = {"config.json",
+                                  "generation_config.json",
+                                  "tokenizer.model",
+                                  "tokenizer_config.json",
+                                  "added_tokens.json",
+                                  "special_tokens_map.json",
+                                  "preprocessor_config.json"};
     char cmd[9000];
     for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
         if (config_text && i == 0)
@@ -515,8 +516,7 @@ START_TEST(test_llava_refuses_bad_models)
     // truncated weights
     ck_assert_int_ne(gs_llava_open(make_copy("llava_trunc", 17410872 / 2, NULL), NULL, &m), GS_OK);
     ck_assert_ptr_null(m);
-    ck_assert_int_ne(gs_llava_open(make_copy("llava_trunc2", 17410872 - 4, NULL), NULL, &m),
-                     GS_OK);
+    ck_assert_int_ne(gs_llava_open(make_copy("llava_trunc2", 17410872 - 4, NULL), NULL, &m), GS_OK);
     // a config that disagrees with the weights (one more decoder layer): a missing tensor
     char *cfg = NULL;
     size_t n;
@@ -637,7 +637,8 @@ Suite *model_llava_suite(void)
 {
     Suite *s = suite_create("model_llava");
     TCase *tc = tcase_create("parity");
-    tcase_add_checked_fixture(tc, setup, teardown); // in the forked child: the pool threads must live there
+    tcase_add_checked_fixture(tc, setup,
+                              teardown); // in the forked child: the pool threads must live there
     tcase_set_timeout(tc, 300);
     tcase_add_test(tc, test_llava_single_matches_transformers);
     tcase_add_test(tc, test_llava_pair_matches_transformers);

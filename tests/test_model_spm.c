@@ -38,7 +38,8 @@ static char *hex_decode(const char *hex, size_t *out_n)
 static json_t *load_cases(void)
 {
     json_error_t jerr;
-    json_t *root = json_load_file(fixture_path("llama_tokenizer/tokenizer_cases.json"), JSON_ALLOW_NUL, &jerr);
+    json_t *root =
+        json_load_file(fixture_path("llama_tokenizer/tokenizer_cases.json"), JSON_ALLOW_NUL, &jerr);
     ck_assert_msg(root != NULL, "tokenizer_cases.json: %s", jerr.text);
     return root;
 }
@@ -106,8 +107,8 @@ START_TEST(test_spm_llama_cases_encode_exact)
         bool ok = n == json_array_size(want);
         for (size_t k = 0; ok && k < n; k++) {
             ok = ids[k] == json_integer_value(json_array_get(want, k)) &&
-                 strcmp(gs_spm_piece(spm, ids[k]),
-                        json_string_value(json_array_get(pieces, k))) == 0;
+                 strcmp(gs_spm_piece(spm, ids[k]), json_string_value(json_array_get(pieces, k))) ==
+                     0;
         }
         if (!ok) {
             fprintf(stderr, "case %zu %s: encode mismatch\n", i,
@@ -206,8 +207,7 @@ START_TEST(test_spm_llama_encode_limits_and_long_text)
     size_t n = 99;
     ck_assert_int_eq(gs_spm_encode(spm, "", 0, 0, ids, 4, &n), GS_OK);
     ck_assert_uint_eq(n, 0);
-    ck_assert_int_eq(gs_spm_encode(spm, "a long sentence of words", 24, 0, ids, 4, &n),
-                     GS_ETOOBIG);
+    ck_assert_int_eq(gs_spm_encode(spm, "a long sentence of words", 24, 0, ids, 4, &n), GS_ETOOBIG);
     // invalid UTF-8 becomes U+FFFD (a piece of LLaMA's vocabulary)
     ck_assert_int_eq(gs_spm_encode(spm, "\xff", 1, GS_SPM_NO_DUMMY_PREFIX, ids, 4, &n), GS_OK);
     ck_assert_uint_eq(n, 1);
@@ -237,11 +237,11 @@ END_TEST
 
 // ---- the transformers layer (llava-hf settings) ------------------------------------------
 
-static const int32_t single_ids[] = {1,    3148, 1001, 29901, 29871, 32000, 13,    4002, 29581,
-                                     445,  1967, 29889, 319,  1799,  9047, 13566, 29901};
-static const int32_t pair_ids[] = {1,    3148, 1001, 29901, 29871, 32000, 13,   32000,
-                                   13,   5618, 3939, 1546,  278,   1023,  4558, 29973,
-                                   319,  1799, 9047, 13566, 29901};
+static const int32_t single_ids[] = {1,   3148, 1001,  29901, 29871, 32000, 13,    4002, 29581,
+                                     445, 1967, 29889, 319,   1799,  9047,  13566, 29901};
+static const int32_t pair_ids[] = {1,     3148,  1001, 29901, 29871, 32000, 13,
+                                   32000, 13,    5618, 3939,  1546,  278,   1023,
+                                   4558,  29973, 319,  1799,  9047,  13566, 29901};
 
 static gs_spm_t *open_llava_dir(void)
 {
@@ -274,8 +274,9 @@ START_TEST(test_spm_hf_llava_prompts_exact)
     ck_assert_str_eq(gs_spm_piece(spm, 32000), "<image>");
     check_hf(spm, "USER: <image>\nDescribe this image. ASSISTANT:", single_ids,
              sizeof single_ids / sizeof single_ids[0]);
-    check_hf(spm, "USER: <image>\n<image>\nWhat changed between the two images? ASSISTANT:",
-             pair_ids, sizeof pair_ids / sizeof pair_ids[0]);
+    check_hf(spm,
+             "USER: <image>\n<image>\nWhat changed between the two images? ASSISTANT:", pair_ids,
+             sizeof pair_ids / sizeof pair_ids[0]);
     // the same ids as the fixture manifest lists
     json_error_t jerr;
     json_t *m = json_load_file(fixture_path("llava_tiny/manifest.json"), 0, &jerr);
@@ -423,17 +424,17 @@ static void encode_str(gs_spm_t *spm, const char *text, int32_t *ids, size_t *n)
 START_TEST(test_spm_handmade_ties_user_defined_unused)
 {
     pb_t p = {.n = 0};
-    pb_piece(&p, "<unk>", 0, GS_SPM_UNKNOWN); // 0
-    pb_piece(&p, "<s>", 0, GS_SPM_CONTROL);   // 1
-    pb_piece(&p, "</s>", 0, GS_SPM_CONTROL);  // 2
-    pb_piece(&p, "a", -5, GS_SPM_NORMAL);     // 3
-    pb_piece(&p, "b", -5, GS_SPM_NORMAL);     // 4
-    pb_piece(&p, "c", -5, GS_SPM_NORMAL);     // 5
-    pb_piece(&p, "ab", -1, GS_SPM_NORMAL);    // 6
-    pb_piece(&p, "bc", -1, GS_SPM_NORMAL);    // 7
+    pb_piece(&p, "<unk>", 0, GS_SPM_UNKNOWN);    // 0
+    pb_piece(&p, "<s>", 0, GS_SPM_CONTROL);      // 1
+    pb_piece(&p, "</s>", 0, GS_SPM_CONTROL);     // 2
+    pb_piece(&p, "a", -5, GS_SPM_NORMAL);        // 3
+    pb_piece(&p, "b", -5, GS_SPM_NORMAL);        // 4
+    pb_piece(&p, "c", -5, GS_SPM_NORMAL);        // 5
+    pb_piece(&p, "ab", -1, GS_SPM_NORMAL);       // 6
+    pb_piece(&p, "bc", -1, GS_SPM_NORMAL);       // 7
     pb_piece(&p, "<x>", 0, GS_SPM_USER_DEFINED); // 8
-    pb_piece(&p, "cc", -2, GS_SPM_UNUSED);    // 9
-    pb_piece(&p, "ccc", -3, GS_SPM_NORMAL);   // 10
+    pb_piece(&p, "cc", -2, GS_SPM_UNUSED);       // 9
+    pb_piece(&p, "ccc", -3, GS_SPM_NORMAL);      // 10
     pb_specs(&p, 2, 0);
     gs_spm_t *spm = NULL;
     ck_assert_int_eq(gs_spm_load(p.d, p.n, &spm), GS_OK);
@@ -459,7 +460,10 @@ START_TEST(test_spm_handmade_ties_user_defined_unused)
     ck_assert_uint_eq(n, 1);
     ck_assert_int_eq(ids[0], 10);
     // no byte fallback: a run of unknown characters is one <unk>
-    encode_str(spm, "a\xC3\xA9\xC3\xA9z" "b", ids, &n);
+    encode_str(spm,
+               "a\xC3\xA9\xC3\xA9z"
+               "b",
+               ids, &n);
     ck_assert_uint_eq(n, 3);
     ck_assert_int_eq(ids[0], 3);
     ck_assert_int_eq(ids[1], 0);

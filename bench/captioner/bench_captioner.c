@@ -117,7 +117,8 @@ static void parity(const char *dir, const char *compute, const float *l0, const 
         }
         printf("{\"parity_vs_pytorch\":\"%s\",\"step\":\"%s\",\"max_abs_diff\":%.4g,"
                "\"max_abs_logit\":%.4g,\"same_argmax\":%s}\n",
-               compute, k == 0 ? "prefill" : "last_decode", md, mx, am_a == am_b ? "true" : "false");
+               compute, k == 0 ? "prefill" : "last_decode", md, mx,
+               am_a == am_b ? "true" : "false");
     }
     gs_free(t);
 }

@@ -13,12 +13,12 @@
 #include "model/clip_int.h"
 #include "model/llava_int.h"
 
-#define CHECK(cond)                                                                       \
-    do {                                                                                  \
-        if (!(cond)) {                                                                    \
-            fprintf(stderr, "fuzz_hf_config: check failed: %s (line %d)\n", #cond, __LINE__); \
-            abort();                                                                      \
-        }                                                                                 \
+#define CHECK(cond)                                                                                \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            fprintf(stderr, "fuzz_hf_config: check failed: %s (line %d)\n", #cond, __LINE__);      \
+            abort();                                                                               \
+        }                                                                                          \
     } while (0)
 
 static void quiet(gs_log_level_t level, const char *line, void *ud)

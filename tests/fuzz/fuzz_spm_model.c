@@ -20,12 +20,12 @@
 #include "common/log.h"
 #include "model/spm.h"
 
-#define CHECK(cond)                                                                       \
-    do {                                                                                  \
-        if (!(cond)) {                                                                    \
-            fprintf(stderr, "fuzz_spm_model: check failed: %s (line %d)\n", #cond, __LINE__); \
-            abort();                                                                      \
-        }                                                                                 \
+#define CHECK(cond)                                                                                \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            fprintf(stderr, "fuzz_spm_model: check failed: %s (line %d)\n", #cond, __LINE__);      \
+            abort();                                                                               \
+        }                                                                                          \
     } while (0)
 
 #define MAX_IDS 8192
@@ -67,8 +67,11 @@ static int valid_utf8_without_space_symbol(const unsigned char *s, size_t n)
 {
     for (size_t i = 0; i < n;) {
         unsigned c = s[i];
-        size_t len = c < 0x80 ? 1 : (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3
-                                   : (c & 0xF8) == 0xF0 ? 4 : 0;
+        size_t len = c < 0x80             ? 1
+                     : (c & 0xE0) == 0xC0 ? 2
+                     : (c & 0xF0) == 0xE0 ? 3
+                     : (c & 0xF8) == 0xF0 ? 4
+                                          : 0;
         if (len == 0 || i + len > n)
             return 0;
         unsigned cp = len == 1 ? c : c & (0x7F >> len);
@@ -124,8 +127,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         CHECK(spm == NULL);
         return 0;
     }
-    static const char *texts[] = {"", " ", "hello world", "  two  spaces ", "\xC3\xA9t\xC3\xA9",
-                                  "\xff\xfe", "<unk><s></s><image>", "\xE2\x96\x81x"};
+    static const char *texts[] = {"",
+                                  " ",
+                                  "hello world",
+                                  "  two  spaces ",
+                                  "\xC3\xA9t\xC3\xA9",
+                                  "\xff\xfe",
+                                  "<unk><s></s><image>",
+                                  "\xE2\x96\x81x"};
     for (size_t i = 0; i < sizeof texts / sizeof texts[0]; i++)
         exercise(spm, texts[i], strlen(texts[i]));
     exercise(spm, rest, n < 512 ? n : 512);
