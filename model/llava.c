@@ -40,7 +40,7 @@ struct gs_llava {
     float *hidden;    // (max_images, n_tok_img, v_width)
     float *selected;  // (max_images * n_feat, v_width)
     float *feats;     // (max_images * n_feat, text_dim)
-    float *embeds;    // (n_ctx, text_dim) the merged prompt
+    float *embeds;    // (max(n_ctx, max_images * n_feat), text_dim) the merged prompt
     float *pixels;    // (max_images, 3, S, S) for gs_llava_caption
     float *scratch;   // (GS__LIN_TILE_ROWS, max(v_width, text_dim))
     int32_t *ids;     // (MAX_PROMPT_IDS) for gs_llava_caption
@@ -69,7 +69,8 @@ static void carve_all(gs_llava_t *self, size_t *off)
     self->hidden = carve(m, off, mi * self->n_tok_img * self->v_width * f);
     self->selected = carve(m, off, mi * self->n_feat * self->v_width * f);
     self->feats = carve(m, off, mi * self->n_feat * self->text_dim * f);
-    self->embeds = carve(m, off, C * self->text_dim * f);
+    size_t emb_rows = C > mi * self->n_feat ? C : mi * self->n_feat; // also the projector's
+    self->embeds = carve(m, off, emb_rows * self->text_dim * f);     // hidden layer
     self->pixels = carve(m, off, mi * 3 * self->image_size * self->image_size * f);
     self->scratch = carve(m, off, (size_t)GS__LIN_TILE_ROWS * max_in * f);
     self->ids = carve(m, off, MAX_PROMPT_IDS * sizeof(int32_t));
@@ -258,11 +259,9 @@ gs_err gs_llava_open(const char *dir, const gs_llava_opts_t *opts, gs_llava_t **
     gs_llava_opts_t o = opts ? *opts : (gs_llava_opts_t){0};
     gs_llava_t *self = gs_xcalloc(1, sizeof *self);
     self->max_images = o.max_images > 0 ? o.max_images : 2;
-    gs_err err = open_all(self, dir, &o);
-    if (err != GS_OK) {
-        GS_LOG_ERROR("could not open the LLaVA model \"%s\": %s", dir, gs_strerror(err));
+    gs_err err = open_all(self, dir, &o); // failures are logged where they happen
+    if (err != GS_OK)
         gs_llava_close(&self);
-    }
     *out = self;
     return err;
 }
@@ -427,9 +426,7 @@ static gs_err image_features(gs_llava_t *self, const float *pixels, int n_images
     int rows = n_images * self->n_feat;
     probe_rows(self, "vision_selected_features", self->selected, rows, vw);
     // linear_1 -> GELU (erf) -> linear_2, written back into `selected`'s room via feats
-    float *h = self->embeds; // free until the merge: (rows, text_dim) fits in (n_ctx, text_dim)
-    if ((size_t)rows > (size_t)self->n_ctx)
-        return GS_ETOOBIG;
+    float *h = self->embeds; // free until the merge, sized for max_images * n_feat rows
     gs__lin_forward(self->pool, &self->proj1, self->selected, rows, h, self->scratch);
     if (self->proj_b1)
         gs_ops_add_bias(h, td, rows, td, self->proj_b1);

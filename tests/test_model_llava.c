@@ -342,6 +342,20 @@ START_TEST(test_llava_prompt_template_and_ids)
 }
 END_TEST
 
+START_TEST(test_llava_model_id_stable)
+{
+    GS_NEED_SHARED();
+    const char *id = gs_llava_model_id(model);
+    ck_assert_uint_eq(strlen(id), 16);
+    ck_assert_uint_eq(strspn(id, "0123456789abcdef"), 16);
+    ck_assert_str_eq(gs_llava_model_id(model), id);
+    gs_llava_t *again = NULL;
+    ck_assert_int_eq(gs_llava_open(fx(""), NULL, &again), GS_OK);
+    ck_assert_str_eq(gs_llava_model_id(again), id);
+    gs_llava_close(&again);
+}
+END_TEST
+
 // ---- decoding options ---------------------------------------------------------------------
 
 static void run_gen(const char *cas, const gs_llava_gen_t *g, int32_t *out, int *n_out)
@@ -646,6 +660,7 @@ Suite *model_llava_suite(void)
     tcase_add_test(tc, test_llava_single_from_png);
     tcase_add_test(tc, test_llava_pair_from_png);
     tcase_add_test(tc, test_llava_prompt_template_and_ids);
+    tcase_add_test(tc, test_llava_model_id_stable);
     tcase_add_test(tc, test_llava_beam_search);
     tcase_add_test(tc, test_llava_sampling);
     tcase_add_test(tc, test_llava_refuses_bad_calls);
