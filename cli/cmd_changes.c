@@ -88,8 +88,8 @@ static gs_job_t *bcast_job(gs_job_t *job, const char *path)
     gs_free(buf);
     char err[1024] = "";
     if (m && m->canonical.len > 0 &&
-        gs_job_unpack((const char *)m->canonical.data, m->canonical.len, &out, err,
-                      sizeof err) != GS_OK)
+        gs_job_unpack((const char *)m->canonical.data, m->canonical.len, &out, err, sizeof err) !=
+            GS_OK)
         GS_LOG_ERROR("could not unpack the job spec from rank 0: %s", err);
     if (m)
         geoscribe__job_spec__free_unpacked(m, NULL);
@@ -97,8 +97,7 @@ static gs_job_t *bcast_job(gs_job_t *job, const char *path)
 }
 
 static gs_err bcast_start(gs_err status, const char *message, uint64_t settings_hash,
-                          const char *encoder_id, const char *captioner_id,
-                          Geoscribe__Start **out)
+                          const char *encoder_id, const char *captioner_id, Geoscribe__Start **out)
 {
     void *buf = NULL;
     size_t n = 0;
@@ -132,7 +131,8 @@ static void print_json(const gs_job_t *job, gs_chcoord_t *c, const gs_changes_su
     gs_buf_json_str(&b, job->name);
     gs_buf_puts(&b, ",\"output\":");
     gs_buf_json_str(&b, job->output);
-    gs_buf_printf(&b, ",\"complete\":%s,\"scenes\":%llu,\"scenes_unrecorded\":%llu,"
+    gs_buf_printf(&b,
+                  ",\"complete\":%s,\"scenes\":%llu,\"scenes_unrecorded\":%llu,"
                   "\"scenes_without_time\":%llu,\"scenes_left_out\":%llu,\"pairs\":%llu,"
                   "\"pairs_done\":%llu,\"pairs_this_run\":%llu,\"pairs_failed\":%llu,"
                   "\"recovered_shards\":%llu,\"cells_this_run\":%llu,\"scored_this_run\":%llu,"
@@ -170,8 +170,8 @@ static void print_summary(const gs_job_t *job, gs_chcoord_t *c, const gs_changes
     }
     printf("changes \"%s\" %s: %llu scenes, %llu/%llu pairs (%llu this run), %llu tiles scored "
            "and %llu captioned this run; the output holds %llu change records, %llu with a "
-           "caption, %llu caption vectors; %.1f s\n", job->name,
-           s->complete ? "complete" : "incomplete", (unsigned long long)s->n_scenes,
+           "caption, %llu caption vectors; %.1f s\n",
+           job->name, s->complete ? "complete" : "incomplete", (unsigned long long)s->n_scenes,
            (unsigned long long)s->n_pairs_done, (unsigned long long)s->n_pairs,
            (unsigned long long)s->n_pairs_run, (unsigned long long)s->n_scored_run,
            (unsigned long long)s->n_captioned_run, (unsigned long long)s->n_records,
@@ -221,10 +221,10 @@ static int run_rank0(gs_job_t *job, const args_t *a)
     gs_err e = gs_chworker_open(job, 0, gs_cli_size > 1, &w, err, sizeof err);
     if (e == GS_OK) {
         gs_chworker_identity(w, &enc, &dim, &pre, &cap);
-        gs_ingest_models_t m = {.encoder_id = enc, .dim = dim, .preprocess = pre,
-                                .captioner_id = cap};
-        e = gs_chcoord_open(job, a->job_path, &m, gs_cli_size > 1 ? gs_cli_size - 1 : 1, &c,
-                            err, sizeof err);
+        gs_ingest_models_t m = {
+            .encoder_id = enc, .dim = dim, .preprocess = pre, .captioner_id = cap};
+        e = gs_chcoord_open(job, a->job_path, &m, gs_cli_size > 1 ? gs_cli_size - 1 : 1, &c, err,
+                            sizeof err);
     }
     if (e == GS_OK && gs_cli_size == 1)
         e = gs_chworker_start(w, gs_chcoord_settings_hash(c), enc, cap, err, sizeof err);
@@ -328,7 +328,8 @@ const gs_cli_cmd_t gs_cli_cmd_changes = {
     .name = "changes",
     .summary = "pair scenes of the same place at two times, score and caption what changed",
     .usage =
-        "usage: [mpirun -n N] geoscribe changes JOB.yaml [--set key=value]... [--format text|json]\n"
+        "usage: [mpirun -n N] geoscribe changes JOB.yaml [--set key=value]... [--format "
+        "text|json]\n"
         "\n"
         "Pairs the job's scenes (changes.pairing: each scene with the latest earlier scene of\n"
         "the same place within changes.max_gap_days and changes.min_overlap, or all consecutive\n"

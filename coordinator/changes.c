@@ -97,8 +97,8 @@ static char *settings_text(const gs_job_t *j, const gs_ingest_models_t *m)
     static const char *const resample[] = {"nearest", "bilinear", "cubic"};
     gs_buf_t b;
     gs_buf_init(&b, 1 << 20);
-    gs_buf_printf(&b, "encoder.model_id=%s\nencoder.dim=%d\nencoder.preprocess=%s\n",
-                  m->encoder_id, m->dim, m->preprocess);
+    gs_buf_printf(&b, "encoder.model_id=%s\nencoder.dim=%d\nencoder.preprocess=%s\n", m->encoder_id,
+                  m->dim, m->preprocess);
     gs_buf_printf(&b, "tiling.size=%d\ntiling.overlap=%d\ntiling.edge=%s\n", j->tiling.size,
                   j->tiling.overlap, edge_name(j->tiling.edge));
     gs_buf_printf(&b, "tiling.min_valid_fraction=%.17g\n", j->tiling.min_valid_fraction);
@@ -145,8 +145,8 @@ static void first_difference(const char *got, const char *want, char *out, size_
             char *g2 = gs_xasprintf("\n%s", got);
             const char *o = strstr(g2, key);
             size_t olen = o ? strcspn(o + strlen(key), "\n") : 0;
-            snprintf(out, n, "%.*s is \"%.*s\" in the output, \"%.*s\" in this job", (int)klen,
-                     p, (int)olen, o ? o + strlen(key) : "", (int)(len - klen - (eq ? 1 : 0)),
+            snprintf(out, n, "%.*s is \"%.*s\" in the output, \"%.*s\" in this job", (int)klen, p,
+                     (int)olen, o ? o + strlen(key) : "", (int)(len - klen - (eq ? 1 : 0)),
                      eq ? eq + 1 : "");
             gs_free(g2);
             return;
@@ -166,8 +166,10 @@ static gs_err check_settings(gs_chcoord_t *c, char *err, size_t err_nbytes)
             return GS_OK;
         char diff[1024];
         first_difference(old, c->settings, diff, sizeof diff);
-        errf(err, err_nbytes, "the change records of output \"%s\" were made with other "
-             "settings: %s; use another output or the settings of the first run", c->out, diff);
+        errf(err, err_nbytes,
+             "the change records of output \"%s\" were made with other "
+             "settings: %s; use another output or the settings of the first run",
+             c->out, diff);
         return GS_EMISMATCH;
     }
     if (e != GS_ENOTFOUND) {
@@ -293,7 +295,9 @@ static gs_err plan(gs_chcoord_t *c, char *err, size_t err_nbytes)
     for (size_t i = 0; i < c->n_scenes; i++) {
         const gs__chscene_t *s = &c->scenes[i];
         uint32_t v;
-        items[i] = (gs_warp_item_t){.id = s->id, .has_time = s->has_time, .time = s->time,
+        items[i] = (gs_warp_item_t){.id = s->id,
+                                    .has_time = s->has_time,
+                                    .time = s->time,
                                     .paired = gs__map_get(&c->paired_map, s->id, &v)};
         memcpy(items[i].bbox, s->bbox, sizeof items[i].bbox);
     }
@@ -305,8 +309,11 @@ static gs_err plan(gs_chcoord_t *c, char *err, size_t err_nbytes)
     gs_capstore_batch_clear(c->batch);
     for (size_t i = 0; i < n; i++) {
         const gs__chscene_t *b = &c->scenes[pairs[i].before], *a = &c->scenes[pairs[i].after];
-        gs__chtask_t t = {.id = gs__chtask_id(b->id, a->id), .before = pairs[i].before,
-                          .after = pairs[i].after, .state = T_QUEUED, .rank = -1};
+        gs__chtask_t t = {.id = gs__chtask_id(b->id, a->id),
+                          .before = pairs[i].before,
+                          .after = pairs[i].after,
+                          .state = T_QUEUED,
+                          .rank = -1};
         uint32_t v = 0;
         int known = gs__map_get(&c->done_map, t.id, &v);
         if (known && v == 1) {
@@ -317,8 +324,8 @@ static gs_err plan(gs_chcoord_t *c, char *err, size_t err_nbytes)
             if (!known) {
                 char key[40];
                 gs__chtask_key(b->id, a->id, key);
-                gs_job_rec_t r = {.task_key = key, .state = GS_JOB_PLANNED,
-                                  .time_unix = (int64_t)time(NULL)};
+                gs_job_rec_t r = {
+                    .task_key = key, .state = GS_JOB_PLANNED, .time_unix = (int64_t)time(NULL)};
                 gs_capstore_batch_put_job(c->batch, &r);
             }
             gs__u32s_push(&c->queue, (uint32_t)c->n_tasks);
@@ -328,8 +335,8 @@ static gs_err plan(gs_chcoord_t *c, char *err, size_t err_nbytes)
     }
     c->sum.n_pairs = n;
     gs_free(pairs);
-    gs_err e = gs_capstore_batch_count(c->batch) ? gs_capstore_write(c->store, c->batch, false)
-                                                 : GS_OK;
+    gs_err e =
+        gs_capstore_batch_count(c->batch) ? gs_capstore_write(c->store, c->batch, false) : GS_OK;
     gs_capstore_batch_clear(c->batch);
     if (e != GS_OK)
         errf(err, err_nbytes, "could not write the plan into \"%s\"", c->db_path);
@@ -354,8 +361,10 @@ static gs_err prepare_output(gs_chcoord_t *c, char *err, size_t err_nbytes)
     gs_capstore_opts_t o = {.create_if_missing = true};
     e = gs_capstore_open(c->db_path, &o, &c->store);
     if (e != GS_OK)
-        errf(err, err_nbytes, "could not open the store \"%s\" (%s); is an ingest or another "
-             "change run working on this output?", c->db_path, gs_strerror(e));
+        errf(err, err_nbytes,
+             "could not open the store \"%s\" (%s); is an ingest or another "
+             "change run working on this output?",
+             c->db_path, gs_strerror(e));
     return e;
 }
 
@@ -400,18 +409,18 @@ gs_err gs_chcoord_open(const gs_job_t *job, const char *job_path, const gs_inges
     if (e == GS_OK)
         e = plan(c, err, err_nbytes);
     if (e == GS_OK && (e = gs__ch_recover(c)) != GS_OK)
-        errf(err, err_nbytes, "could not recover the staged change shards of \"%s\": %s",
-             c->out, gs_strerror(e));
+        errf(err, err_nbytes, "could not recover the staged change shards of \"%s\": %s", c->out,
+             gs_strerror(e));
     if (e != GS_OK) {
         gs_chcoord_close(&c);
         return e;
     }
     GS_LOG_INFO("changes \"%s\": %llu scenes (%llu without a time, %llu left out), %llu pairs "
-                "(%llu done), stored embeddings %s, output \"%s\"", job->name,
-                (unsigned long long)c->sum.n_scenes, (unsigned long long)c->sum.n_timeless,
-                (unsigned long long)c->sum.n_unreadable, (unsigned long long)c->sum.n_pairs,
-                (unsigned long long)c->sum.n_pairs_done, c->tiles ? "reused" : "not reused",
-                c->out);
+                "(%llu done), stored embeddings %s, output \"%s\"",
+                job->name, (unsigned long long)c->sum.n_scenes,
+                (unsigned long long)c->sum.n_timeless, (unsigned long long)c->sum.n_unreadable,
+                (unsigned long long)c->sum.n_pairs, (unsigned long long)c->sum.n_pairs_done,
+                c->tiles ? "reused" : "not reused", c->out);
     c->last_persist = gs__now();
     *out = c;
     return GS_OK;
@@ -505,8 +514,8 @@ static void fill_task(gs_chcoord_t *c, uint32_t ti, int rank, Geoscribe__Task *m
     m->checksum = (char *)"";
 }
 
-gs_err gs_chcoord_handle(gs_chcoord_t *self, const void *req, size_t req_nbytes,
-                         void **out_reply, size_t *out_nbytes)
+gs_err gs_chcoord_handle(gs_chcoord_t *self, const void *req, size_t req_nbytes, void **out_reply,
+                         size_t *out_nbytes)
 {
     gs_chcoord_t *c = self;
     *out_reply = NULL;
@@ -562,9 +571,9 @@ static void progress(gs_chcoord_t *c, bool force)
     c->last_progress = now;
     double el = now - c->t0;
     GS_LOG_INFO("progress pairs=%llu/%llu tiles_scored=%llu captioned=%llu failed=%llu "
-                "pairs_per_min=%.1f", (unsigned long long)c->sum.n_pairs_done,
-                (unsigned long long)c->sum.n_pairs, (unsigned long long)c->sum.n_scored_run,
-                (unsigned long long)c->sum.n_captioned_run,
+                "pairs_per_min=%.1f",
+                (unsigned long long)c->sum.n_pairs_done, (unsigned long long)c->sum.n_pairs,
+                (unsigned long long)c->sum.n_scored_run, (unsigned long long)c->sum.n_captioned_run,
                 (unsigned long long)c->sum.n_pairs_failed,
                 el > 0 ? 60.0 * (double)c->sum.n_pairs_run / el : 0.0);
 }

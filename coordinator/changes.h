@@ -40,7 +40,7 @@ typedef struct {
     uint64_t n_vectors;       // caption vectors in OUT/index/changes.faiss
     bool reuse;               // stored tile embeddings were offered to the workers
     double seconds;
-    bool complete;            // every pair of the plan is done and the index holds its captions
+    bool complete; // every pair of the plan is done and the index holds its captions
 } gs_changes_summary_t;
 
 // gs_chcoord_open: prepares the output of `job` (OUT, OUT/db, OUT/index, OUT/staging),
@@ -60,8 +60,8 @@ uint64_t gs_chcoord_settings_hash(const gs_chcoord_t *self);
 // gs_chcoord_handle: one exchange with a worker (packed WorkRequest in, packed TaskBatch out
 // in *out_reply, new, gs_free); results are queued for gs_chcoord_commit. GS_EFORMAT,
 // GS_EUNSUPPORTED (the worker failed fatally; logged), GS_ENOMEM.
-gs_err gs_chcoord_handle(gs_chcoord_t *self, const void *req, size_t req_nbytes,
-                         void **out_reply, size_t *out_nbytes);
+gs_err gs_chcoord_handle(gs_chcoord_t *self, const void *req, size_t req_nbytes, void **out_reply,
+                         size_t *out_nbytes);
 
 // gs_chcoord_commit: commits the queued results; a bad shard fails its task (retried), never
 // the job. GS_EIO / GS_EBACKEND are fatal (logged).

@@ -89,10 +89,10 @@ void gs__ch_write_reuse(gs_chcoord_t *c, uint32_t ti)
     gs_tile_grid_t grids[2];
     bool have[2] = {false, false};
     for (int k = 0; k < 2; k++) {
-        have[k] = sides[k]->width > 0 &&
-                  gs_tile_grid_init(&grids[k], sides[k]->width, sides[k]->height,
-                                    c->job->tiling.size, c->job->tiling.overlap,
-                                    c->job->tiling.edge) == GS_OK;
+        have[k] =
+            sides[k]->width > 0 &&
+            gs_tile_grid_init(&grids[k], sides[k]->width, sides[k]->height, c->job->tiling.size,
+                              c->job->tiling.overlap, c->job->tiling.edge) == GS_OK;
         if (have[k])
             cap += (size_t)gs_tile_grid_count(&grids[k]);
     }
@@ -163,10 +163,14 @@ static gs_err ledger(gs_chcoord_t *c, const gs__chtask_t *t, uint8_t state, uint
 {
     char key[40];
     gs__chtask_key(c->scenes[t->before].id, c->scenes[t->after].id, key);
-    gs_job_rec_t r = {.task_key = key, .state = state,
-                      .attempts = t->prior_attempts + t->attempts, .n_tiles = n_tiles,
-                      .n_skipped = n_skipped, .time_unix = (int64_t)time(NULL),
-                      .shard_path = shard ? shard : "", .shard_hash = hash ? hash : "",
+    gs_job_rec_t r = {.task_key = key,
+                      .state = state,
+                      .attempts = t->prior_attempts + t->attempts,
+                      .n_tiles = n_tiles,
+                      .n_skipped = n_skipped,
+                      .time_unix = (int64_t)time(NULL),
+                      .shard_path = shard ? shard : "",
+                      .shard_hash = hash ? hash : "",
                       .error = error ? error : ""};
     return gs_capstore_batch_put_job(c->batch, &r);
 }
@@ -236,8 +240,8 @@ static gs_err commit_shard(gs_chcoord_t *c, uint32_t ti, const char *path,
     gs_capstore_batch_clear(c->batch);
     gs_err e = GS_OK;
     for (uint32_t i = 0; i < d->h.n_records && e == GS_OK; i++)
-        e = gs_capstore_batch_put(c->batch, GS_CF_CHANGES, d->keys[i], d->key_nbytes[i],
-                                  d->vals[i], d->val_nbytes[i]);
+        e = gs_capstore_batch_put(c->batch, GS_CF_CHANGES, d->keys[i], d->key_nbytes[i], d->vals[i],
+                                  d->val_nbytes[i]);
     char rel[64];
     snprintf(rel, sizeof rel, "staging/%016llx.chshard", (unsigned long long)t->id);
     if (e == GS_OK)
@@ -295,8 +299,7 @@ gs_err gs__ch_commit_result(gs_chcoord_t *c, const Geoscribe__TaskResult *r)
     unlink(reuse);
     gs_free(reuse);
     if (r->status != 0)
-        return fail_task(c, ti, r->message && *r->message ? r->message
-                                                          : gs_strerror(r->status));
+        return fail_task(c, ti, r->message && *r->message ? r->message : gs_strerror(r->status));
     char *path = gs__chshard_path(c, t->id);
     char hash[17] = "", why[512] = "";
     gs_warp_shard_t *sh = NULL;

@@ -24,10 +24,10 @@ typedef struct {
 } gs__chscene_t;
 
 typedef struct {
-    uint64_t id;          // task id (gs__chtask_id)
-    uint32_t before, after; // indexes into scenes
-    uint8_t state;        // T_* of coordinator/ingest_int.h
-    uint8_t attempts;     // tries in this run
+    uint64_t id;             // task id (gs__chtask_id)
+    uint32_t before, after;  // indexes into scenes
+    uint8_t state;           // T_* of coordinator/ingest_int.h
+    uint8_t attempts;        // tries in this run
     uint32_t prior_attempts; // tries in earlier runs (ledger)
     int rank;
 } gs__chtask_t;
@@ -57,10 +57,10 @@ struct gs_chcoord {
     size_t n_pending, cap_pending;
     bool fatal;
 
-    gs_vindex_t *tiles;   // the ingest's tile index (read-only), NULL when not reusable
-    gs_vindex_t *index;   // caption vectors (OUT/index/changes.faiss)
+    gs_vindex_t *tiles; // the ingest's tile index (read-only), NULL when not reusable
+    gs_vindex_t *index; // caption vectors (OUT/index/changes.faiss)
     bool index_dirty;
-    char **committed;     // shard paths committed, deleted once the index is persisted
+    char **committed; // shard paths committed, deleted once the index is persisted
     size_t n_committed, cap_committed;
 
     gs_changes_summary_t sum;

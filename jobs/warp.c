@@ -139,8 +139,10 @@ gs_err gs_warp_grid_crs(const char *crs, double resolution, const gs_scene_t *a,
     }
     double w = round((x1 - x0) / resolution), h = round((y1 - y0) / resolution);
     if (w > GS_WARP_MAX_SIDE || h > GS_WARP_MAX_SIDE) {
-        snprintf(reason, reason_nbytes, "a grid of %.0f x %.0f pixels at %g is too large (at most "
-                 "%d a side)", w, h, resolution, GS_WARP_MAX_SIDE);
+        snprintf(reason, reason_nbytes,
+                 "a grid of %.0f x %.0f pixels at %g is too large (at most "
+                 "%d a side)",
+                 w, h, resolution, GS_WARP_MAX_SIDE);
         e = GS_ETOOBIG;
         goto out;
     }
@@ -163,11 +165,11 @@ out:
 // ---- warped scenes --------------------------------------------------------------------------
 
 struct gs_warp {
-    gs_scene_t *source;   // the scene as the job opens it
-    gs_scene_t *scene;    // the warped VRT opened as a scene
-    gs_job_t *job;        // the job the warped scene is opened under (bands 1..n, no group)
-    char vrt[96];         // /vsimem/ path of the warped VRT
-    char stack[96];       // /vsimem/ path of the band stack of a multi-file scene, or ""
+    gs_scene_t *source; // the scene as the job opens it
+    gs_scene_t *scene;  // the warped VRT opened as a scene
+    gs_job_t *job;      // the job the warped scene is opened under (bands 1..n, no group)
+    char vrt[96];       // /vsimem/ path of the warped VRT
+    char stack[96];     // /vsimem/ path of the band stack of a multi-file scene, or ""
 };
 
 static GDALResampleAlg resample_alg(gs_job_resample_t r)
@@ -223,8 +225,8 @@ static GDALDatasetH open_source_ds(gs_warp_t *w, const gs_scene_info_t *in, int 
         bands[k] = k + 1;
     }
     GDALBuildVRTOptions *o = GDALBuildVRTOptionsNew(argv, NULL);
-    GDALDatasetH ds = o ? GDALBuildVRT(w->stack, n, NULL, (const char *const *)files, o, NULL)
-                        : NULL;
+    GDALDatasetH ds =
+        o ? GDALBuildVRT(w->stack, n, NULL, (const char *const *)files, o, NULL) : NULL;
     GDALBuildVRTOptionsFree(o);
     for (int k = 0; k < n; k++)
         gs_free(files[k]);
@@ -235,8 +237,8 @@ static GDALDatasetH open_source_ds(gs_warp_t *w, const gs_scene_info_t *in, int 
 }
 
 // build_vrt: the warped VRT of the source onto the grid, written to w->vrt.
-static gs_err build_vrt(gs_warp_t *w, const gs_job_t *job, const gs_warp_grid_t *grid,
-                        char *reason, size_t reason_nbytes)
+static gs_err build_vrt(gs_warp_t *w, const gs_job_t *job, const gs_warp_grid_t *grid, char *reason,
+                        size_t reason_nbytes)
 {
     const gs_scene_info_t *in = gs_scene_info(w->source);
     int n = in->n_composite_bands, bands[3] = {0, 0, 0};
@@ -292,12 +294,12 @@ static gs_err build_vrt(gs_warp_t *w, const gs_job_t *job, const gs_warp_grid_t 
         e = GS_EIO;
         goto out;
     }
-    wo->pTransformerArg = GDALCreateGenImgProjTransformer3(src_wkt, src_gt, grid->crs_wkt,
-                                                           grid->gt);
+    wo->pTransformerArg =
+        GDALCreateGenImgProjTransformer3(src_wkt, src_gt, grid->crs_wkt, grid->gt);
     wo->pfnTransformer = GDALGenImgProjTransform;
     if (!wo->pTransformerArg) {
-        snprintf(reason, reason_nbytes, "no transform from \"%s\" to the pair's grid: %s",
-                 in->uri, CPLGetLastErrorMsg());
+        snprintf(reason, reason_nbytes, "no transform from \"%s\" to the pair's grid: %s", in->uri,
+                 CPLGetLastErrorMsg());
         e = GS_EIO;
         goto out;
     }
@@ -309,8 +311,8 @@ static gs_err build_vrt(gs_warp_t *w, const gs_job_t *job, const gs_warp_grid_t 
         copy = GDALCreateCopy(GDALGetDriverByName("VRT"), w->vrt, vrt, FALSE, NULL, NULL, NULL);
     }
     if (!vrt || !copy) {
-        snprintf(reason, reason_nbytes, "could not warp \"%s\" onto the pair's grid: %s",
-                 in->uri, CPLGetLastErrorMsg());
+        snprintf(reason, reason_nbytes, "could not warp \"%s\" onto the pair's grid: %s", in->uri,
+                 CPLGetLastErrorMsg());
         e = GS_EIO;
     }
 out:
@@ -333,8 +335,9 @@ static gs_err derived_job(const gs_job_t *job, int n, gs_job_t **out, char *reas
     char *canon = NULL;
     size_t len = 0;
     GS_TRY(gs_job_canonical(job, &canon, &len));
-    const char *bands = n == 1 ? "composite.bands=1" : n == 2 ? "composite.bands=1,2"
-                                                               : "composite.bands=1,2,3";
+    const char *bands = n == 1   ? "composite.bands=1"
+                        : n == 2 ? "composite.bands=1,2"
+                                 : "composite.bands=1,2,3";
     const char *sets[] = {"scenes.group=", bands, "time.from=none"};
     gs_err e = gs_job_parse(canon, len, "<warp>", sets, 3, out, reason, reason_nbytes);
     gs_free(canon);

@@ -19,12 +19,12 @@
 
 // What pairing needs to know of a scene (from its store record or an opened scene).
 typedef struct {
-    uint64_t id;     // scene id
-    int has_time;    // scenes without a time are never paired
-    int64_t time;    // seconds since the epoch, UTC
-    double bbox[4];  // W, S, E, N in degrees
-    int paired;      // 1 when this scene was already the later scene of a finished pair (the
-                     // ledger says so): with changes.pairing = latest it is not paired again
+    uint64_t id;    // scene id
+    int has_time;   // scenes without a time are never paired
+    int64_t time;   // seconds since the epoch, UTC
+    double bbox[4]; // W, S, E, N in degrees
+    int paired;     // 1 when this scene was already the later scene of a finished pair (the
+                    // ledger says so): with changes.pairing = latest it is not paired again
 } gs_warp_item_t;
 
 // A pair: indexes into the item array, earlier scene first.
@@ -48,8 +48,8 @@ double gs_warp_overlap(const double a[4], const double b[4]);
 // none). Pure apart from allocation; thread-safe. O(n^2) comparisons per call, sorted by time
 // (fine for a few hundred thousand scenes per place-free archive; TODO(changes): a grid of
 // boxes for millions).
-void gs_warp_pairs(const gs_job_t *job, const gs_warp_item_t *items, size_t n,
-                   gs_warp_pair_t **out, size_t *out_n);
+void gs_warp_pairs(const gs_job_t *job, const gs_warp_item_t *items, size_t n, gs_warp_pair_t **out,
+                   size_t *out_n);
 
 // ---- grids ----------------------------------------------------------------------------------
 

@@ -74,8 +74,8 @@ static long partner(const gs_job_t *job, const entry_t *e, size_t i, double *out
     return best;
 }
 
-void gs_warp_pairs(const gs_job_t *job, const gs_warp_item_t *items, size_t n,
-                   gs_warp_pair_t **out, size_t *out_n)
+void gs_warp_pairs(const gs_job_t *job, const gs_warp_item_t *items, size_t n, gs_warp_pair_t **out,
+                   size_t *out_n)
 {
     *out = NULL;
     *out_n = 0;
@@ -138,8 +138,7 @@ static double bits_f64(uint64_t u)
 
 #define SIGN ((uint64_t)1 << 63)
 
-uint64_t gs_warp_location(const gs_warp_grid_t *grid, const gs_tile_grid_t *tiles, int col,
-                          int row)
+uint64_t gs_warp_location(const gs_warp_grid_t *grid, const gs_tile_grid_t *tiles, int col, int row)
 {
     // the grid's identity: CRS text, geotransform, size, tiling; then the cell
     uint64_t h = gs_hash_str(grid->crs_wkt ? grid->crs_wkt : "", GS_WARP_LOC_SEED);

@@ -11,13 +11,13 @@
 #include "jobs/hash.h"
 #include "jobs/warp_shard.h"
 
-#define MAGIC "GSCHANG"           // 8 bytes with the NUL
-#define SEED 0x677363687364ULL    // "gschsd"
+#define MAGIC "GSCHANG"        // 8 bytes with the NUL
+#define SEED 0x677363687364ULL // "gschsd"
 #define HEADER_NBYTES 64u
 
 struct gs_warp_shard {
     gs_warp_shard_data_t d;
-    char *file;            // the whole file; keys and values point into it
+    char *file; // the whole file; keys and values point into it
     const uint8_t **keys, **vals;
     uint32_t *key_nbytes, *val_nbytes;
     uint64_t *vec_ids;
@@ -54,7 +54,8 @@ static uint64_t checksum(const uint8_t *head, const uint8_t *payload, size_t n)
 gs_err gs_warp_shard_write(const char *path, const gs_warp_shard_data_t *d, char out_hash[17])
 {
     const gs_warp_shard_header_t *h = &d->h;
-    if (h->dim < 0 || (h->n_records && (!d->keys || !d->vals || !d->key_nbytes || !d->val_nbytes)) ||
+    if (h->dim < 0 ||
+        (h->n_records && (!d->keys || !d->vals || !d->key_nbytes || !d->val_nbytes)) ||
         (h->n_vectors && (!d->vec_ids || !d->vecs || h->dim < 1)))
         return GS_EINVAL;
     size_t n = HEADER_NBYTES;

@@ -68,10 +68,16 @@ static int load_row(const void *key, size_t key_nbytes, const void *val, size_t 
     }
     const uint8_t *k = key;
     row_t *w = &s->rows[s->n_rows++];
-    *w = (row_t){.pair_id = r.pair_id, .before_time = r.before_time, .after_time = r.after_time,
-                 .before_scene = r.before_scene, .after_scene = r.after_scene,
-                 .before_tile = r.before_tile, .after_tile = r.after_tile, .score = r.score,
-                 .caption = r.caption, .model_id = r.model_id};
+    *w = (row_t){.pair_id = r.pair_id,
+                 .before_time = r.before_time,
+                 .after_time = r.after_time,
+                 .before_scene = r.before_scene,
+                 .after_scene = r.after_scene,
+                 .before_tile = r.before_tile,
+                 .after_tile = r.after_tile,
+                 .score = r.score,
+                 .caption = r.caption,
+                 .model_id = r.model_id};
     for (int i = 0; i < 4; i++) {
         uint64_t u = be64(k + 40 + 8 * i);
         memcpy(&w->bbox[i], &u, sizeof u);
@@ -85,8 +91,8 @@ static char *meta_dup(gs_capstore_t *st, gs_arena_t *a, const char *key)
     return gs_capstore_meta_get(st, key, a, &v) == GS_OK ? gs_xstrdup(v) : gs_xstrdup("");
 }
 
-gs_err gs_chsearch_open(const char *out_dir, const gs_chsearch_opts_t *opts,
-                        gs_chsearch_t **out, char *err, size_t err_nbytes)
+gs_err gs_chsearch_open(const char *out_dir, const gs_chsearch_opts_t *opts, gs_chsearch_t **out,
+                        char *err, size_t err_nbytes)
 {
     *out = NULL;
     gs_chsearch_t *s = gs_xcalloc(1, sizeof *s);
@@ -111,8 +117,7 @@ gs_err gs_chsearch_open(const char *out_dir, const gs_chsearch_opts_t *opts,
     s->model_path = gs_xstrdup(opts && opts->model ? opts->model : "");
     s->model_arch = gs_xstrdup(opts && opts->arch ? opts->arch : "");
     s->model_vocab = gs_xstrdup(opts && opts->vocab ? opts->vocab : "");
-    const char *keys[] = {"changes.encoder.model", "changes.encoder.arch",
-                          "changes.encoder.vocab"};
+    const char *keys[] = {"changes.encoder.model", "changes.encoder.arch", "changes.encoder.vocab"};
     char **dst[] = {&s->model_path, &s->model_arch, &s->model_vocab};
     for (int i = 0; i < 3; i++)
         if (!**dst[i]) {
@@ -121,8 +126,10 @@ gs_err gs_chsearch_open(const char *out_dir, const gs_chsearch_opts_t *opts,
         }
     gs_arena_destroy(&a);
     if (!*s->model_id) {
-        snprintf(err, err_nbytes, "output \"%s\" has no change records: run `geoscribe changes` "
-                 "on it first", out_dir);
+        snprintf(err, err_nbytes,
+                 "output \"%s\" has no change records: run `geoscribe changes` "
+                 "on it first",
+                 out_dir);
         e = GS_ENOTFOUND;
         goto out;
     }
@@ -131,8 +138,7 @@ gs_err gs_chsearch_open(const char *out_dir, const gs_chsearch_opts_t *opts,
         goto out;
     }
     if (gs_path_exists(ix) && (e = gs_vindex_read(ix, NULL, &s->index)) != GS_OK) {
-        snprintf(err, err_nbytes, "could not read the change index \"%s\": %s", ix,
-                 gs_strerror(e));
+        snprintf(err, err_nbytes, "could not read the change index \"%s\": %s", ix, gs_strerror(e));
         goto out;
     }
 out:
@@ -177,8 +183,7 @@ static bool contains_ci(const char *hay, const char *needle)
     size_t n = strlen(needle);
     for (const char *p = hay; *p; p++) {
         size_t i = 0;
-        while (i < n && p[i] &&
-               tolower((unsigned char)p[i]) == tolower((unsigned char)needle[i]))
+        while (i < n && p[i] && tolower((unsigned char)p[i]) == tolower((unsigned char)needle[i]))
             i++;
         if (i == n)
             return true;
@@ -217,7 +222,8 @@ static gs_err open_model(gs_chsearch_t *s, char *err, size_t err_nbytes)
     bool auto_arch = !*s->model_arch || strcmp(s->model_arch, "auto") == 0;
     gs_clip_opts_t o = {.arch = auto_arch ? NULL : s->model_arch,
                         .vocab_path = *s->model_vocab ? s->model_vocab : NULL,
-                        .n_threads = s->n_threads, .max_batch = 1};
+                        .n_threads = s->n_threads,
+                        .max_batch = 1};
     gs_err e = gs_clip_open(s->model_path, &o, &s->model);
     if (e != GS_OK) {
         snprintf(err, err_nbytes, "could not open the encoder \"%s\": %s", s->model_path,
@@ -225,9 +231,10 @@ static gs_err open_model(gs_chsearch_t *s, char *err, size_t err_nbytes)
         return e;
     }
     if (strcmp(gs_clip_model_id(s->model), s->model_id) != 0) {
-        snprintf(err, err_nbytes, "the encoder \"%s\" (id %s) is not the one the change captions "
-                 "were embedded with (id %s)", s->model_path, gs_clip_model_id(s->model),
-                 s->model_id);
+        snprintf(err, err_nbytes,
+                 "the encoder \"%s\" (id %s) is not the one the change captions "
+                 "were embedded with (id %s)",
+                 s->model_path, gs_clip_model_id(s->model), s->model_id);
         gs_clip_close(&s->model);
         return GS_EMISMATCH;
     }
@@ -239,7 +246,6 @@ static gs_err open_model(gs_chsearch_t *s, char *err, size_t err_nbytes)
     }
     return GS_OK;
 }
-
 
 // A row index with its sort key, for ranking by change score without text.
 typedef struct {
@@ -345,8 +351,7 @@ gs_err gs_chsearch_run(gs_chsearch_t *self, const gs_chsearch_req_t *req, gs_are
             allowed[n_allowed++] = (uint32_t)i;
     *out_n_candidates = n_allowed;
     if (text) {
-        GS_TRY(text_search(s, req, allowed, n_allowed, arena, ranked, &n_ranked, err,
-                           err_nbytes));
+        GS_TRY(text_search(s, req, allowed, n_allowed, arena, ranked, &n_ranked, err, err_nbytes));
     } else {
         for (size_t i = 0; i < n_allowed; i++)
             ranked[i] = (ranked_t){.score = s->rows[allowed[i]].score, .row = allowed[i]};
@@ -359,11 +364,16 @@ gs_err gs_chsearch_run(gs_chsearch_t *self, const gs_chsearch_req_t *req, gs_are
     for (size_t i = 0; i < n_ranked; i++) {
         const row_t *r = &s->rows[ranked[i].row];
         gs_chsearch_hit_t *h = &hits[i];
-        *h = (gs_chsearch_hit_t){.rank = (uint32_t)i + 1, .pair_id = r->pair_id,
-                                 .has_similarity = text, .similarity = text ? ranked[i].score : 0,
-                                 .score = r->score, .before_tile = r->before_tile,
-                                 .after_tile = r->after_tile, .before_scene = r->before_scene,
-                                 .after_scene = r->after_scene, .before_time = r->before_time,
+        *h = (gs_chsearch_hit_t){.rank = (uint32_t)i + 1,
+                                 .pair_id = r->pair_id,
+                                 .has_similarity = text,
+                                 .similarity = text ? ranked[i].score : 0,
+                                 .score = r->score,
+                                 .before_tile = r->before_tile,
+                                 .after_tile = r->after_tile,
+                                 .before_scene = r->before_scene,
+                                 .after_scene = r->after_scene,
+                                 .before_time = r->before_time,
                                  .after_time = r->after_time,
                                  .caption = *r->caption ? r->caption : NULL,
                                  .model_id = r->model_id};
@@ -416,8 +426,7 @@ static gs_err fields(gs_buf_t *b, const gs_chsearch_hit_t *h, bool flat)
     GS_TRY(gs_buf_printf(b, ",\"score\":%.6f,\"caption\":", (double)h->score));
     GS_TRY(h->caption ? gs_buf_json_str(b, h->caption) : gs_buf_puts(b, "null"));
     GS_TRY(gs_buf_puts(b, ","));
-    GS_TRY(side(b, "before", h->before_scene, h->before_uri, h->before_time, h->before_tile,
-                flat));
+    GS_TRY(side(b, "before", h->before_scene, h->before_uri, h->before_time, h->before_tile, flat));
     GS_TRY(gs_buf_puts(b, ","));
     GS_TRY(side(b, "after", h->after_scene, h->after_uri, h->after_time, h->after_tile, flat));
     GS_TRY(gs_buf_puts(b, ",\"bbox\":["));
@@ -442,8 +451,8 @@ gs_err gs_chsearch_format(gs_buf_t *out, const gs_chsearch_hit_t *hits, size_t n
     GS_TRY(gs_buf_puts(out, "{\"type\":\"FeatureCollection\",\"features\":["));
     for (size_t i = 0; i < n; i++) {
         const double *bb = hits[i].bbox;
-        const double pts[5][2] = {{bb[0], bb[1]}, {bb[2], bb[1]}, {bb[2], bb[3]},
-                                  {bb[0], bb[3]}, {bb[0], bb[1]}};
+        const double pts[5][2] = {
+            {bb[0], bb[1]}, {bb[2], bb[1]}, {bb[2], bb[3]}, {bb[0], bb[3]}, {bb[0], bb[1]}};
         GS_TRY(gs_buf_puts(out, i ? ",{" : "{"));
         GS_TRY(gs_buf_puts(out, "\"type\":\"Feature\",\"geometry\":{\"type\":\"Polygon\","
                                 "\"coordinates\":[["));

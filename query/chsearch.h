@@ -30,22 +30,22 @@ typedef struct {
 } gs_chsearch_opts_t;
 
 typedef struct {
-    const char *text;    // NULL or "": rank by change score
-    size_t k;            // 1..GS_CHSEARCH_K_MAX
+    const char *text; // NULL or "": rank by change score
+    size_t k;         // 1..GS_CHSEARCH_K_MAX
     bool has_bbox;
-    double bbox[4];      // W, S, E, N: the pair's tile bounds must meet it
+    double bbox[4]; // W, S, E, N: the pair's tile bounds must meet it
     bool has_from, has_to;
-    int64_t from, to;    // both times of a pair within [from, to] (seconds since 1970 UTC)
+    int64_t from, to;             // both times of a pair within [from, to] (seconds since 1970 UTC)
     const char *caption_contains; // ASCII case-insensitive substring; NULL = none
-    double min_score;    // change score at least this (0 = any)
+    double min_score;             // change score at least this (0 = any)
 } gs_chsearch_req_t;
 
 typedef struct {
-    uint32_t rank;       // 1-based
+    uint32_t rank; // 1-based
     uint64_t pair_id;
     bool has_similarity;
-    float similarity;    // text query vs caption (cosine); only with text
-    float score;         // change score (cosine distance of the two tiles' embeddings)
+    float similarity; // text query vs caption (cosine); only with text
+    float score;      // change score (cosine distance of the two tiles' embeddings)
     uint64_t before_tile, after_tile, before_scene, after_scene;
     const char *before_uri, *after_uri; // "" when the output has no record of the scene
     int64_t before_time, after_time;
@@ -58,8 +58,8 @@ typedef struct {
 // change index, the change records into memory). The encoder is opened at the first text
 // query. Errors with the reason in err (nothing logged): GS_ENOTFOUND (no store, or no change
 // records: run `geoscribe changes` first), GS_EIO, GS_EFORMAT, GS_EBACKEND. Caller owns *out.
-gs_err gs_chsearch_open(const char *out_dir, const gs_chsearch_opts_t *opts,
-                        gs_chsearch_t **out, char *err, size_t err_nbytes);
+gs_err gs_chsearch_open(const char *out_dir, const gs_chsearch_opts_t *opts, gs_chsearch_t **out,
+                        char *err, size_t err_nbytes);
 
 // gs_chsearch_run: one search. *out_hits (in arena) best first; *out_n_candidates: pairs that
 // pass the filters (those with a caption, for text). Errors with a reason in err: GS_EINVAL

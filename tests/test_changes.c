@@ -19,10 +19,10 @@
 #include "jobs/warp.h"
 #include "testutil.h"
 
-#define MPI_ENV                                                                             \
-    "OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 "                            \
-    "OMPI_MCA_rmaps_base_oversubscribe=1 OMPI_MCA_mca_base_component_disable_dlclose=1 "    \
-    "PMIX_MCA_mca_base_component_disable_dlclose=1 "                                        \
+#define MPI_ENV                                                                                    \
+    "OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 "                                   \
+    "OMPI_MCA_rmaps_base_oversubscribe=1 OMPI_MCA_mca_base_component_disable_dlclose=1 "           \
+    "PMIX_MCA_mca_base_component_disable_dlclose=1 "                                               \
     "ASAN_OPTIONS=\"${ASAN_OPTIONS:-}:fast_unwind_on_malloc=0\" OMP_WAIT_POLICY=PASSIVE "
 #define PUC GS_SHARED_DIR "/data/scenes/landsat-pucallpa"
 #define YEAR_S 31557600.0 // a Julian year, for "five years apart" checks
@@ -93,8 +93,10 @@ static void write_job(const char *path, const char *out, const char *years, cons
     if (extra)
         fputs(extra, f); // a whole changes: section
     else
-        fprintf(f, "changes: {max_gap_days: 2000, top_fraction: 0.25, caption_model: "
-                "%s/fixtures/llava_tiny}\n", GS_SHARED_DIR);
+        fprintf(f,
+                "changes: {max_gap_days: 2000, top_fraction: 0.25, caption_model: "
+                "%s/fixtures/llava_tiny}\n",
+                GS_SHARED_DIR);
     fclose(f);
 }
 
@@ -275,8 +277,8 @@ static void check_pairs(const snap_t *s, const char *pairs, size_t per_pair, siz
         }
         ck_assert_uint_eq(n, per_pair);
         // gated: every captioned tile scores at least as high as every uncaptioned one
-        ck_assert_msg(min_cap >= max_uncap, "pair %d: captioned min %.6f < uncaptioned max %.6f",
-                      q, (double)min_cap, (double)max_uncap);
+        ck_assert_msg(min_cap >= max_uncap, "pair %d: captioned min %.6f < uncaptioned max %.6f", q,
+                      (double)min_cap, (double)max_uncap);
     }
     ck_assert_uint_eq(n_captions, (size_t)n_pairs * n_cap);
     ck_assert_uint_eq(s->n_vectors, n_captions);
@@ -296,8 +298,7 @@ static const char *tmpdir(const char *name)
 // ---- tests ----------------------------------------------------------------------------------
 
 #define ALL_YEARS "1985,1990,1995,2000,2005,2010,2015,2020"
-#define ALL_PAIRS                                                                           \
-    "1985>1990,1990>1995,1995>2000,2000>2005,2005>2010,2010>2015,2015>2020"
+#define ALL_PAIRS "1985>1990,1990>1995,1995>2000,2000>2005,2005>2010,2010>2015,2015>2020"
 
 // 697 x 377 px in 128 px tiles: 6 x 3 = 18 cells a pair, all valid; top 25%: 5 captions
 START_TEST(test_changes_pucallpa_end_to_end)
@@ -430,10 +431,10 @@ START_TEST(test_changes_consecutive_backfill_and_gap)
     expect_ok(run("changes", 1, job, pre, NULL), pre);
     snprintf(pre, sizeof pre, "%s/second.log", d);
     char *js = slurp(pre);
-    ck_assert_uint_eq(json_u64(js, "pairs"), 2);          // 1985>1990, 1990>1995
+    ck_assert_uint_eq(json_u64(js, "pairs"), 2); // 1985>1990, 1990>1995
     ck_assert_uint_eq(json_u64(js, "pairs_this_run"), 2);
-    ck_assert_uint_eq(json_u64(js, "records"), 3 * 18);   // and 1985>1995 from the first run
-    ck_assert_uint_eq(json_u64(js, "captions"), 0);       // caption_model: none
+    ck_assert_uint_eq(json_u64(js, "records"), 3 * 18); // and 1985>1995 from the first run
+    ck_assert_uint_eq(json_u64(js, "captions"), 0);     // caption_model: none
     gs_free(js);
     // a gap of 10 years over max_gap_days 3000: no pair
     const char *gap = "changes: {max_gap_days: 3000, caption_model: none}\n";
@@ -531,7 +532,9 @@ START_TEST(test_changes_query)
     expect_ok(run("changes", 1, job, pre, NULL), pre);
     // text over a window: pairs with both dates in 2005..2020 (3 pairs x 5 captions = 15)
     ck_assert_int_eq(sh("%s query --db %s --changes new buildings --from 2005 --to 2020 -k 100 "
-                        ">%s/q1.json 2>%s/q1.err", GS_BIN, out, d, d), 0);
+                        ">%s/q1.json 2>%s/q1.err",
+                        GS_BIN, out, d, d),
+                     0);
     snprintf(path, sizeof path, "%s/q1.json", d);
     char *q = slurp(path);
     ck_assert_int_eq(count_of(q, "\n"), 15);
@@ -552,29 +555,34 @@ START_TEST(test_changes_query)
     snprintf(word, sizeof word, "%.*s", (int)(n < 63 ? n : 63), c);
     gs_free(q);
     ck_assert_int_eq(sh("%s query --db %s --changes --caption-contains '%s' -k 1000 "
-                        ">%s/q2.json 2>%s/q2.err", GS_BIN, out, word, d, d), 0);
+                        ">%s/q2.json 2>%s/q2.err",
+                        GS_BIN, out, word, d, d),
+                     0);
     snprintf(path, sizeof path, "%s/q2.json", d);
     q = slurp(path);
     ck_assert_int_ge(count_of(q, "\n"), 1);
     ck_assert_int_eq(count_of(q, "\n"), count_of(q, word) - count_of(q, "\"caption\":null"));
     gs_free(q);
     // no text: every pair's tiles by change score; a box away from Pucallpa finds nothing
-    ck_assert_int_eq(sh("%s query --db %s --changes -k 1000 >%s/q3.json 2>%s/q3.err", GS_BIN,
-                        out, d, d), 0);
+    ck_assert_int_eq(
+        sh("%s query --db %s --changes -k 1000 >%s/q3.json 2>%s/q3.err", GS_BIN, out, d, d), 0);
     snprintf(path, sizeof path, "%s/q3.json", d);
     q = slurp(path);
     ck_assert_int_eq(count_of(q, "\n"), 5 * 18);
     ck_assert_ptr_nonnull(strstr(q, "\"similarity\":null"));
     gs_free(q);
     ck_assert_int_eq(sh("%s query --db %s --changes --bbox 10,10,11,11 >%s/q4.json 2>%s/q4.err",
-                        GS_BIN, out, d, d), 0);
+                        GS_BIN, out, d, d),
+                     0);
     snprintf(path, sizeof path, "%s/q4.json", d);
     q = slurp(path);
     ck_assert_str_eq(q, "");
     gs_free(q);
     // GeoJSON: a FeatureCollection of tile polygons
     ck_assert_int_eq(sh("%s query --db %s --changes --format geojson river -k 3 "
-                        ">%s/q5.json 2>%s/q5.err", GS_BIN, out, d, d), 0);
+                        ">%s/q5.json 2>%s/q5.err",
+                        GS_BIN, out, d, d),
+                     0);
     snprintf(path, sizeof path, "%s/q5.json", d);
     q = slurp(path);
     ck_assert_ptr_nonnull(strstr(q, "{\"type\":\"FeatureCollection\""));

@@ -28,8 +28,8 @@
 #define PER_PAIR ((SIDE / TILE) * (SIDE / TILE))
 
 static const char *const names[] = {
-    "test_102_0512_0000", "test_121_0768_0256", "test_2_0000_0000",   "test_2_0000_0512",
-    "test_55_0256_0000",  "test_77_0512_0256",  "test_7_0256_0512",   "train_36_0512_0512",
+    "test_102_0512_0000",  "test_121_0768_0256",  "test_2_0000_0000", "test_2_0000_0512",
+    "test_55_0256_0000",   "test_77_0512_0256",   "test_7_0256_0512", "train_36_0512_0512",
     "train_386_0512_0768", "train_412_0512_0768", "val_27_0000_0256"};
 #define N_PAIRS ((int)(sizeof names / sizeof names[0]))
 
@@ -51,14 +51,18 @@ static void write_vrt(const char *path, const char *png, int i)
     FILE *f = fopen(path, "w");
     ck_assert_ptr_nonnull(f);
     double x0 = 600000.0 + 1000.0 * i, y0 = 3300000.0;
-    fprintf(f, "<VRTDataset rasterXSize=\"%d\" rasterYSize=\"%d\">\n  <SRS>EPSG:32614</SRS>\n"
-            "  <GeoTransform>%.1f, 0.5, 0, %.1f, 0, -0.5</GeoTransform>\n", SIDE, SIDE, x0, y0);
+    fprintf(f,
+            "<VRTDataset rasterXSize=\"%d\" rasterYSize=\"%d\">\n  <SRS>EPSG:32614</SRS>\n"
+            "  <GeoTransform>%.1f, 0.5, 0, %.1f, 0, -0.5</GeoTransform>\n",
+            SIDE, SIDE, x0, y0);
     static const char *const ci[] = {"Red", "Green", "Blue"};
     for (int b = 1; b <= 3; b++)
-        fprintf(f, "  <VRTRasterBand dataType=\"Byte\" band=\"%d\">\n    <ColorInterp>%s"
+        fprintf(f,
+                "  <VRTRasterBand dataType=\"Byte\" band=\"%d\">\n    <ColorInterp>%s"
                 "</ColorInterp>\n    <SimpleSource>\n      <SourceFilename relativeToVRT=\"0\">%s"
                 "</SourceFilename>\n      <SourceBand>%d</SourceBand>\n    </SimpleSource>\n"
-                "  </VRTRasterBand>\n", b, ci[b - 1], png, b);
+                "  </VRTRasterBand>\n",
+                b, ci[b - 1], png, b);
     fputs("</VRTDataset>\n", f);
     fclose(f);
 }
@@ -165,7 +169,8 @@ static void run_model(const char *dir, const char *model, const char *vocab_line
     snprintf(out, sizeof out, "%s/out", dir);
     FILE *f = fopen(job, "w");
     ck_assert_ptr_nonnull(f);
-    fprintf(f, "name: levir\ninputs: [%s/vrt]\noutput: %s\nscenes: {extensions: [vrt]}\n"
+    fprintf(f,
+            "name: levir\ninputs: [%s/vrt]\noutput: %s\nscenes: {extensions: [vrt]}\n"
             "tiling: {size: %d}\ncomposite: {scaling: none}\n"
             "time: {from: filename, pattern: \"%%Y.vrt\"}\n"
             "encoder: {model: %s, batch: 16, threads: 2%s}\n"
@@ -213,8 +218,10 @@ static void report(const char *what, const double *score, const tiles_t *t, doub
         n_pos += label[k] = t->changed[k] > min_changed;
     double a = auc(score, label, n), mc, mu;
     means(score, label, n, &mc, &mu);
-    fprintf(stderr, "levir-cd %-34s changed>%-5g %3d/%d tiles changed: AUC %.3f, mean score "
-            "changed %.4f vs unchanged %.4f\n", what, min_changed, n_pos, n, a, mc, mu);
+    fprintf(stderr,
+            "levir-cd %-34s changed>%-5g %3d/%d tiles changed: AUC %.3f, mean score "
+            "changed %.4f vs unchanged %.4f\n",
+            what, min_changed, n_pos, n, a, mc, mu);
     if (out_auc)
         *out_auc = a;
     if (out_mc)
@@ -267,8 +274,10 @@ START_TEST(test_changes_levir_scores_against_masks)
         report(what, t2.model, &t2, 0, NULL, &mc, &mu);
         report(what, t2.model, &t2, 0.05, NULL, NULL, NULL);
         fprintf(stderr, "levir-cd trained encoder: %s\n", trained);
-        ck_assert_msg(mc > mu, "trained: mean change score of changed tiles %.4f <= unchanged "
-                      "%.4f", mc, mu);
+        ck_assert_msg(mc > mu,
+                      "trained: mean change score of changed tiles %.4f <= unchanged "
+                      "%.4f",
+                      mc, mu);
     } else {
         fprintf(stderr, "levir-cd: no trained encoder (models/default/clip, GS_CHANGES_MODEL)\n");
     }

@@ -33,8 +33,8 @@ static gs_job_t *job_of(const char *extra)
 
 static void item(gs_warp_item_t *it, uint64_t id, int64_t days, double w, double s)
 {
-    *it = (gs_warp_item_t){.id = id, .has_time = 1, .time = days * DAY,
-                           .bbox = {w, s, w + 1, s + 1}};
+    *it =
+        (gs_warp_item_t){.id = id, .has_time = 1, .time = days * DAY, .bbox = {w, s, w + 1, s + 1}};
 }
 
 START_TEST(test_changes_overlap)

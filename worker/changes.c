@@ -33,24 +33,24 @@
 
 struct gs_chworker {
     const gs_job_t *job;
-    char *staging;            // OUT/staging
-    gs_clip_t *clip;          // image and text towers
-    gs_llava_t *llava;        // the two-image captioner, NULL without one
+    char *staging;     // OUT/staging
+    gs_clip_t *clip;   // image and text towers
+    gs_llava_t *llava; // the two-image captioner, NULL without one
     int dim, image_size, batch, threads;
     gs_preprocess_cfg_t pcfg;
     char encoder_id[17];
     char captioner_id[17];
     char preprocess[256];
-    char model_id[64];        // "clip:<id>" or "clip:<id>,llava:<id>" in the records
+    char model_id[64]; // "clip:<id>" or "clip:<id>,llava:<id>" in the records
     uint64_t settings_hash;
     bool started;
-    uint8_t *rgb[2];          // (size, size, 3) the two tiles of a cell
-    void *scratch;            // preprocessing scratch (grown for odd tile shapes)
+    uint8_t *rgb[2]; // (size, size, 3) the two tiles of a cell
+    void *scratch;   // preprocessing scratch (grown for odd tile shapes)
     size_t scratch_nbytes;
-    float *pixels;            // (batch, 3, S, S) tiles waiting for the encoder
-    int32_t *cap_ids;         // (captioner.max_tokens) generated ids
-    gs_arena_t *arena;        // per task: vectors, scores, records
-    int test_delay_ms;        // GS_INGEST_TASK_DELAY_MS, as the ingest worker
+    float *pixels;     // (batch, 3, S, S) tiles waiting for the encoder
+    int32_t *cap_ids;  // (captioner.max_tokens) generated ids
+    gs_arena_t *arena; // per task: vectors, scores, records
+    int test_delay_ms; // GS_INGEST_TASK_DELAY_MS, as the ingest worker
 };
 
 static int auto_threads(void)
@@ -102,7 +102,8 @@ static gs_err open_models(gs_chworker_t *w, int rank, bool identity_only, char *
 {
     const gs_job_t *job = w->job;
     bool auto_arch = strcmp(job->encoder.arch, "auto") == 0 || !*job->encoder.arch;
-    gs_clip_opts_t o = {.arch = auto_arch ? NULL : job->encoder.arch, .n_threads = w->threads,
+    gs_clip_opts_t o = {.arch = auto_arch ? NULL : job->encoder.arch,
+                        .n_threads = w->threads,
                         .max_batch = w->batch,
                         .vocab_path = *job->encoder.vocab ? job->encoder.vocab : NULL};
     gs_err e = gs_clip_open(job->encoder.model, &o, &w->clip);
@@ -117,20 +118,26 @@ static gs_err open_models(gs_chworker_t *w, int rank, bool identity_only, char *
     snprintf(w->encoder_id, sizeof w->encoder_id, "%s", gs_clip_model_id(w->clip));
     const char *cap = captioner_path(job);
     if (cap && !gs_clip_has_text(w->clip)) {
-        snprintf(err, err_nbytes, "change captions are searched by their text embedding, but "
+        snprintf(err, err_nbytes,
+                 "change captions are searched by their text embedding, but "
                  "the encoder \"%s\" has no text vocabulary: set encoder.vocab (e.g. "
-                 "bpe_simple_vocab_16e6.txt.gz)", job->encoder.model);
+                 "bpe_simple_vocab_16e6.txt.gz)",
+                 job->encoder.model);
         return GS_EUNSUPPORTED;
     }
     if (cap) {
         // two images per call: LLaVA-1.5 puts 576 features per image before the prompt
         int n_ctx = 2 * 768 + job->captioner.max_tokens;
-        gs_llava_opts_t lo = {.n_threads = w->threads, .n_ctx = n_ctx < 4096 ? n_ctx : 4096,
-                              .max_images = 2, .max_beams = 1};
+        gs_llava_opts_t lo = {.n_threads = w->threads,
+                              .n_ctx = n_ctx < 4096 ? n_ctx : 4096,
+                              .max_images = 2,
+                              .max_beams = 1};
         e = gs_llava_open(cap, &lo, &w->llava);
         if (e != GS_OK) {
-            snprintf(err, err_nbytes, "could not open the change captioner \"%s\" "
-                     "(changes.caption_model): %s", cap, gs_strerror(e));
+            snprintf(err, err_nbytes,
+                     "could not open the change captioner \"%s\" "
+                     "(changes.caption_model): %s",
+                     cap, gs_strerror(e));
             return e;
         }
         snprintf(w->captioner_id, sizeof w->captioner_id, "%s", gs_llava_model_id(w->llava));
@@ -162,8 +169,9 @@ gs_err gs_chworker_open(const gs_job_t *job, int rank, bool identity_only, gs_ch
     w->job = job;
     w->staging = gs_path_join(job->output, "staging");
     w->arena = gs_arena_new(1 << 20, 0);
-    w->threads = identity_only ? 1 : job->encoder.threads > 0 ? job->encoder.threads
-                                                              : auto_threads();
+    w->threads = identity_only              ? 1
+                 : job->encoder.threads > 0 ? job->encoder.threads
+                                            : auto_threads();
     w->batch = identity_only ? 1 : job->encoder.batch;
     w->test_delay_ms = gs_getenv_int("GS_INGEST_TASK_DELAY_MS", 0, 0, 60000);
     gs_err e = open_models(w, rank, identity_only, err, err_nbytes);
@@ -191,9 +199,10 @@ gs_err gs_chworker_start(gs_chworker_t *self, uint64_t settings_hash, const char
 {
     if (strcmp(encoder_id ? encoder_id : "", self->encoder_id) != 0 ||
         strcmp(captioner_id ? captioner_id : "", self->captioner_id) != 0) {
-        snprintf(err, err_nbytes, "this rank loaded encoder %s and captioner %s, rank 0 %s and "
-                 "%s: the model files differ between nodes", self->encoder_id,
-                 *self->captioner_id ? self->captioner_id : "none", encoder_id,
+        snprintf(err, err_nbytes,
+                 "this rank loaded encoder %s and captioner %s, rank 0 %s and "
+                 "%s: the model files differ between nodes",
+                 self->encoder_id, *self->captioner_id ? self->captioner_id : "none", encoder_id,
                  captioner_id && *captioner_id ? captioner_id : "none");
         return GS_EMISMATCH;
     }
@@ -205,12 +214,12 @@ gs_err gs_chworker_start(gs_chworker_t *self, uint64_t settings_hash, const char
 // ---- one side of a pair ---------------------------------------------------------------------
 
 typedef struct {
-    gs_scene_t *own;                // the scene as the job opens it
-    gs_warp_t *warp;                // or warped onto the pair grid (then own is NULL)
-    gs_scene_t *scene;              // the scene on the pair grid (own or the warp's)
-    const gs_scene_info_t *src;     // the source's facts (id, uri, time)
-    float *vecs;                    // (n_cells, dim) embeddings
-    uint8_t *ok;                    // (n_cells) 1 = embedded (valid enough)
+    gs_scene_t *own;            // the scene as the job opens it
+    gs_warp_t *warp;            // or warped onto the pair grid (then own is NULL)
+    gs_scene_t *scene;          // the scene on the pair grid (own or the warp's)
+    const gs_scene_info_t *src; // the source's facts (id, uri, time)
+    float *vecs;                // (n_cells, dim) embeddings
+    uint8_t *ok;                // (n_cells) 1 = embedded (valid enough)
     uint32_t n_reused, n_encoded;
 } side_t;
 
@@ -265,8 +274,8 @@ typedef struct {
 } idrow_t;
 
 typedef struct {
-    idrow_t *ix;  // (n) sorted by id
-    float *vecs;  // (n, dim) in file order
+    idrow_t *ix; // (n) sorted by id
+    float *vecs; // (n, dim) in file order
     int dim;
     size_t n;
 } reuse_t;
@@ -433,8 +442,8 @@ static size_t n_gated(const gs_job_t *job, const scored_t *sc, size_t n)
 // caption_cell: the change caption of a cell (both tiles read from the pair grid, the earlier
 // one first) into the arena, and its text embedding into vec.
 static gs_err caption_cell(gs_chworker_t *w, side_t *sb, side_t *sa, const gs_tile_grid_t *tg,
-                           uint32_t cell, const char **out_text, float *vec,
-                           gs_scene_problem_t *pr, char *why, size_t why_nbytes)
+                           uint32_t cell, const char **out_text, float *vec, gs_scene_problem_t *pr,
+                           char *why, size_t why_nbytes)
 {
     side_t *sides[2] = {sb, sa};
     gs_tile_t tile;
@@ -451,8 +460,8 @@ static gs_err caption_cell(gs_chworker_t *w, side_t *sb, side_t *sa, const gs_ti
     gs_buf_t text;
     gs_buf_init(&text, GS_REC_STR_MAX);
     int n = 0;
-    gs_err e = gs_llava_caption(w->llava, imgs, 2, w->job->changes.prompt, false, &gen,
-                                w->cap_ids, w->job->captioner.max_tokens, &n, &text);
+    gs_err e = gs_llava_caption(w->llava, imgs, 2, w->job->changes.prompt, false, &gen, w->cap_ids,
+                                w->job->captioner.max_tokens, &n, &text);
     const char *s = NULL;
     if (e == GS_OK) {
         s = gs_arena_strdup(w->arena, text.len ? text.data : "");
@@ -471,8 +480,7 @@ static gs_err caption_cell(gs_chworker_t *w, side_t *sb, side_t *sa, const gs_ti
 
 // ---- the pair task --------------------------------------------------------------------------
 
-static void fail(Geoscribe__TaskResult *r, gs_arena_t *msg, gs_err e, int problem,
-                 const char *why)
+static void fail(Geoscribe__TaskResult *r, gs_arena_t *msg, gs_err e, int problem, const char *why)
 {
     r->status = e;
     r->problem = problem;
@@ -484,18 +492,17 @@ static void fail(Geoscribe__TaskResult *r, gs_arena_t *msg, gs_err e, int proble
 // The outputs of a pair task, built in the task arena (values in one buffer).
 typedef struct {
     size_t n_records, n_vectors;
-    uint8_t *keys;       // (n_records, GS_WARP_KEY_NBYTES)
-    size_t *val_off;     // (n_records + 1) offsets into vals
-    gs_buf_t vals;       // encoded gs_change_rec_t values
-    uint64_t *vec_ids;   // (n_vectors)
-    float *vecs;         // (n_vectors, dim)
+    uint8_t *keys;     // (n_records, GS_WARP_KEY_NBYTES)
+    size_t *val_off;   // (n_records + 1) offsets into vals
+    gs_buf_t vals;     // encoded gs_change_rec_t values
+    uint64_t *vec_ids; // (n_vectors)
+    float *vecs;       // (n_vectors, dim)
 } out_t;
 
 // records: one change record per scored cell (in cell order); captions for the gated ones.
 static gs_err records(gs_chworker_t *w, side_t *sb, side_t *sa, const gs_warp_grid_t *grid,
-                      const gs_tile_grid_t *tg, const scored_t *sc, size_t n_scored,
-                      size_t n_cap, out_t *o, gs_scene_problem_t *pr, char *why,
-                      size_t why_nbytes)
+                      const gs_tile_grid_t *tg, const scored_t *sc, size_t n_scored, size_t n_cap,
+                      out_t *o, gs_scene_problem_t *pr, char *why, size_t why_nbytes)
 {
     int64_t n_cells = gs_tile_grid_count(tg);
     const char **caption = gs_arena_calloc(w->arena, (size_t)n_cells, sizeof *caption);
@@ -529,15 +536,20 @@ static gs_err records(gs_chworker_t *w, side_t *sb, side_t *sa, const gs_warp_gr
         gs_warp_key_t k = {.location = gs_warp_location(grid, tg, col, row),
                            .before_time = B->has_time ? B->time : INT64_MIN,
                            .after_time = A->has_time ? A->time : INT64_MIN,
-                           .before_scene = B->id, .after_scene = A->id};
+                           .before_scene = B->id,
+                           .after_scene = A->id};
         if (gs_tile_bounds(sa->scene, &ta, k.bounds) != GS_OK)
             memcpy(k.bounds, gs_scene_info(sa->scene)->bbox, sizeof k.bounds);
         uint8_t *key = o->keys + o->n_records * GS_WARP_KEY_NBYTES;
         gs_warp_key_encode(&k, key);
         uint64_t pair_id = gs_warp_pair_id(key);
-        gs_change_rec_t rec = {.pair_id = pair_id, .before_tile = tb.id, .after_tile = ta.id,
-                               .before_scene = B->id, .after_scene = A->id,
-                               .before_time = k.before_time, .after_time = k.after_time,
+        gs_change_rec_t rec = {.pair_id = pair_id,
+                               .before_tile = tb.id,
+                               .after_tile = ta.id,
+                               .before_scene = B->id,
+                               .after_scene = A->id,
+                               .before_time = k.before_time,
+                               .after_time = k.after_time,
                                .score = score[cell],
                                .caption = caption[cell] ? caption[cell] : "",
                                .model_id = w->model_id};
@@ -571,13 +583,19 @@ static gs_err write_shard(gs_chworker_t *w, const Geoscribe__Task *t, const out_
         vals[i] = (const uint8_t *)o->vals.data + o->val_off[i];
         vn[i] = (uint32_t)(o->val_off[i + 1] - o->val_off[i]);
     }
-    gs_warp_shard_data_t d = {
-        .h = {.task_id = t->task_id, .settings_hash = w->settings_hash,
-              .dim = o->n_vectors ? w->dim : 0, .n_records = (uint32_t)o->n_records,
-              .n_vectors = (uint32_t)o->n_vectors, .n_cells = n_cells,
-              .n_skipped = n_cells - (uint32_t)o->n_records},
-        .keys = keys, .key_nbytes = kn, .vals = vals, .val_nbytes = vn, .vec_ids = o->vec_ids,
-        .vecs = o->vecs};
+    gs_warp_shard_data_t d = {.h = {.task_id = t->task_id,
+                                    .settings_hash = w->settings_hash,
+                                    .dim = o->n_vectors ? w->dim : 0,
+                                    .n_records = (uint32_t)o->n_records,
+                                    .n_vectors = (uint32_t)o->n_vectors,
+                                    .n_cells = n_cells,
+                                    .n_skipped = n_cells - (uint32_t)o->n_records},
+                              .keys = keys,
+                              .key_nbytes = kn,
+                              .vals = vals,
+                              .val_nbytes = vn,
+                              .vec_ids = o->vec_ids,
+                              .vecs = o->vecs};
     char name[48], hash[17] = "";
     snprintf(name, sizeof name, "%016llx.chshard", (unsigned long long)t->task_id);
     char *path = gs_path_join(w->staging, name);
@@ -605,8 +623,8 @@ static gs_err pair_grid(const gs_job_t *job, side_t *sb, side_t *sa, gs_warp_gri
         gs_warp_grid_of(sa->own, grid);
         return GS_OK;
     }
-    return gs_warp_grid_crs(job->changes.crs, job->changes.resolution, sb->own, sa->own, grid,
-                            why, why_nbytes);
+    return gs_warp_grid_crs(job->changes.crs, job->changes.resolution, sb->own, sa->own, grid, why,
+                            why_nbytes);
 }
 
 // score: cosine distances of the cells embedded on both sides, best first.
@@ -656,8 +674,8 @@ static void pair_task(gs_chworker_t *w, const Geoscribe__Task *t, Geoscribe__Tas
         e = side_place(job, &sb, &grid, &pr, why, sizeof why);
     gs_tile_grid_t tg;
     if (e == GS_OK)
-        e = gs_tile_grid_init(&tg, grid.width, grid.height, job->tiling.size,
-                              job->tiling.overlap, job->tiling.edge);
+        e = gs_tile_grid_init(&tg, grid.width, grid.height, job->tiling.size, job->tiling.overlap,
+                              job->tiling.edge);
     int64_t n_cells = e == GS_OK ? gs_tile_grid_count(&tg) : 0;
     size_t vec_nbytes = (size_t)n_cells * (size_t)w->dim * sizeof(float);
     scored_t *sc = NULL;
@@ -687,10 +705,9 @@ static void pair_task(gs_chworker_t *w, const Geoscribe__Task *t, Geoscribe__Tas
     if (e == GS_OK) {
         GS_LOG_DEBUG("task=%016llx pair %s -> %s: %lld cells, %zu scored, %zu captioned, "
                      "embeddings reused %u+%u encoded %u+%u%s%s",
-                     (unsigned long long)t->task_id, sb.src->uri, sa.src->uri,
-                     (long long)n_cells, n_scored, n_cap, sb.n_reused, sa.n_reused,
-                     sb.n_encoded, sa.n_encoded, sb.warp ? " (earlier warped)" : "",
-                     sa.warp ? " (later warped)" : "");
+                     (unsigned long long)t->task_id, sb.src->uri, sa.src->uri, (long long)n_cells,
+                     n_scored, n_cap, sb.n_reused, sa.n_reused, sb.n_encoded, sa.n_encoded,
+                     sb.warp ? " (earlier warped)" : "", sa.warp ? " (later warped)" : "");
     } else {
         if (!*why)
             snprintf(why, sizeof why, "pair task %016llx (\"%s\", \"%s\"): %s",
@@ -735,8 +752,7 @@ void gs_chworker_request(gs_chworker_t *self, int rank, gs_err status, const cha
 }
 
 gs_err gs_chworker_handle(gs_chworker_t *self, int rank, const void *batch, size_t nbytes,
-                          void **out_req, size_t *out_nbytes, bool *out_done,
-                          unsigned *out_wait_ms)
+                          void **out_req, size_t *out_nbytes, bool *out_done, unsigned *out_wait_ms)
 {
     *out_req = NULL;
     *out_nbytes = 0;
