@@ -102,9 +102,42 @@ static void means(const double *score, const int *label, int n, double *out_chan
 typedef struct {
     double model[MAX_PAIRS * PER_PAIR];   // change score (cosine distance), NAN = not scored
     double pixels[MAX_PAIRS * PER_PAIR];  // mean |A - B| over the tile's RGB values
+    double zpixels[MAX_PAIRS * PER_PAIR]; // the same after each tile's channels are made zero
+                                          // mean, unit variance (light and season removed)
     double changed[MAX_PAIRS * PER_PAIR]; // fraction of changed pixels in the mask
     uint64_t after_tile[MAX_PAIRS * PER_PAIR];
 } tiles_t;
+
+// channel_stats: mean and standard deviation of channel q over a tile.
+static void channel_stats(const uint8_t *p, int x0, int y0, int q, double *mean, double *sd)
+{
+    double s = 0, s2 = 0;
+    for (int y = y0; y < y0 + TILE; y++)
+        for (int x = x0; x < x0 + TILE; x++) {
+            double v = p[((size_t)y * SIDE + x) * 3 + q];
+            s += v;
+            s2 += v * v;
+        }
+    *mean = s / (TILE * TILE);
+    *sd = sqrt(fmax(s2 / (TILE * TILE) - *mean * *mean, 1e-6));
+}
+
+// zdiff: mean |zA - zB| with each tile's channels standardised on their own.
+static double zdiff(const uint8_t *pa, const uint8_t *pb, int x0, int y0)
+{
+    double d = 0;
+    for (int q = 0; q < 3; q++) {
+        double ma, sa, mb, sb;
+        channel_stats(pa, x0, y0, q, &ma, &sa);
+        channel_stats(pb, x0, y0, q, &mb, &sb);
+        for (int y = y0; y < y0 + TILE; y++)
+            for (int x = x0; x < x0 + TILE; x++) {
+                size_t o = ((size_t)y * SIDE + x) * 3 + q;
+                d += fabs((pa[o] - ma) / sa - (pb[o] - mb) / sb);
+            }
+    }
+    return d / (TILE * TILE * 3);
+}
 
 static void masks_and_pixels(tiles_t *t)
 {
@@ -132,6 +165,7 @@ static void masks_and_pixels(tiles_t *t)
                     }
                 t->pixels[k] = diff / (TILE * TILE * 3);
                 t->changed[k] = ch / (TILE * TILE);
+                t->zpixels[k] = zdiff(pa, pb, c * TILE, r * TILE);
             }
         gs_free(pa);
         gs_free(pb);
@@ -251,6 +285,8 @@ START_TEST(test_changes_levir_scores_against_masks)
     double a_pix, a_model, mc, mu;
     report("pixel difference (baseline)", t.pixels, &t, 0, &a_pix, NULL, NULL);
     report("pixel difference (baseline)", t.pixels, &t, 0.05, NULL, NULL, NULL);
+    report("standardised pixel difference", t.zpixels, &t, 0, NULL, NULL, NULL);
+    report("standardised pixel difference", t.zpixels, &t, 0.05, NULL, NULL, NULL);
     run_model(dir, GS_SHARED_DIR "/fixtures/openclip_tiny", "", &t);
     report("openclip_tiny (random weights)", t.model, &t, 0, &a_model, &mc, &mu);
     report("openclip_tiny (random weights)", t.model, &t, 0.05, NULL, NULL, NULL);
