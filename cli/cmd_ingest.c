@@ -92,8 +92,8 @@ static gs_job_t *bcast_job(gs_job_t *job, const char *path)
     gs_free(buf);
     char err[1024] = "";
     if (m && m->canonical.len > 0 &&
-        gs_job_unpack((const char *)m->canonical.data, m->canonical.len, &out, err,
-                      sizeof err) != GS_OK)
+        gs_job_unpack((const char *)m->canonical.data, m->canonical.len, &out, err, sizeof err) !=
+            GS_OK)
         GS_LOG_ERROR("could not unpack the job spec from rank 0: %s", err);
     if (m)
         geoscribe__job_spec__free_unpacked(m, NULL);
@@ -102,8 +102,7 @@ static gs_job_t *bcast_job(gs_job_t *job, const char *path)
 
 // bcast_start: rank 0's go / no-go with the settings identity.
 static gs_err bcast_start(gs_err status, const char *message, uint64_t settings_hash,
-                          const char *encoder_id, const char *captioner_id,
-                          Geoscribe__Start **out)
+                          const char *encoder_id, const char *captioner_id, Geoscribe__Start **out)
 {
     void *buf = NULL;
     size_t n = 0;
@@ -140,7 +139,8 @@ static void print_summary(const gs_job_t *job, gs_coord_t *c, const gs_coord_sum
         gs_buf_json_str(&b, job->name);
         gs_buf_puts(&b, ",\"output\":");
         gs_buf_json_str(&b, job->output);
-        gs_buf_printf(&b, ",\"complete\":%s,\"scenes\":%llu,\"tasks\":%llu,\"tasks_done\":%llu,"
+        gs_buf_printf(&b,
+                      ",\"complete\":%s,\"scenes\":%llu,\"tasks\":%llu,\"tasks_done\":%llu,"
                       "\"tasks_failed\":%llu,\"planned\":%llu,\"tiles\":%llu,\"skipped\":%llu,"
                       "\"tiles_this_run\":%llu,\"recovered_shards\":%llu,\"vectors\":%llu,"
                       "\"records\":%llu,\"seconds\":%.3f,\"tiles_per_s\":%.2f,\"quarantined\":[",
@@ -164,8 +164,8 @@ static void print_summary(const gs_job_t *job, gs_coord_t *c, const gs_coord_sum
         return;
     }
     printf("ingest \"%s\" %s: %llu scenes, %llu/%llu tasks, %llu tiles (%llu this run, %.1f "
-           "tiles/s), %llu skipped, %llu vectors, %llu records, %.1f s\n", job->name,
-           s->complete ? "complete" : "incomplete", (unsigned long long)s->n_scenes,
+           "tiles/s), %llu skipped, %llu vectors, %llu records, %.1f s\n",
+           job->name, s->complete ? "complete" : "incomplete", (unsigned long long)s->n_scenes,
            (unsigned long long)s->n_tasks_done, (unsigned long long)s->n_tasks,
            (unsigned long long)s->n_tiles, (unsigned long long)s->n_tiles_run,
            s->seconds > 0 ? (double)s->n_tiles_run / s->seconds : 0.0,
@@ -220,8 +220,8 @@ static int run_rank0(gs_job_t *job, const args_t *a)
     gs_err e = gs_worker_open(job, 0, gs_cli_size > 1, &w, err, sizeof err);
     if (e == GS_OK) {
         gs_worker_identity(w, &enc, &dim, &pre, &cap);
-        gs_ingest_models_t m = {.encoder_id = enc, .dim = dim, .preprocess = pre,
-                                .captioner_id = cap};
+        gs_ingest_models_t m = {
+            .encoder_id = enc, .dim = dim, .preprocess = pre, .captioner_id = cap};
         e = gs_coord_open(job, a->job_path, &m, gs_cli_size > 1 ? gs_cli_size - 1 : 1, &c, err,
                           sizeof err);
     }
@@ -343,9 +343,8 @@ static int run_job(int argc, char **argv)
         return rc;
     }
     if (gs_cli_rank == 0)
-        GS_LOG_INFO("job \"%s\" from \"%s\" (spec hash %016llx), %d rank%s", job->name,
-                    a.job_path, (unsigned long long)gs_job_hash(job), gs_cli_size,
-                    gs_cli_size == 1 ? "" : "s");
+        GS_LOG_INFO("job \"%s\" from \"%s\" (spec hash %016llx), %d rank%s", job->name, a.job_path,
+                    (unsigned long long)gs_job_hash(job), gs_cli_size, gs_cli_size == 1 ? "" : "s");
     rc = gs_cli_rank == 0 ? run_rank0(job, &a) : run_worker(job);
     gs_job_destroy(&job);
     return rc;

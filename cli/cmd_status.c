@@ -22,7 +22,7 @@
 
 typedef struct {
     uint64_t n_tasks, n_done, n_failed, n_quarantined, n_pending; // tasks
-    uint64_t cells, cells_done, cells_failed, tiles, skipped;    // cells
+    uint64_t cells, cells_done, cells_failed, tiles, skipped;     // cells
 } ledger_t;
 
 static int ledger_entry(const gs_job_rec_t *r, void *ud)
@@ -93,8 +93,7 @@ static int report(const char *out, gs_format_t fmt)
     gs_capstore_opts_t o = {.read_only = true};
     gs_err e = gs_capstore_open(db, &o, &s);
     if (e != GS_OK) {
-        fprintf(stderr, "geoscribe status: no readable store in \"%s\": %s\n", db,
-                gs_strerror(e));
+        fprintf(stderr, "geoscribe status: no readable store in \"%s\": %s\n", db, gs_strerror(e));
         gs_free(db);
         return 1;
     }
@@ -149,7 +148,8 @@ static int report(const char *out, gs_format_t fmt)
         gs_buf_puts(&b, "{");
         json_kv(&b, "job", job, false);
         json_kv(&b, "output", out, true);
-        gs_buf_printf(&b, ",\"planned\":%llu,\"done\":%llu,\"skipped\":%llu,\"failed\":%llu,"
+        gs_buf_printf(&b,
+                      ",\"planned\":%llu,\"done\":%llu,\"skipped\":%llu,\"failed\":%llu,"
                       "\"quarantined\":%llu,\"vectors\":%zu,\"records\":%llu,\"tiles\":%llu,"
                       "\"scenes\":%llu,\"captions\":%llu,\"staged_shards\":%zu,\"complete\":%s,"
                       "\"tasks\":{\"planned\":%llu,\"done\":%llu,\"failed\":%llu,"
@@ -165,8 +165,8 @@ static int report(const char *out, gs_format_t fmt)
         gs_buf_puts(&b, ",\"models\":{");
         json_kv(&b, "encoder", enc, false);
         json_kv(&b, "encoder_path", encp, true);
-        gs_buf_printf(&b, ",\"dim\":%s", *meta(s, a, "encoder.dim") ? meta(s, a, "encoder.dim")
-                                                                      : "0");
+        gs_buf_printf(&b, ",\"dim\":%s",
+                      *meta(s, a, "encoder.dim") ? meta(s, a, "encoder.dim") : "0");
         json_kv(&b, "preprocess", pre, true);
         json_kv(&b, "captioner", cap, true);
         json_kv(&b, "captioner_path", capp, true);
@@ -257,15 +257,16 @@ static int run(int argc, char **argv)
 const gs_cli_cmd_t gs_cli_cmd_status = {
     .name = "status",
     .summary = "progress and contents of an ingest output (works while the job runs)",
-    .usage = "usage: geoscribe status JOB.yaml [--set key=value]... | --db DIR  [--format text|json]\n"
-             "\n"
-             "Reads OUT/db (as a read-only secondary, so a running job is not disturbed) and the\n"
-             "persisted index OUT/index/tiles.faiss. DIR is the output folder (or its db/).\n"
-             "Counts are grid cells: planned, done (committed), skipped (under\n"
-             "tiling.min_valid_fraction), failed; records are tile records in the store, vectors\n"
-             "are vectors in the persisted index (equal to records once the job is complete).\n"
-             "--format json prints one object with at least planned, done, skipped, failed,\n"
-             "quarantined, vectors and records.",
+    .usage =
+        "usage: geoscribe status JOB.yaml [--set key=value]... | --db DIR  [--format text|json]\n"
+        "\n"
+        "Reads OUT/db (as a read-only secondary, so a running job is not disturbed) and the\n"
+        "persisted index OUT/index/tiles.faiss. DIR is the output folder (or its db/).\n"
+        "Counts are grid cells: planned, done (committed), skipped (under\n"
+        "tiling.min_valid_fraction), failed; records are tile records in the store, vectors\n"
+        "are vectors in the persisted index (equal to records once the job is complete).\n"
+        "--format json prints one object with at least planned, done, skipped, failed,\n"
+        "quarantined, vectors and records.",
     .order = 41,
     .run = run,
 };

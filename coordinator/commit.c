@@ -17,17 +17,22 @@
 
 // ---- ledger entries -------------------------------------------------------------------------
 
-static gs_err put_ledger(gs_coord_t *c, gs_capstore_batch_t *b, const gs__task_t *t,
-                         uint8_t state, const char *shard, const char *hash, const char *error)
+static gs_err put_ledger(gs_coord_t *c, gs_capstore_batch_t *b, const gs__task_t *t, uint8_t state,
+                         const char *shard, const char *hash, const char *error)
 {
     char key[40];
     gs__task_key(c->scenes[t->scene].id, t->first, t->n, key);
     uint32_t li;
     uint32_t before = gs__map_get(&c->ledger_map, t->id, &li) ? c->ledger[li].attempts : 0;
-    gs_job_rec_t r = {.task_key = key, .state = state, .attempts = before + t->attempts,
-                      .n_tiles = t->n_tiles, .n_skipped = t->n_skipped,
-                      .time_unix = (int64_t)time(NULL), .shard_path = shard ? shard : "",
-                      .shard_hash = hash ? hash : "", .error = error ? error : ""};
+    gs_job_rec_t r = {.task_key = key,
+                      .state = state,
+                      .attempts = before + t->attempts,
+                      .n_tiles = t->n_tiles,
+                      .n_skipped = t->n_skipped,
+                      .time_unix = (int64_t)time(NULL),
+                      .shard_path = shard ? shard : "",
+                      .shard_hash = hash ? hash : "",
+                      .error = error ? error : ""};
     return gs_capstore_batch_put_job(b, &r);
 }
 
@@ -37,8 +42,8 @@ static gs_err fail_task(gs_coord_t *c, uint32_t ti, const char *why)
 {
     gs__task_t *t = &c->tasks[ti];
     gs__scene_t *s = &c->scenes[t->scene];
-    GS_LOG_WARN("task %016llx (%s, cells %u+%u) failed (attempt %u): %s",
-                (unsigned long long)t->id, s->uri, t->first, t->n, t->attempts, why);
+    GS_LOG_WARN("task %016llx (%s, cells %u+%u) failed (attempt %u): %s", (unsigned long long)t->id,
+                s->uri, t->first, t->n, t->attempts, why);
     if (t->attempts < GS_COORD_MAX_ATTEMPTS) {
         t->state = T_QUEUED;
         gs__u32s_push(t->kind == GS__TASK_PROBE ? &c->q_probes : &c->q_tiles, ti);
@@ -139,8 +144,8 @@ static planned_t *find_planned(planned_t *p, size_t n, uint64_t id)
 
 // check_cells: the shard's kept and skipped ids are exactly the task's cells, each once, and
 // every tile record sits at its cell's window in this scene.
-static gs_err check_cells(gs_coord_t *c, const gs__task_t *t, const gs_shard_data_t *d,
-                          char *why, size_t why_nbytes)
+static gs_err check_cells(gs_coord_t *c, const gs__task_t *t, const gs_shard_data_t *d, char *why,
+                          size_t why_nbytes)
 {
     const gs__scene_t *s = &c->scenes[t->scene];
     planned_t *p = gs_arena_alloc(c->arena, (size_t)t->n * sizeof *p);
@@ -172,8 +177,7 @@ static gs_err check_cells(gs_coord_t *c, const gs__task_t *t, const gs_shard_dat
             continue;
         const gs_tile_rec_t *r = &d->tiles[i];
         const gs_tile_t *w = &cells[q->cell];
-        if (r->scene_id != s->id || r->x != w->x || r->y != w->y || r->w != w->w ||
-            r->h != w->h) {
+        if (r->scene_id != s->id || r->x != w->x || r->y != w->y || r->w != w->w || r->h != w->h) {
             snprintf(why, why_nbytes, "tile record %016llx does not match its cell",
                      (unsigned long long)id);
             return GS_EMISMATCH;
@@ -207,11 +211,12 @@ static gs_err check_collisions(gs_coord_t *c, const gs_shard_data_t *d, char *wh
     GS_TRY(gs_capstore_get_tiles(c->store, n, d->ids, old, found));
     for (size_t i = 0; i < n; i++) {
         const gs_tile_rec_t *r = &d->tiles[i];
-        if (found[i] && (old[i].scene_id != r->scene_id || old[i].x != r->x ||
-                         old[i].y != r->y || old[i].w != r->w || old[i].h != r->h)) {
-            snprintf(why, why_nbytes, "tile id %016llx is already taken by scene %016llx "
-                     "(a 64-bit id collision)", (unsigned long long)r->tile_id,
-                     (unsigned long long)old[i].scene_id);
+        if (found[i] && (old[i].scene_id != r->scene_id || old[i].x != r->x || old[i].y != r->y ||
+                         old[i].w != r->w || old[i].h != r->h)) {
+            snprintf(why, why_nbytes,
+                     "tile id %016llx is already taken by scene %016llx "
+                     "(a 64-bit id collision)",
+                     (unsigned long long)r->tile_id, (unsigned long long)old[i].scene_id);
             return GS_EEXIST;
         }
     }
@@ -229,9 +234,11 @@ gs_err gs__commit_shard(gs_coord_t *c, uint32_t ti, gs_shard_t *sh, const char *
         return GS_EMISMATCH;
     }
     if (d->h.settings_hash != c->settings_hash || d->h.dim != c->models.dim) {
-        snprintf(why, why_nbytes, "the shard was made with other settings (settings %016llx, "
-                 "dim %d; the output has %016llx, %d)", (unsigned long long)d->h.settings_hash,
-                 d->h.dim, (unsigned long long)c->settings_hash, c->models.dim);
+        snprintf(why, why_nbytes,
+                 "the shard was made with other settings (settings %016llx, "
+                 "dim %d; the output has %016llx, %d)",
+                 (unsigned long long)d->h.settings_hash, d->h.dim,
+                 (unsigned long long)c->settings_hash, c->models.dim);
         return GS_EMISMATCH;
     }
     gs_arena_reset(c->arena);
@@ -392,7 +399,8 @@ gs_err gs__recover(gs_coord_t *c)
     gs_free(names);
     if (e == GS_OK && (c->n_staged || c->sum.n_recovered))
         GS_LOG_INFO("recovered %zu committed shard%s and committed %llu finished one%s from "
-                    "staging", c->n_staged, c->n_staged == 1 ? "" : "s",
+                    "staging",
+                    c->n_staged, c->n_staged == 1 ? "" : "s",
                     (unsigned long long)c->sum.n_recovered, c->sum.n_recovered == 1 ? "" : "s");
     if (e == GS_OK)
         e = gs__vidx_maybe_persist(c, true);

@@ -229,20 +229,22 @@ void gs__progress(gs_coord_t *c, bool force)
     bool probing = c->n_probes_done < c->n_probes_total;
     char probes[64] = "";
     if (probing)
-        snprintf(probes, sizeof probes, " scenes %llu/%llu",
-                 (unsigned long long)c->n_probes_done, (unsigned long long)c->n_probes_total);
+        snprintf(probes, sizeof probes, " scenes %llu/%llu", (unsigned long long)c->n_probes_done,
+                 (unsigned long long)c->n_probes_total);
     if (c->tty) {
-        fprintf(stderr, "\r\033[Kingest %s: tasks %llu/%llu tiles %llu/%llu (%llu skipped) "
-                "%.1f tiles/s ETA %s%s%s", c->job->name,
-                (unsigned long long)c->sum.n_tasks_done, (unsigned long long)c->sum.n_tasks,
-                (unsigned long long)cells_done, (unsigned long long)c->sum.n_cells,
-                (unsigned long long)c->sum.n_skipped, rate, probing ? "~" : "", eta, probes);
+        fprintf(stderr,
+                "\r\033[Kingest %s: tasks %llu/%llu tiles %llu/%llu (%llu skipped) "
+                "%.1f tiles/s ETA %s%s%s",
+                c->job->name, (unsigned long long)c->sum.n_tasks_done,
+                (unsigned long long)c->sum.n_tasks, (unsigned long long)cells_done,
+                (unsigned long long)c->sum.n_cells, (unsigned long long)c->sum.n_skipped, rate,
+                probing ? "~" : "", eta, probes);
         if (force)
             fputc('\n', stderr);
         fflush(stderr);
     } else {
         GS_LOG_INFO("progress tasks=%llu/%llu tiles=%llu/%llu skipped=%llu tiles_per_s=%.1f "
-                    "eta=%s%s%s failed=%llu quarantined=%llu", 
+                    "eta=%s%s%s failed=%llu quarantined=%llu",
                     (unsigned long long)c->sum.n_tasks_done, (unsigned long long)c->sum.n_tasks,
                     (unsigned long long)cells_done, (unsigned long long)c->sum.n_cells,
                     (unsigned long long)c->sum.n_skipped, rate, probing ? "~" : "", eta, probes,

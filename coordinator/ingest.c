@@ -190,8 +190,8 @@ static char *settings_text(const gs_job_t *j, const gs_ingest_models_t *m)
 {
     gs_buf_t b;
     gs_buf_init(&b, 1 << 20);
-    gs_buf_printf(&b, "encoder.model_id=%s\nencoder.dim=%d\nencoder.preprocess=%s\n",
-                  m->encoder_id, m->dim, m->preprocess);
+    gs_buf_printf(&b, "encoder.model_id=%s\nencoder.dim=%d\nencoder.preprocess=%s\n", m->encoder_id,
+                  m->dim, m->preprocess);
     gs_buf_printf(&b, "captioner.model_id=%s\n", m->captioner_id ? m->captioner_id : "");
     if (m->captioner_id && *m->captioner_id) {
         gs_buf_printf(&b, "captioner.prompt=%s\ncaptioner.max_tokens=%d\n", j->captioner.prompt,
@@ -286,11 +286,13 @@ static gs_err check_settings(gs_coord_t *c, char *err, size_t err_nbytes)
             gs_capstore_meta_get(c->store, "encoder.model", c->arena, &model) == GS_OK)
             errf(err, err_nbytes,
                  "output \"%s\" was made with another encoder model (\"%s\"): %s; use another "
-                 "output directory or the model of the first run", c->out, model, diff);
+                 "output directory or the model of the first run",
+                 c->out, model, diff);
         else
             errf(err, err_nbytes,
                  "output \"%s\" was made with other settings: %s; use another output "
-                 "directory or the settings of the first run", c->out, diff);
+                 "directory or the settings of the first run",
+                 c->out, diff);
         return GS_EMISMATCH;
     }
     if (e != GS_ENOTFOUND) {
@@ -300,8 +302,10 @@ static gs_err check_settings(gs_coord_t *c, char *err, size_t err_nbytes)
     }
     uint64_t n_tiles = 0;
     if (gs_capstore_count(c->store, GS_CF_TILES, false, &n_tiles) == GS_OK && n_tiles > 0) {
-        errf(err, err_nbytes, "store \"%s\" holds tile records but no ingest settings: not an "
-             "ingest output", c->db_path);
+        errf(err, err_nbytes,
+             "store \"%s\" holds tile records but no ingest settings: not an "
+             "ingest output",
+             c->db_path);
         return GS_EMISMATCH;
     }
     char hash[17], dim[16];
@@ -370,8 +374,12 @@ void gs__plan_scene(gs_coord_t *c, uint32_t si, gs_capstore_batch_t *b)
     for (int64_t first = 0; first < n_cells; first += step) {
         uint32_t n = (uint32_t)(n_cells - first < step ? n_cells - first : step);
         gs__task_t t = {.id = gs__task_id(c->job, GS__TASK_TILES, s->id, (uint32_t)first, n),
-                        .scene = si, .first = (uint32_t)first, .n = n, .kind = GS__TASK_TILES,
-                        .state = T_QUEUED, .rank = -1};
+                        .scene = si,
+                        .first = (uint32_t)first,
+                        .n = n,
+                        .kind = GS__TASK_TILES,
+                        .state = T_QUEUED,
+                        .rank = -1};
         uint32_t li;
         int known = gs__map_get(&c->ledger_map, t.id, &li);
         if (known && c->ledger[li].state == GS_JOB_DONE) {
@@ -384,8 +392,8 @@ void gs__plan_scene(gs_coord_t *c, uint32_t si, gs_capstore_batch_t *b)
         } else if (!known && b) {
             char key[40];
             gs__task_key(s->id, t.first, t.n, key);
-            gs_job_rec_t r = {.task_key = key, .state = GS_JOB_PLANNED,
-                              .time_unix = (int64_t)time(NULL)};
+            gs_job_rec_t r = {
+                .task_key = key, .state = GS_JOB_PLANNED, .time_unix = (int64_t)time(NULL)};
             gs_capstore_batch_put_job(b, &r);
         }
         uint32_t ti = gs__task_add(c, &t);
@@ -487,14 +495,15 @@ static gs_err plan(gs_coord_t *c, char *err, size_t err_nbytes)
                 const char *cells = NULL;
                 char key[64];
                 gs__caption_cells_key(s->id, key);
-                if (per_scene &&
-                    gs_capstore_meta_get(c->store, key, c->arena, &cells) == GS_OK)
+                if (per_scene && gs_capstore_meta_get(c->store, key, c->arena, &cells) == GS_OK)
                     gs__caption_cells_set(s, cells);
                 gs__plan_scene(c, (uint32_t)(s0 + i), b);
             } else {
                 gs__task_t t = {.id = gs__task_id(c->job, GS__TASK_PROBE, s->id, 0, 0),
-                                .scene = (uint32_t)(s0 + i), .kind = GS__TASK_PROBE,
-                                .state = T_QUEUED, .rank = -1};
+                                .scene = (uint32_t)(s0 + i),
+                                .kind = GS__TASK_PROBE,
+                                .state = T_QUEUED,
+                                .rank = -1};
                 gs__u32s_push(&c->q_probes, gs__task_add(c, &t));
                 c->n_probes_total++;
             }
@@ -531,8 +540,10 @@ static gs_err prepare_output(gs_coord_t *c, char *err, size_t err_nbytes)
     gs_capstore_opts_t o = {.create_if_missing = true};
     e = gs_capstore_open(c->db_path, &o, &c->store);
     if (e != GS_OK) {
-        errf(err, err_nbytes, "could not open the store \"%s\" (%s); is another ingest running "
-             "on this output?", c->db_path, gs_strerror(e));
+        errf(err, err_nbytes,
+             "could not open the store \"%s\" (%s); is another ingest running "
+             "on this output?",
+             c->db_path, gs_strerror(e));
         return e;
     }
     char *canon = NULL;
@@ -573,8 +584,9 @@ gs_err gs_coord_open(const gs_job_t *job, const char *job_path, const gs_ingest_
     c->arena = gs_arena_new(1 << 20, 0);
     c->tty = isatty(2) == 1;
     // tests make the index persist often, to kill a run between commits and index writes
-    c->persist_s = gs_getenv_int("GS_INGEST_PERSIST_MS", (int)(GS_COORD_PERSIST_S * 1000), 0,
-                                 86400000) / 1000.0;
+    c->persist_s =
+        gs_getenv_int("GS_INGEST_PERSIST_MS", (int)(GS_COORD_PERSIST_S * 1000), 0, 86400000) /
+        1000.0;
     copy_models(c, models);
     c->settings = settings_text(job, &c->models);
     c->settings_hash = gs_hash_str(c->settings, 0x677373657431ULL); // "gsset1"
@@ -605,10 +617,10 @@ gs_err gs_coord_open(const gs_job_t *job, const char *job_path, const gs_ingest_
         return e;
     }
     GS_LOG_INFO("job \"%s\": %zu scenes (%llu to probe), %llu tile tasks (%llu done), %llu "
-                "cells, output \"%s\"", job->name, c->n_scenes,
-                (unsigned long long)c->n_probes_total, (unsigned long long)c->sum.n_tasks,
-                (unsigned long long)c->sum.n_tasks_done, (unsigned long long)c->sum.n_cells,
-                c->out);
+                "cells, output \"%s\"",
+                job->name, c->n_scenes, (unsigned long long)c->n_probes_total,
+                (unsigned long long)c->sum.n_tasks, (unsigned long long)c->sum.n_tasks_done,
+                (unsigned long long)c->sum.n_cells, c->out);
     c->last_progress = 0;
     if (c->last_persist == 0)
         c->last_persist = gs__now();

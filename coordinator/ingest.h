@@ -37,20 +37,20 @@ typedef struct {
 
 // Figures of a run (this run's work plus the state of the output).
 typedef struct {
-    uint64_t n_scenes;            // scenes in the inputs
-    uint64_t n_tasks;             // tile tasks planned (all runs)
-    uint64_t n_tasks_done;        // committed (all runs)
-    uint64_t n_tasks_failed;      // left failed in this run
-    uint64_t n_cells;             // grid cells of the planned tasks
-    uint64_t n_tiles;             // tiles committed (all runs) = tile records of the plan
-    uint64_t n_skipped;           // cells skipped under tiling.min_valid_fraction (all runs)
-    uint64_t n_tiles_run;         // tiles committed in this run
-    uint64_t n_recovered;         // shards committed from staging at start-up (no recompute)
-    uint64_t n_quarantined;       // scenes quarantined in this run
-    uint64_t n_vectors;           // vectors in the persisted index
-    uint64_t n_records;           // tile records in the store
-    double seconds;               // wall time of this run
-    bool complete;                // every planned task is done and the index holds them
+    uint64_t n_scenes;       // scenes in the inputs
+    uint64_t n_tasks;        // tile tasks planned (all runs)
+    uint64_t n_tasks_done;   // committed (all runs)
+    uint64_t n_tasks_failed; // left failed in this run
+    uint64_t n_cells;        // grid cells of the planned tasks
+    uint64_t n_tiles;        // tiles committed (all runs) = tile records of the plan
+    uint64_t n_skipped;      // cells skipped under tiling.min_valid_fraction (all runs)
+    uint64_t n_tiles_run;    // tiles committed in this run
+    uint64_t n_recovered;    // shards committed from staging at start-up (no recompute)
+    uint64_t n_quarantined;  // scenes quarantined in this run
+    uint64_t n_vectors;      // vectors in the persisted index
+    uint64_t n_records;      // tile records in the store
+    double seconds;          // wall time of this run
+    bool complete;           // every planned task is done and the index holds them
 } gs_coord_summary_t;
 
 // gs_coord_open: prepares the output of `job` (creating OUT, OUT/db, OUT/index,

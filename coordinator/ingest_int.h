@@ -24,22 +24,22 @@ enum { GS__TASK_TILES = 0, GS__TASK_PROBE = 1 };
 enum { T_QUEUED = 0, T_RUNNING, T_DONE, T_FAILED, T_QUARANTINED, T_HELD };
 
 typedef struct {
-    uint64_t id;          // deterministic task id (gs__task_id)
-    uint32_t scene;       // index into gs_coord.scenes
-    uint32_t first, n;    // cells first .. first+n-1 (row-major); n = 0 for a probe
-    uint8_t kind;         // GS__TASK_*
-    uint8_t state;        // T_*
-    uint8_t attempts;     // tries in this run
-    int rank;             // worker running it (T_RUNNING)
+    uint64_t id;                 // deterministic task id (gs__task_id)
+    uint32_t scene;              // index into gs_coord.scenes
+    uint32_t first, n;           // cells first .. first+n-1 (row-major); n = 0 for a probe
+    uint8_t kind;                // GS__TASK_*
+    uint8_t state;               // T_*
+    uint8_t attempts;            // tries in this run
+    int rank;                    // worker running it (T_RUNNING)
     uint32_t n_tiles, n_skipped; // when done
 } gs__task_t;
 
 typedef struct {
     uint64_t id;
     char *uri;
-    char *checksum;        // recorded by the probe ("" until then)
-    int width, height;     // 0 until probed
-    gs_tile_grid_t grid;   // valid once probed
+    char *checksum;          // recorded by the probe ("" until then)
+    int width, height;       // 0 until probed
+    gs_tile_grid_t grid;     // valid once probed
     uint32_t *caption_cells; // captioner.select per_scene: the cells to caption, ascending
     uint32_t n_caption_cells;
     uint8_t probed, quarantined;
@@ -97,10 +97,10 @@ struct gs_coord {
     gs__map_t scene_map; // scene id -> index
     gs__task_t *tasks;
     size_t n_tasks, cap_tasks;
-    gs__map_t task_map;       // task id -> index
-    gs__ledger_t *ledger;     // start-up scan
+    gs__map_t task_map;   // task id -> index
+    gs__ledger_t *ledger; // start-up scan
     size_t n_ledger, cap_ledger;
-    gs__map_t ledger_map;     // task id -> index into ledger
+    gs__map_t ledger_map;         // task id -> index into ledger
     gs__u32s_t q_tiles, q_probes; // queued task indexes
     size_t n_running;
 
@@ -110,16 +110,16 @@ struct gs_coord {
     bool fatal; // a worker failed fatally: hand out no more work
 
     // vector index
-    gs_vindex_t *index;        // NULL while waiting for enough vectors to choose or train
-    char index_type[128];      // resolved type ("Flat", "IVF1024,PQ8np" + refine)
+    gs_vindex_t *index;   // NULL while waiting for enough vectors to choose or train
+    char index_type[128]; // resolved type ("Flat", "IVF1024,PQ8np" + refine)
     bool index_refine;
-    uint64_t generation;       // persisted generation (meta index.generation)
-    gs__staged_t *staged;      // committed shards, vectors not yet in the persisted file
+    uint64_t generation;  // persisted generation (meta index.generation)
+    gs__staged_t *staged; // committed shards, vectors not yet in the persisted file
     size_t n_staged, cap_staged;
     size_t n_staged_added;     // staged[0..n_staged_added) are in the in-memory index
     uint64_t n_staged_vectors; // vectors of staged shards not in the in-memory index
     double last_persist, last_persist_cost;
-    double persist_s;          // GS_COORD_PERSIST_S, or GS_INGEST_PERSIST_MS (tests)
+    double persist_s; // GS_COORD_PERSIST_S, or GS_INGEST_PERSIST_MS (tests)
 
     // figures
     gs_coord_summary_t sum;
@@ -133,8 +133,7 @@ struct gs_coord {
 // ---- ingest.c -------------------------------------------------------------------------------
 double gs__now(void);
 // gs__task_id: the deterministic id of a task (kind, scene, cells, tiling parameters).
-uint64_t gs__task_id(const gs_job_t *job, int kind, uint64_t scene_id, uint32_t first,
-                     uint32_t n);
+uint64_t gs__task_id(const gs_job_t *job, int kind, uint64_t scene_id, uint32_t first, uint32_t n);
 // gs__task_key: the ledger key "t/<scene 16 hex>/<first 8 hex>/<n 8 hex>" into out (40 B).
 void gs__task_key(uint64_t scene_id, uint32_t first, uint32_t n, char out[40]);
 int gs__task_key_parse(const char *key, uint64_t *scene_id, uint32_t *first, uint32_t *n);

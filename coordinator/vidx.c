@@ -36,8 +36,11 @@ static int nlist_of(const char *t)
 
 static gs_err create(gs_coord_t *c, const char *type, bool refine)
 {
-    gs_vindex_opts_t o = {.dim = c->models.dim, .type = type, .refine = refine,
-                          .nprobe = c->job->index.nprobe, .n_threads = 1};
+    gs_vindex_opts_t o = {.dim = c->models.dim,
+                          .type = type,
+                          .refine = refine,
+                          .nprobe = c->job->index.nprobe,
+                          .n_threads = 1};
     GS_TRY(gs_vindex_new(&o, &c->index));
     snprintf(c->index_type, sizeof c->index_type, "%s%s", type, refine ? ",RFlat" : "");
     c->index_refine = refine;
@@ -65,13 +68,13 @@ gs_err gs__vidx_open(gs_coord_t *c, char *err, size_t err_nbytes)
             c->index_type[0] = '\0';
             return GS_OK;
         }
-        gs_vindex_opts_t o = {.dim = c->models.dim, .nprobe = c->job->index.nprobe,
-                              .n_threads = 1};
+        gs_vindex_opts_t o = {.dim = c->models.dim, .nprobe = c->job->index.nprobe, .n_threads = 1};
         gs_err e = gs_vindex_read(c->index_path, &o, &c->index);
         if (e != GS_OK) {
-            snprintf(err, err_nbytes, "could not read the index \"%s\" (generation %llu in the "
-                     "store): %s", c->index_path, (unsigned long long)c->generation,
-                     gs_strerror(e));
+            snprintf(err, err_nbytes,
+                     "could not read the index \"%s\" (generation %llu in the "
+                     "store): %s",
+                     c->index_path, (unsigned long long)c->generation, gs_strerror(e));
             return e;
         }
         c->last_persist = gs__now();
@@ -175,7 +178,8 @@ static gs_err build(gs_coord_t *c, bool final)
             e = create(c, "Flat", false);
         } else if (final && n < (uint64_t)nlist_of(a.type) * 39) {
             GS_LOG_WARN("%llu vectors are too few to train %s (39 per list): a flat index "
-                        "instead", (unsigned long long)n, a.type);
+                        "instead",
+                        (unsigned long long)n, a.type);
             e = create(c, "Flat", false);
         } else {
             e = create(c, a.type, a.refine);
@@ -184,8 +188,8 @@ static gs_err build(gs_coord_t *c, bool final)
         int nlist = nlist_of(jt);
         if (nlist > 0 && n < (uint64_t)nlist) {
             GS_LOG_ERROR("index.type \"%s\" needs at least %d vectors to train, the output has "
-                         "%llu: use index.type auto or flat for a new output", jt, nlist,
-                         (unsigned long long)n);
+                         "%llu: use index.type auto or flat for a new output",
+                         jt, nlist, (unsigned long long)n);
             return GS_EINVAL;
         }
         e = create(c, jt, false);

@@ -195,7 +195,8 @@ static gs_err parse_header(const char *path, const uint8_t *p, size_t nbytes,
     if (out->dim < 1 || out->dim > 65536 ||
         (uint64_t)out->n_tiles + out->n_skipped != out->n_cells) {
         GS_LOG_ERROR("shard \"%s\" has inconsistent counts (dim %d, cells %u, tiles %u, "
-                     "skipped %u)", path, out->dim, out->n_cells, out->n_tiles, out->n_skipped);
+                     "skipped %u)",
+                     path, out->dim, out->n_cells, out->n_tiles, out->n_skipped);
         return GS_EFORMAT;
     }
     return GS_OK;
@@ -242,7 +243,8 @@ static gs_err decode_recs(const char *path, gs_shard_t *s, const uint8_t *p, siz
             e = gs_rec_decode_tile(r, len, &s->tiles[i]);
             if (e == GS_OK && s->tiles[i].tile_id != s->d.ids[i]) {
                 GS_LOG_ERROR("shard \"%s\": tile record %u is for tile %016llx, the id list "
-                             "says %016llx", path, i, (unsigned long long)s->tiles[i].tile_id,
+                             "says %016llx",
+                             path, i, (unsigned long long)s->tiles[i].tile_id,
                              (unsigned long long)s->d.ids[i]);
                 return GS_EFORMAT;
             }

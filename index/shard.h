@@ -35,11 +35,11 @@ typedef struct {
 // gs_shard_read they are owned by the gs_shard_t handle.
 typedef struct {
     gs_shard_header_t h;
-    const uint64_t *ids;               // (n_tiles) kept tile ids, in grid order
-    const float *vecs;                 // (n_tiles, dim) L2-normalised embeddings
-    const uint64_t *skipped_ids;       // (n_skipped) ids of the skipped cells
-    const gs_tile_rec_t *tiles;        // (n_tiles) tile records; tiles[i].tile_id == ids[i]
-    const gs_caption_rec_t *captions;  // (n_captions) caption records
+    const uint64_t *ids;              // (n_tiles) kept tile ids, in grid order
+    const float *vecs;                // (n_tiles, dim) L2-normalised embeddings
+    const uint64_t *skipped_ids;      // (n_skipped) ids of the skipped cells
+    const gs_tile_rec_t *tiles;       // (n_tiles) tile records; tiles[i].tile_id == ids[i]
+    const gs_caption_rec_t *captions; // (n_captions) caption records
 } gs_shard_data_t;
 
 typedef struct gs_shard gs_shard_t;

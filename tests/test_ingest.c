@@ -25,10 +25,10 @@
 
 // MPI as root on one machine (README), and the ASan settings of tests/mpi_ping.sh. One-process
 // runs do not initialise MPI (cli/cmd_ingest.c), so they need none of it.
-#define MPI_ENV                                                                             \
-    "OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 "                            \
-    "OMPI_MCA_rmaps_base_oversubscribe=1 OMPI_MCA_mca_base_component_disable_dlclose=1 "    \
-    "PMIX_MCA_mca_base_component_disable_dlclose=1 "                                        \
+#define MPI_ENV                                                                                    \
+    "OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 "                                   \
+    "OMPI_MCA_rmaps_base_oversubscribe=1 OMPI_MCA_mca_base_component_disable_dlclose=1 "           \
+    "PMIX_MCA_mca_base_component_disable_dlclose=1 "                                               \
     "ASAN_OPTIONS=\"${ASAN_OPTIONS:-}:fast_unwind_on_malloc=0\" OMP_WAIT_POLICY=PASSIVE "
 #define LOCAL_ENV "OMP_WAIT_POLICY=PASSIVE "
 
@@ -83,21 +83,21 @@ static void write_job(const char *path, const char *out, const char *inputs, con
 
 #define SCENES GS_SHARED_DIR "/data/scenes"
 // three scenes: two 4-band Landsat subsets and an RGB with nodata (some cells skipped)
-#define INPUTS3                                                                             \
-    "[" SCENES "/landsat-pucallpa/1985.tif, " SCENES "/landsat-pucallpa/1990.tif, " SCENES \
+#define INPUTS3                                                                                    \
+    "[" SCENES "/landsat-pucallpa/1985.tif, " SCENES "/landsat-pucallpa/1990.tif, " SCENES         \
     "/rasterio/RGB.byte.tif]"
-#define INPUTS4                                                                             \
-    "[" SCENES "/landsat-pucallpa/1985.tif, " SCENES "/landsat-pucallpa/1990.tif, " SCENES \
+#define INPUTS4                                                                                    \
+    "[" SCENES "/landsat-pucallpa/1985.tif, " SCENES "/landsat-pucallpa/1990.tif, " SCENES         \
     "/rasterio/RGB.byte.tif, " SCENES "/landsat-pucallpa/1995.tif]"
 
 // ingest: runs `geoscribe ingest` (ranks 1 = no mpirun); stdout/stderr into out.log/.err.
 static int ingest(int ranks, const char *job, const char *out_prefix, const char *extra_args)
 {
     if (ranks <= 1)
-        return sh(LOCAL_ENV "%s ingest %s %s --format json >%s.log 2>%s.err", GS_BIN,
-                  job, extra_args ? extra_args : "", out_prefix, out_prefix);
-    return sh(MPI_ENV "%s -n %d %s ingest %s %s --format json >%s.log 2>%s.err", GS_MPIEXEC,
-              ranks, GS_BIN, job, extra_args ? extra_args : "", out_prefix, out_prefix);
+        return sh(LOCAL_ENV "%s ingest %s %s --format json >%s.log 2>%s.err", GS_BIN, job,
+                  extra_args ? extra_args : "", out_prefix, out_prefix);
+    return sh(MPI_ENV "%s -n %d %s ingest %s %s --format json >%s.log 2>%s.err", GS_MPIEXEC, ranks,
+              GS_BIN, job, extra_args ? extra_args : "", out_prefix, out_prefix);
 }
 
 // An output as seen through index/ and `geoscribe status`.
@@ -183,9 +183,8 @@ static void snap_check_same(const snap_t *a, const snap_t *b)
     for (size_t i = 0; i < a->n; i++)
         ck_assert_msg(a->ids[i] == b->ids[i], "ids differ at %zu: %016" PRIx64 " %016" PRIx64, i,
                       a->ids[i], b->ids[i]);
-    ck_assert_uint_eq(gs_test_check_close("vectors", b->vecs, a->vecs, a->n * (size_t)a->dim,
-                                          1e-6, 0),
-                      0);
+    ck_assert_uint_eq(
+        gs_test_check_close("vectors", b->vecs, a->vecs, a->n * (size_t)a->dim, 1e-6, 0), 0);
     for (size_t i = 0; i < a->n; i++) {
         const gs_tile_rec_t *x = &a->recs[i], *y = &b->recs[i];
         ck_assert(x->tile_id == y->tile_id && x->scene_id == y->scene_id && x->x == y->x &&
@@ -225,12 +224,26 @@ START_TEST(test_ingest_shard_round_trip_and_damage)
         vecs[i] = (float)i * 0.25f - 1;
     gs_tile_rec_t tiles[N];
     for (int i = 0; i < N; i++)
-        tiles[i] = (gs_tile_rec_t){.tile_id = ids[i], .scene_id = 7, .x = 16 * i, .w = 16,
-                                   .h = 16, .bounds = {1, 2, 3, 4}, .valid_frac = 0.5f};
+        tiles[i] = (gs_tile_rec_t){.tile_id = ids[i],
+                                   .scene_id = 7,
+                                   .x = 16 * i,
+                                   .w = 16,
+                                   .h = 16,
+                                   .bounds = {1, 2, 3, 4},
+                                   .valid_frac = 0.5f};
     gs_caption_rec_t cap = {.tile_id = 12, .text = "a field", .model_id = "m", .prompt = "p"};
-    gs_shard_data_t d = {.h = {.task_id = 1, .settings_hash = 99, .scene_id = 7, .dim = DIM,
-                               .n_cells = 5, .n_tiles = N, .n_skipped = 2, .n_captions = 1},
-                         .ids = ids, .vecs = vecs, .skipped_ids = skipped, .tiles = tiles,
+    gs_shard_data_t d = {.h = {.task_id = 1,
+                               .settings_hash = 99,
+                               .scene_id = 7,
+                               .dim = DIM,
+                               .n_cells = 5,
+                               .n_tiles = N,
+                               .n_skipped = 2,
+                               .n_captions = 1},
+                         .ids = ids,
+                         .vecs = vecs,
+                         .skipped_ids = skipped,
+                         .tiles = tiles,
                          .captions = &cap};
     char h1[17], h2[17];
     ck_assert_int_eq(gs_shard_write(path, &d, h1), GS_OK);
@@ -254,7 +267,9 @@ START_TEST(test_ingest_shard_round_trip_and_damage)
     ck_assert_int_eq(stat(path, &st), 0);
     for (long off = 0; off < (long)st.st_size; off += 37) {
         ck_assert_int_eq(sh("cp %s %s.x && printf '\\377' | dd of=%s.x bs=1 seek=%ld conv=notrunc "
-                            "status=none", path, path, path, off), 0);
+                            "status=none",
+                            path, path, path, off),
+                         0);
         char px[4300];
         snprintf(px, sizeof px, "%s.x", path);
         gs_shard_t *bad = NULL;
@@ -411,12 +426,17 @@ static uint64_t run_and_kill(int ranks, const char *job, const char *out, int wh
     char cmd[16384], errf[4608];
     snprintf(errf, sizeof errf, "%s.kill%d.err", out, who);
     if (ranks <= 1)
-        snprintf(cmd, sizeof cmd, LOCAL_ENV "GS_INGEST_TASK_DELAY_MS=40 GS_INGEST_PERSIST_MS=60 "
-                 "exec %s ingest %s >/dev/null 2>%s", GS_BIN, job, errf);
+        snprintf(cmd, sizeof cmd,
+                 LOCAL_ENV "GS_INGEST_TASK_DELAY_MS=40 GS_INGEST_PERSIST_MS=60 "
+                           "exec %s ingest %s >/dev/null 2>%s",
+                 GS_BIN, job, errf);
     else
-        snprintf(cmd, sizeof cmd, MPI_ENV "GS_INGEST_TASK_DELAY_MS=40 GS_INGEST_PERSIST_MS=60 "
+        snprintf(cmd, sizeof cmd,
+                 MPI_ENV
+                 "GS_INGEST_TASK_DELAY_MS=40 GS_INGEST_PERSIST_MS=60 "
                  "exec %s -x GS_INGEST_TASK_DELAY_MS -x GS_INGEST_PERSIST_MS -n %d %s ingest %s "
-                 ">/dev/null 2>%s", GS_MPIEXEC, ranks, GS_BIN, job, errf);
+                 ">/dev/null 2>%s",
+                 GS_MPIEXEC, ranks, GS_BIN, job, errf);
     pid_t pid = fork();
     ck_assert_int_ge(pid, 0);
     if (pid == 0) {
@@ -498,8 +518,8 @@ static void kill_and_resume(int ranks, int who, int rerun_ranks, const char *ind
     snprintf(path, sizeof path, "%s.status.json", out);
     ck_assert_int_eq(sh("%s status --db %s --format json >%s", GS_BIN, out, path), 0);
     char *st = slurp(path);
-    ck_assert_msg(json_u64(st, "done") < json_u64(st, "planned"), "killed after %" PRIu64
-                  " tasks but complete: %s", done, st);
+    ck_assert_msg(json_u64(st, "done") < json_u64(st, "planned"),
+                  "killed after %" PRIu64 " tasks but complete: %s", done, st);
     gs_free(st);
     snprintf(pre, sizeof pre, "%s.rerun", out);
     int rc = ingest(rerun_ranks, job, pre, NULL);
@@ -540,7 +560,9 @@ START_TEST(test_ingest_corrupt_inputs_are_quarantined)
     snprintf(in, sizeof in, "%s/bad_inputs", tmp);
     ck_assert_int_eq(sh("mkdir -p %s && cp %s/rasterio/cogeo.tif %s/good.tif && "
                         "head -c 120000 %s/rasterio/cogeo.tif > %s/truncated.tif && "
-                        "echo 'not a raster' > %s/text.tif", in, SCENES, in, SCENES, in, in), 0);
+                        "echo 'not a raster' > %s/text.tif",
+                        in, SCENES, in, SCENES, in, in),
+                     0);
     snprintf(out, sizeof out, "%s/bad", tmp);
     snprintf(job, sizeof job, "%s/bad.yaml", tmp);
     char inputs[4700];
@@ -685,10 +707,11 @@ START_TEST(test_ingest_captions_per_scene_one_process_and_mpirun)
             snprintf(launch, sizeof launch, MPI_ENV "%s -n %d %s", GS_MPIEXEC, ranks, GS_BIN);
         else
             snprintf(launch, sizeof launch, LOCAL_ENV "%s", GS_BIN);
-        snprintf(cmd, sizeof cmd, "cd %s && %s ingest jobs/examples/bigearthnet-s2.yaml "
+        snprintf(cmd, sizeof cmd,
+                 "cd %s && %s ingest jobs/examples/bigearthnet-s2.yaml "
                  "--set output=%s --set tiling.size=40 --set tasks.max_tiles=4 "
-                 "--set captioner.select=per_scene:2 >%s.log 2>%s.err", GS_SOURCE_DIR, launch,
-                 out, out, out);
+                 "--set captioner.select=per_scene:2 >%s.log 2>%s.err",
+                 GS_SOURCE_DIR, launch, out, out, out);
         ck_assert_msg(system(cmd) == 0, "ranks %d: see %s.err", ranks, out);
         snap_t s;
         snap_load(out, &s);

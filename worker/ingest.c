@@ -30,15 +30,26 @@ static gs_err alloc_buffers(gs_worker_t *w)
     w->rgb = gs_trymalloc(side * side * 3);
     w->scratch_nbytes = gs_preprocess_scratch_nbytes((int)side, (int)side, (int)S) + 64;
     w->scratch = gs_trymalloc(w->scratch_nbytes);
-    w->pixels = gs_trymalloc((size_t)w->batch * 3 * S * S * sizeof(float));
+    w->tile_nbytes = side * side * 3;
+    for (int k = 0; k < 2; k++) {
+        gs__slot_t *sl = &w->slots[k];
+        sl->pixels = gs_trymalloc((size_t)w->batch * 3 * S * S * sizeof(float));
+        sl->cap_w = gs_trycalloc((size_t)w->batch, sizeof *sl->cap_w);
+        sl->cap_h = gs_trycalloc((size_t)w->batch, sizeof *sl->cap_h);
+        sl->cap_id = gs_trycalloc((size_t)w->batch, sizeof *sl->cap_id);
+        if (w->llava)
+            sl->cap_rgb = gs_trymalloc((size_t)w->batch * w->tile_nbytes);
+        if (!sl->pixels || !sl->cap_w || !sl->cap_h || !sl->cap_id || (w->llava && !sl->cap_rgb))
+            return GS_ENOMEM;
+    }
     w->vecs = gs_trymalloc(max_tiles * (size_t)w->dim * sizeof(float));
     w->ids = gs_trymalloc(max_tiles * sizeof *w->ids);
     w->skipped = gs_trymalloc(max_tiles * sizeof *w->skipped);
     w->tiles = gs_trycalloc(max_tiles, sizeof *w->tiles);
     w->captions = gs_trycalloc(max_tiles, sizeof *w->captions);
     w->cap_ids = gs_trycalloc((size_t)j->captioner.max_tokens + 1, sizeof *w->cap_ids);
-    if (!w->rgb || !w->scratch || !w->pixels || !w->vecs || !w->ids || !w->skipped ||
-        !w->tiles || !w->captions || !w->cap_ids)
+    if (!w->rgb || !w->scratch || !w->vecs || !w->ids || !w->skipped || !w->tiles || !w->captions ||
+        !w->cap_ids)
         return GS_ENOMEM;
     return GS_OK;
 }
@@ -51,12 +62,14 @@ gs_err gs_worker_open(const gs_job_t *job, int rank, bool identity_only, gs_work
     w->job = job;
     w->staging = gs_path_join(job->output, GS_LAYOUT_STAGING);
     w->arena = gs_arena_new(1 << 16, 0);
-    w->threads = identity_only ? 1 : job->encoder.threads > 0 ? job->encoder.threads
-                                                              : auto_threads();
+    w->threads = identity_only              ? 1
+                 : job->encoder.threads > 0 ? job->encoder.threads
+                                            : auto_threads();
     w->batch = identity_only ? 1 : job->encoder.batch;
     w->test_delay_ms = gs_getenv_int("GS_INGEST_TASK_DELAY_MS", 0, 0, 60000);
     bool auto_arch = strcmp(job->encoder.arch, "auto") == 0 || !*job->encoder.arch;
-    gs_clip_opts_t o = {.arch = auto_arch ? NULL : job->encoder.arch, .n_threads = w->threads,
+    gs_clip_opts_t o = {.arch = auto_arch ? NULL : job->encoder.arch,
+                        .n_threads = w->threads,
                         .max_batch = w->batch};
     gs_err e = gs_clip_open(job->encoder.model, &o, &w->clip);
     if (e != GS_OK) {
@@ -78,12 +91,16 @@ gs_err gs_worker_open(const gs_job_t *job, int rank, bool identity_only, gs_work
         // one image per call: its features, the prompt and the caption fit in far fewer rows
         // than the 4096 default (LLaVA-1.5: 576 image tokens)
         int n_ctx = 768 + job->captioner.max_tokens;
-        gs_llava_opts_t lo = {.n_threads = w->threads, .n_ctx = n_ctx < 4096 ? n_ctx : 4096,
-                              .max_images = 1, .max_beams = 1};
+        gs_llava_opts_t lo = {.n_threads = w->threads,
+                              .n_ctx = n_ctx < 4096 ? n_ctx : 4096,
+                              .max_images = 1,
+                              .max_beams = 1};
         e = gs_llava_open(job->captioner.model, &lo, &w->llava);
         if (e != GS_OK) {
-            snprintf(err, err_nbytes, "could not open the captioner \"%s\" (captioner.model): "
-                     "%s", job->captioner.model, gs_strerror(e));
+            snprintf(err, err_nbytes,
+                     "could not open the captioner \"%s\" (captioner.model): "
+                     "%s",
+                     job->captioner.model, gs_strerror(e));
             gs_worker_close(&w);
             return e;
         }
@@ -113,9 +130,10 @@ gs_err gs_worker_start(gs_worker_t *self, uint64_t settings_hash, const char *en
                        const char *captioner_id, char *err, size_t err_nbytes)
 {
     if (strcmp(encoder_id, self->encoder_id) != 0) {
-        snprintf(err, err_nbytes, "this rank loaded encoder %s from \"%s\", rank 0 loaded %s: "
-                 "the model files differ between nodes", self->encoder_id,
-                 self->job->encoder.model, encoder_id);
+        snprintf(err, err_nbytes,
+                 "this rank loaded encoder %s from \"%s\", rank 0 loaded %s: "
+                 "the model files differ between nodes",
+                 self->encoder_id, self->job->encoder.model, encoder_id);
         return GS_EMISMATCH;
     }
     if (strcmp(captioner_id ? captioner_id : "", self->captioner_id) != 0) {
@@ -253,6 +271,10 @@ void gs_worker_close(gs_worker_t **p)
     if (!p || !*p)
         return;
     gs_worker_t *w = *p;
+    if (w->n_encoded > 0)
+        GS_LOG_INFO("%llu tiles encoded, %.2f s in the encoder (%.2f tiles/s there)",
+                    (unsigned long long)w->n_encoded, w->seconds_encode,
+                    w->seconds_encode > 0 ? (double)w->n_encoded / w->seconds_encode : 0.0);
     gs_scene_close(&w->scene);
     gs_free(w->scene_uri);
     gs_clip_close(&w->clip);
@@ -262,7 +284,13 @@ void gs_worker_close(gs_worker_t **p)
     gs_free(w->staging);
     gs_free(w->rgb);
     gs_free(w->scratch);
-    gs_free(w->pixels);
+    for (int k = 0; k < 2; k++) {
+        gs_free(w->slots[k].pixels);
+        gs_free(w->slots[k].cap_rgb);
+        gs_free(w->slots[k].cap_w);
+        gs_free(w->slots[k].cap_h);
+        gs_free(w->slots[k].cap_id);
+    }
     gs_free(w->vecs);
     gs_free(w->ids);
     gs_free(w->skipped);

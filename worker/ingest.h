@@ -54,8 +54,7 @@ void gs_worker_request(gs_worker_t *self, int rank, gs_err status, const char *m
 // is reported in its result (never an error here). GS_EFORMAT (malformed batch, logged),
 // GS_ENOMEM.
 gs_err gs_worker_handle(gs_worker_t *self, int rank, const void *batch, size_t nbytes,
-                        void **out_req, size_t *out_nbytes, bool *out_done,
-                        unsigned *out_wait_ms);
+                        void **out_req, size_t *out_nbytes, bool *out_done, unsigned *out_wait_ms);
 
 // gs_worker_serve_mpi: the loop of rank `rank` > 0: sends its first request (with
 // start_status / message when gs_worker_open or gs_worker_start failed: rank 0 then stops the

@@ -16,8 +16,7 @@
 
 // ---- scenes ---------------------------------------------------------------------------------
 
-static void fail(Geoscribe__TaskResult *r, gs_arena_t *msg, gs_err e, int problem,
-                 const char *why)
+static void fail(Geoscribe__TaskResult *r, gs_arena_t *msg, gs_err e, int problem, const char *why)
 {
     r->status = e;
     r->problem = problem;
@@ -157,11 +156,18 @@ void gs__worker_probe(gs_worker_t *w, const Geoscribe__Task *t, Geoscribe__TaskR
     }
     checksum_text(w, in, sum);
     bands_text(in, w->job->composite.mode == GS_JOB_COMPOSITE_SAR, bands, sizeof bands);
-    gs_scene_rec_t rec = {.scene_id = in->id, .uri = in->uri, .sensor = sensor_of(in->uri),
-                          .time_unix = in->has_time ? in->time : INT64_MIN, .time_iso = iso,
-                          .crs = crs_text(in->crs_wkt, crs, sizeof crs), .width = in->width,
-                          .height = in->height, .n_footprint = (uint32_t)in->n_footprint,
-                          .footprint = in->footprint, .bands = bands, .checksum = sum};
+    gs_scene_rec_t rec = {.scene_id = in->id,
+                          .uri = in->uri,
+                          .sensor = sensor_of(in->uri),
+                          .time_unix = in->has_time ? in->time : INT64_MIN,
+                          .time_iso = iso,
+                          .crs = crs_text(in->crs_wkt, crs, sizeof crs),
+                          .width = in->width,
+                          .height = in->height,
+                          .n_footprint = (uint32_t)in->n_footprint,
+                          .footprint = in->footprint,
+                          .bands = bands,
+                          .checksum = sum};
     memcpy(rec.bbox, in->bbox, sizeof rec.bbox);
     if (w->llava && w->job->captioner.select == GS_JOB_SELECT_PER_SCENE &&
         (e = caption_cells(w, r, msg, why, sizeof why, &problem)) != GS_OK) {
@@ -182,40 +188,10 @@ void gs__worker_probe(gs_worker_t *w, const Geoscribe__Task *t, Geoscribe__TaskR
 
 // ---- tiles ----------------------------------------------------------------------------------
 
-// flush: encodes the n preprocessed tiles waiting in w->pixels into vecs.
-static gs_err flush(gs_worker_t *w, int n, float *vecs)
-{
-    if (n == 0)
-        return GS_OK;
-    struct timespec t0, t1;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
-    gs_err e = gs_clip_encode_images(w->clip, w->pixels, n, true, vecs);
-    clock_gettime(CLOCK_MONOTONIC, &t1);
-    w->seconds_encode += (double)(t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) * 1e-9;
-    w->n_encoded += (uint64_t)n;
-    return e;
-}
-
-static gs_err preprocess(gs_worker_t *w, const gs_tile_t *tile, float *out)
-{
-    size_t need = gs_preprocess_scratch_nbytes(tile->w, tile->h, w->image_size);
-    if (need == 0)
-        return GS_EINVAL;
-    if (need > w->scratch_nbytes) {
-        void *s = gs_trymalloc(need);
-        if (!s)
-            return GS_ENOMEM;
-        gs_free(w->scratch);
-        w->scratch = s;
-        w->scratch_nbytes = need;
-    }
-    return gs_preprocess_image(w->rgb, tile->w, tile->h, &w->pcfg, w->scratch, out);
-}
-
 // caption_selected: whether kept tile `id` at `cell` gets a caption: per_scene from the cells
 // its probe chose (the task carries them), all and sample:F from the tile alone.
-static bool caption_selected(const gs_worker_t *w, const Geoscribe__Task *t, uint32_t cell,
-                             uint64_t id)
+bool gs__worker_caption_selected(const gs_worker_t *w, const Geoscribe__Task *t, uint32_t cell,
+                                 uint64_t id)
 {
     if (w->job->captioner.select != GS_JOB_SELECT_PER_SCENE)
         return gs_job_caption_selects(w->job, id, 0) != 0;
@@ -225,13 +201,13 @@ static bool caption_selected(const gs_worker_t *w, const Geoscribe__Task *t, uin
     return false;
 }
 
-// caption: the captioner's text for the tile in w->rgb (greedy, captioner.max_tokens at most).
-static gs_err caption(gs_worker_t *w, const gs_tile_t *tile, gs_caption_rec_t *out, char *why,
-                      size_t why_nbytes)
+// gs__worker_caption: the captioner's text for a tile (greedy, captioner.max_tokens at most).
+gs_err gs__worker_caption(gs_worker_t *w, const uint8_t *rgb, int tw, int th, uint64_t id,
+                          gs_caption_rec_t *out, char *why, size_t why_nbytes)
 {
     gs_llava_gen_t gen = gs_llava_gen_defaults();
     gen.max_new_tokens = w->job->captioner.max_tokens;
-    gs_llava_image_t img = {.rgb = w->rgb, .w = tile->w, .h = tile->h};
+    gs_llava_image_t img = {.rgb = rgb, .w = tw, .h = th};
     gs_buf_t text;
     gs_buf_init(&text, GS_REC_STR_MAX);
     int n = 0;
@@ -242,12 +218,14 @@ static gs_err caption(gs_worker_t *w, const gs_tile_t *tile, gs_caption_rec_t *o
         // captions are trimmed of the blanks decoders leave around them
         while (s && (*s == ' ' || *s == '\n'))
             s++;
-        *out = (gs_caption_rec_t){.tile_id = tile->id, .text = s, .model_id = w->captioner_id,
+        *out = (gs_caption_rec_t){.tile_id = id,
+                                  .text = s,
+                                  .model_id = w->captioner_id,
                                   .prompt = w->job->captioner.prompt};
         e = s ? GS_OK : GS_ENOMEM;
     } else {
-        snprintf(why, why_nbytes, "could not caption tile %016llx: %s",
-                 (unsigned long long)tile->id, gs_strerror(e));
+        snprintf(why, why_nbytes, "could not caption tile %016llx: %s", (unsigned long long)id,
+                 gs_strerror(e));
     }
     gs_buf_cleanup(&text);
     return e;
@@ -260,9 +238,10 @@ static gs_err check_scene(gs_worker_t *w, const Geoscribe__Task *t, char *why, s
     char sum[40];
     checksum_text(w, in, sum);
     if (strcmp(sum, t->checksum) != 0 || in->width != t->width || in->height != t->height) {
-        snprintf(why, n, "scene \"%s\" changed since it was probed (checksum %s, %dx%d; "
-                 "recorded %s, %dx%d)", in->uri, sum, in->width, in->height, t->checksum,
-                 t->width, t->height);
+        snprintf(why, n,
+                 "scene \"%s\" changed since it was probed (checksum %s, %dx%d; "
+                 "recorded %s, %dx%d)",
+                 in->uri, sum, in->width, in->height, t->checksum, t->width, t->height);
         return GS_EMISMATCH;
     }
     return GS_OK;
@@ -293,59 +272,32 @@ void gs__worker_tiles(gs_worker_t *w, const Geoscribe__Task *t, Geoscribe__TaskR
         fail(r, msg, GS_EINVAL, 0, "the task's cells are outside the scene grid");
         return;
     }
-    size_t plane = (size_t)3 * (size_t)w->image_size * (size_t)w->image_size;
     uint32_t n_kept = 0, n_skipped = 0, n_caps = 0;
-    int n_batch = 0;
     gs_arena_reset(w->arena);
-    for (uint32_t i = 0; i < t->n_cells && e == GS_OK; i++) {
-        uint32_t cell = t->first_cell + i;
-        gs_tile_t tile;
-        double vf = 0;
-        e = gs_tile_grid_cell(&grid, in->id, (int)(cell % (uint32_t)grid.n_cols),
-                              (int)(cell / (uint32_t)grid.n_cols), &tile);
-        if (e == GS_OK)
-            e = gs_tile_read_rgb8(w->scene, &tile, w->rgb, &vf, &problem, why, sizeof why);
-        if (e != GS_OK)
-            break;
-        if (vf < job->tiling.min_valid_fraction) {
-            w->skipped[n_skipped++] = tile.id;
-            continue;
-        }
-        gs_tile_rec_t *rec = &w->tiles[n_kept];
-        *rec = (gs_tile_rec_t){.tile_id = tile.id, .scene_id = in->id, .x = tile.x, .y = tile.y,
-                               .w = tile.w, .h = tile.h,
-                               .time_unix = in->has_time ? in->time : INT64_MIN,
-                               .valid_frac = (float)vf};
-        if (gs_tile_bounds(w->scene, &tile, rec->bounds) != GS_OK)
-            memcpy(rec->bounds, in->bbox, sizeof rec->bounds); // no pixel maps to lon/lat
-        w->ids[n_kept++] = tile.id;
-        if (w->llava && caption_selected(w, t, cell, tile.id))
-            e = caption(w, &tile, &w->captions[n_caps++], why, sizeof why);
-        if (e == GS_OK)
-            e = preprocess(w, &tile, w->pixels + (size_t)n_batch * plane);
-        if (e == GS_OK && ++n_batch == w->batch) {
-            e = flush(w, n_batch, w->vecs + (size_t)(n_kept - (uint32_t)n_batch) * w->dim);
-            n_batch = 0;
-        }
-    }
-    if (e == GS_OK)
-        e = flush(w, n_batch, w->vecs + (size_t)(n_kept - (uint32_t)n_batch) * w->dim);
+    e = gs__worker_cells(w, t, &grid, &n_kept, &n_skipped, &n_caps, &problem, why, sizeof why);
     if (e != GS_OK) {
         if (!*why)
-            snprintf(why, sizeof why, "task %016llx on \"%s\": %s",
-                     (unsigned long long)t->task_id, in->uri, gs_strerror(e));
+            snprintf(why, sizeof why, "task %016llx on \"%s\": %s", (unsigned long long)t->task_id,
+                     in->uri, gs_strerror(e));
         GS_LOG_WARN("task=%016llx failed: %s", (unsigned long long)t->task_id, why);
         if (e == GS_EFORMAT) // the scene is bad (truncated block, ...): drop it from the cache
             gs_scene_close(&w->scene);
         fail(r, msg, e, problem, why);
         return;
     }
-    gs_shard_data_t d = {.h = {.task_id = t->task_id, .settings_hash = w->settings_hash,
-                               .scene_id = in->id, .dim = w->dim, .n_cells = t->n_cells,
-                               .n_tiles = n_kept, .n_skipped = n_skipped,
+    gs_shard_data_t d = {.h = {.task_id = t->task_id,
+                               .settings_hash = w->settings_hash,
+                               .scene_id = in->id,
+                               .dim = w->dim,
+                               .n_cells = t->n_cells,
+                               .n_tiles = n_kept,
+                               .n_skipped = n_skipped,
                                .n_captions = n_caps},
-                         .ids = w->ids, .vecs = w->vecs, .skipped_ids = w->skipped,
-                         .tiles = w->tiles, .captions = w->captions};
+                         .ids = w->ids,
+                         .vecs = w->vecs,
+                         .skipped_ids = w->skipped,
+                         .tiles = w->tiles,
+                         .captions = w->captions};
     char name[32], hash[17] = "";
     snprintf(name, sizeof name, "%016llx.shard", (unsigned long long)t->task_id);
     char *path = gs_path_join(w->staging, name);
