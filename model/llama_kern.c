@@ -369,7 +369,25 @@ typedef struct {
     const float *x;
     int n;
     float *out;
+    int next; // the next block of rows to take (atomic)
 } small_job_t;
+
+// Rows are handed out in blocks of BLOCK_ROWS from an atomic counter, so a thread that the OS
+// delays (other processes, hyperthreads) does not hold the others up.
+enum { BLOCK_ROWS = 32 };
+
+static void small_task(void *ctx, int ith, int nth)
+{
+    small_job_t *j = ctx;
+    (void)ith, (void)nth;
+    for (;;) {
+        int lo = __atomic_fetch_add(&j->next, 1, __ATOMIC_RELAXED) * BLOCK_ROWS;
+        if (lo >= j->w->n_out)
+            return;
+        int hi = lo + BLOCK_ROWS < j->w->n_out ? lo + BLOCK_ROWS : j->w->n_out;
+        j->fn(j->w->data, j->w->n_in, lo, hi, j->x, j->n, j->out, j->w->n_out);
+    }
+}
 
 // split: this thread's share of [0, n) in blocks of 4 rows.
 static void split(int n, int ith, int nth, int *lo, int *hi)
@@ -382,15 +400,6 @@ static void split(int n, int ith, int nth, int *lo, int *hi)
         *lo = n;
     if (*hi > n)
         *hi = n;
-}
-
-static void small_task(void *ctx, int ith, int nth)
-{
-    small_job_t *j = ctx;
-    int lo, hi;
-    split(j->w->n_out, ith, nth, &lo, &hi);
-    if (lo < hi)
-        j->fn(j->w->data, j->w->n_in, lo, hi, j->x, j->n, j->out, j->w->n_out);
 }
 
 typedef struct {
@@ -422,7 +431,7 @@ void gs__lin_forward(gs__pool_t *pool, const gs__lin_t *w, const float *x, int n
     if (n <= 0)
         return;
     if (n <= GS__LIN_SMALL_N) {
-        small_job_t j = {pick_rows(w->dtype), w, x, n, out};
+        small_job_t j = {pick_rows(w->dtype), w, x, n, out, 0};
         gs__pool_run(pool, small_task, &j);
         return;
     }
