@@ -240,9 +240,9 @@ static int run_rank0(gs_job_t *job, const args_t *a)
         return EXIT_FATAL;
     }
     e = gs_cli_size > 1 ? gs_coord_serve_mpi(c, gs_cli_size) : run_local(c, w);
-    gs_worker_close(&w);
     gs_coord_summary_t s = {0};
-    gs_err fe = gs_coord_finish(c, &s);
+    gs_err fe = gs_coord_finish(c, &s); // ends the progress line
+    gs_worker_close(&w);
     if (e == GS_OK)
         e = fe;
     print_summary(job, c, &s, a->fmt);

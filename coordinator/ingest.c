@@ -596,6 +596,8 @@ gs_err gs_coord_open(const gs_job_t *job, const char *job_path, const gs_ingest_
     gs_err e = prepare_output(c, err, err_nbytes);
     if (e == GS_OK)
         e = check_settings(c, err, err_nbytes);
+    if (e == GS_OK) // `status` must not call an output complete while a run goes on
+        e = gs_capstore_meta_set(c->store, "ingest.complete", "0");
     if (e == GS_OK) {
         c->batch = gs_capstore_batch_new(c->store);
         e = gs_capstore_scan_jobs(c->store, ledger_entry, c);
