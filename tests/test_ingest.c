@@ -484,6 +484,15 @@ static uint64_t run_and_kill(int ranks, const char *job, const char *out, int wh
     }
     ck_assert_msg(victim > 0 && done >= kill_after, "no kill point reached (done %" PRIu64 ")",
                   done);
+    // `geoscribe status` reads the output while the job runs (a RocksDB secondary)
+    char stf[4700];
+    snprintf(stf, sizeof stf, "%s.live%d.json", out, who);
+    ck_assert_int_eq(sh("%s status --db %s --format json >%s", GS_BIN, out, stf), 0);
+    char *live = slurp(stf);
+    ck_assert_msg(json_u64(live, "planned") > 0 && json_u64(live, "done") > 0 &&
+                      json_u64(live, "records") != UINT64_MAX,
+                  "status during the run: %s", live);
+    gs_free(live);
     ck_assert_int_eq(kill(victim, SIGKILL), 0);
     int status = 0;
     for (int i = 0; i < 3000; i++) { // mpirun tears the job down after a rank dies
