@@ -353,7 +353,10 @@ static gs_err read_openclip(const char *path, const json_t *root, gs__clip_hpara
     if (!m)
         m = root; // a bare model config (open_clip's model_configs/<name>.json)
     defaults_openclip(hp);
-    static const char *const refused[] = {"init_logit_bias", "timm_model_name", NULL};
+    // custom_text: open_clip's CustomTextCLIP keeps the text tower under "text." (and is used
+    // for non-CLIP text towers); not implemented
+    static const char *const refused[] = {"init_logit_bias", "timm_model_name", "custom_text",
+                                          NULL};
     GS_TRY(refuse_if(path, m, "model_cfg", refused));
     GS_TRY(get_int(path, m, "embed_dim", 512, 1, 65536, &hp->embed_dim));
     const json_t *q = json_object_get(m, "quick_gelu");
