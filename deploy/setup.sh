@@ -11,7 +11,7 @@ FAISS_VER=1.7.3-2
 # Every Debian package the build, the tests, the benchmarks and the demo need. Keep it sorted;
 # later issues append here.
 PKGS=(
-  build-essential clang cmake dpkg-dev gdal-bin git libclang-rt-14-dev libfaiss-dev
+  build-essential clang cmake dpkg-dev gdal-bin git libclang-rt-14-dev libdnnl-dev libfaiss-dev
   libgdal-dev libjansson-dev libmicrohttpd-dev libopenblas-dev libopenmpi-dev
   libprotobuf-c-dev libpng-dev librocksdb-dev libsubunit-dev libyaml-dev libzmq3-dev
   openmpi-bin pkg-config check protobuf-c-compiler python3 rocksdb-tools zlib1g-dev
