@@ -11,6 +11,8 @@
 #include <stdarg.h>
 #include <stdint.h>
 #include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "common/alloc.h"
 #include "common/fs.h"
@@ -451,6 +453,59 @@ START_TEST(test_changes_consecutive_backfill_and_gap)
 }
 END_TEST
 
+// kill -9 in the middle of a run (shards written, some committed, the caption index not yet
+// persisted), then a rerun: the same records and caption vectors as a clean run
+START_TEST(test_changes_kill_9_then_rerun)
+{
+    GS_NEED_SHARED();
+    const char *d = tmpdir("changes_kill");
+    char job[4200], pre[4200], clean[4200], killed[4200], args[4300];
+    snprintf(job, sizeof job, "%s/job.yaml", d);
+    snprintf(clean, sizeof clean, "%s/clean", d);
+    snprintf(killed, sizeof killed, "%s/killed", d);
+    write_job(job, clean, "1990,1995,2000,2005,2010", NULL);
+    snprintf(pre, sizeof pre, "%s/clean", d);
+    expect_ok(run("changes", 1, job, pre, NULL), pre);
+    // each task sleeps 700 ms after writing its shard, before reporting it
+    ck_assert_int_eq(sh(MPI_ENV "GS_INGEST_TASK_DELAY_MS=700 %s changes %s --set output=%s "
+                                ">%s/k.log 2>%s/k.err & echo $! >%s/pid",
+                        GS_BIN, job, killed, d, d, d),
+                     0);
+    int n = 0;
+    for (int i = 0; i < 300 && n < 3; i++) {
+        nanosleep(&(struct timespec){0, 50000000L}, NULL);
+        char cmd[4400];
+        snprintf(cmd, sizeof cmd, "ls %s/staging/*.chshard 2>/dev/null | wc -l", killed);
+        FILE *f = popen(cmd, "r");
+        if (f) {
+            if (fscanf(f, "%d", &n) != 1)
+                n = 0;
+            pclose(f);
+        }
+    }
+    ck_assert_int_ge(n, 3);
+    ck_assert_int_eq(sh("kill -9 $(cat %s/pid); sleep 0.3", d), 0);
+    snprintf(args, sizeof args, "--set output=%s", killed);
+    snprintf(pre, sizeof pre, "%s/rerun", d);
+    expect_ok(run("changes", 1, job, pre, args), pre);
+    snprintf(pre, sizeof pre, "%s/rerun.log", d);
+    char *js = slurp(pre);
+    fprintf(stderr, "after kill -9: %.*s\n", (int)strcspn(js, "["), js);
+    ck_assert_ptr_nonnull(strstr(js, "\"complete\":true"));
+    ck_assert_uint_ge(json_u64(js, "recovered_shards"), 1); // written, never reported
+    ck_assert_uint_lt(json_u64(js, "pairs_this_run"), 4);   // the committed ones are not redone
+    gs_free(js);
+    snap_t a, b;
+    snap_load(clean, &a);
+    snap_load(killed, &b);
+    same_records(&a, &b);
+    ck_assert_uint_eq(b.n_vectors, a.n_vectors); // vectors of committed shards were re-added
+    check_pairs(&b, "1990>1995,1995>2000,2000>2005,2005>2010", 18, 5);
+    snap_free(&a);
+    snap_free(&b);
+}
+END_TEST
+
 // mpirun -n 3 (two workers) writes the same records as one process
 START_TEST(test_changes_mpi_matches_one_process)
 {
@@ -600,6 +655,7 @@ Suite *changes_suite(void)
     tcase_add_test(tc, test_changes_pucallpa_end_to_end);
     tcase_add_test(tc, test_changes_incremental_new_date);
     tcase_add_test(tc, test_changes_consecutive_backfill_and_gap);
+    tcase_add_test(tc, test_changes_kill_9_then_rerun);
     tcase_add_test(tc, test_changes_mpi_matches_one_process);
     tcase_add_test(tc, test_changes_grid_crs_warps_both);
     tcase_add_test(tc, test_changes_query);
