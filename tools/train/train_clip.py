@@ -34,11 +34,11 @@ def parse():
                                                    "runs", "clip"))
     ap.add_argument("--seed", type=int, default=1234)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--batch", type=int, default=128)
+    ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--wd", type=float, default=0.05)
     ap.add_argument("--image-size", type=int, default=64)
-    ap.add_argument("--patch", type=int, default=8)
+    ap.add_argument("--patch", type=int, default=16)
     ap.add_argument("--vwidth", type=int, default=128)
     ap.add_argument("--vlayers", type=int, default=4)
     ap.add_argument("--vheads", type=int, default=2)
@@ -49,12 +49,12 @@ def parse():
     ap.add_argument("--merges", type=int, default=1500)
     ap.add_argument("--p-prompt", type=float, default=0.3, help="share of class-label captions")
     ap.add_argument("--cls-weight", type=float, default=1.0, help="zero-shot classifier loss")
-    ap.add_argument("--crop-min", type=float, default=0.35)
+    ap.add_argument("--crop-min", type=float, default=0.5)
     ap.add_argument("--eval-every", type=float, default=2.0, help="minutes between val evals")
     ap.add_argument("--vision-minutes", type=float, default=20.0, help="phase 1 wall budget")
     ap.add_argument("--align-minutes", type=float, default=4.0, help="phase 2 wall budget")
     ap.add_argument("--align-batch", type=int, default=256)
-    ap.add_argument("--views", type=int, default=8, help="cached train views for phase 2")
+    ap.add_argument("--views", type=int, default=4, help="cached train views for phase 2")
     ap.add_argument("--word-weight", type=float, default=1.0)
     ap.add_argument("--src-size", type=int, default=128, help="cached source image size")
     ap.add_argument("--patch-init", type=int, default=1, help="PCA start for the patch filters")
@@ -285,13 +285,20 @@ def phase_vision(a, model, train, classes, aug, val, val_px, work):
 
 @torch.no_grad()
 def pooled_views(vm, aug, n, n_views, rng, bs=128):
-    """[n, n_views, D]: view 0 is the plain image, the others random augmentations."""
+    """[n, n_views, D]: views 0..7 are the dihedral transforms of the whole image (quarter
+    turns, then mirrored), further views random augmentations."""
     vm.eval()
     out = torch.zeros(n, n_views, vm.post_layernorm.normalized_shape[0])
-    for v in range(n_views):
-        for i in range(0, n, bs):
-            idx = list(range(i, min(i + bs, n)))
-            out[idx, v] = vm(aug.plain(idx) if v == 0 else aug(idx, rng))
+    for i in range(0, n, bs):
+        idx = list(range(i, min(i + bs, n)))
+        plain = aug.plain(idx)
+        for v in range(n_views):
+            if v < 8:
+                x = torch.flip(plain, dims=(-1,)) if v >= 4 else plain
+                x = torch.rot90(x, v % 4, dims=(-2, -1))
+            else:
+                x = aug(idx, rng)
+            out[idx, v] = vm(x)
     return out
 
 
