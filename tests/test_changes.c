@@ -379,6 +379,39 @@ START_TEST(test_changes_pucallpa_end_to_end)
 }
 END_TEST
 
+// the example change job runs as the README says, from the repository root
+START_TEST(test_changes_example_job)
+{
+    GS_NEED_SHARED();
+    const char *d = tmpdir("changes_example");
+    const char *ex = "jobs/examples/landsat-pucallpa-changes.yaml";
+    ck_assert_int_eq(sh("cd %s && " MPI_ENV "%s ingest %s --set output=%s/out >%s/i.log "
+                        "2>%s/i.err",
+                        GS_SOURCE_DIR, GS_BIN, ex, d, d, d),
+                     0);
+    ck_assert_int_eq(sh("cd %s && " MPI_ENV "%s changes %s --set output=%s/out --format json "
+                        ">%s/c.log 2>%s/c.err",
+                        GS_SOURCE_DIR, GS_BIN, ex, d, d, d),
+                     0);
+    char path[4200];
+    snprintf(path, sizeof path, "%s/c.log", d);
+    char *js = slurp(path);
+    ck_assert_uint_eq(json_u64(js, "pairs_this_run"), 7);
+    ck_assert_uint_eq(json_u64(js, "scored_this_run"), 126);
+    ck_assert_uint_eq(json_u64(js, "captioned_this_run"), 35); // top 25 %: 5 of 18 a pair
+    ck_assert_ptr_nonnull(strstr(js, "\"reused_embeddings\":true"));
+    gs_free(js);
+    ck_assert_int_eq(sh("cd %s && %s query --db %s/out --changes \"new buildings\" --from 2000 "
+                        "--to 2020 >%s/q.log 2>%s/q.err",
+                        GS_SOURCE_DIR, GS_BIN, d, d, d),
+                     0);
+    snprintf(path, sizeof path, "%s/q.log", d);
+    js = slurp(path);
+    ck_assert_int_eq(count_of(js, "\n"), 10); // -k 10 of 4 pairs x 5 captions
+    gs_free(js);
+}
+END_TEST
+
 // a new date adds exactly its pair; the earlier records stay as they are
 START_TEST(test_changes_incremental_new_date)
 {
@@ -653,6 +686,7 @@ Suite *changes_suite(void)
     TCase *tc = tcase_create("pucallpa");
     tcase_set_timeout(tc, 300);
     tcase_add_test(tc, test_changes_pucallpa_end_to_end);
+    tcase_add_test(tc, test_changes_example_job);
     tcase_add_test(tc, test_changes_incremental_new_date);
     tcase_add_test(tc, test_changes_consecutive_backfill_and_gap);
     tcase_add_test(tc, test_changes_kill_9_then_rerun);
