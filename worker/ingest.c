@@ -275,8 +275,10 @@ void gs_worker_close(gs_worker_t **p)
         GS_LOG_INFO("%llu tiles encoded, %.2f s in the encoder (%.2f tiles/s there)",
                     (unsigned long long)w->n_encoded, w->seconds_encode,
                     w->seconds_encode > 0 ? (double)w->n_encoded / w->seconds_encode : 0.0);
-    gs_scene_close(&w->scene);
-    gs_free(w->scene_uri);
+    for (int i = 0; i < GS__SCENE_CACHE; i++) {
+        gs_scene_close(&w->scenes[i].scene);
+        gs_free(w->scenes[i].uri);
+    }
     gs_clip_close(&w->clip);
     gs_llava_close(&w->llava);
     gs_free(w->captions);

@@ -17,6 +17,9 @@
 #include "proto/geoscribe.pb-c.h"
 #include "worker/ingest.h"
 
+// Scenes kept open per worker (GDAL handles and the per-scene scaling statistics).
+#define GS__SCENE_CACHE 4
+
 // A batch slot of the reader/encoder pipeline (pipe.c).
 typedef struct {
     float *pixels;    // (batch, 3, S, S) preprocessed tiles
@@ -42,9 +45,15 @@ struct gs_worker {
     uint64_t settings_hash;
     bool started;
 
-    // the last scene opened (tasks of one scene tend to come to the same worker in a row)
-    gs_scene_t *scene;
-    char *scene_uri;
+    // recently opened scenes (a probe's scene is reused by the tile tasks that follow it on
+    // this worker; tasks of one scene tend to come in a row); `scene` is the current one
+    struct {
+        gs_scene_t *scene;
+        char *uri;
+        uint64_t used;
+    } scenes[GS__SCENE_CACHE];
+    uint64_t n_scene_uses;
+    gs_scene_t *scene; // borrowed from scenes[]
 
     // buffers sized at open (tiles of at most tiling.size, tasks of at most tasks.max_tiles)
     uint8_t *rgb;  // (size, size, 3) one tile

@@ -25,15 +25,26 @@ static void fail(Geoscribe__TaskResult *r, gs_arena_t *msg, gs_err e, int proble
         r->message = (char *)"";
 }
 
-// scene_get: the open scene of `uri`, from the one-scene cache or opened (and checked) now.
+// scene_get: the open scene of `uri` (w->scene), from the cache or opened and checked now,
+// replacing the least recently used one.
 static gs_err scene_get(gs_worker_t *w, const char *uri, gs_scene_problem_t *problem, char *why,
                         size_t why_nbytes)
 {
     *problem = GS_SCENE_OK;
-    if (w->scene && strcmp(w->scene_uri, uri) == 0)
-        return GS_OK;
-    gs_scene_close(&w->scene);
-    GS_FREE(w->scene_uri);
+    int lru = 0;
+    for (int i = 0; i < GS__SCENE_CACHE; i++) {
+        if (w->scenes[i].scene && strcmp(w->scenes[i].uri, uri) == 0) {
+            w->scenes[i].used = ++w->n_scene_uses;
+            w->scene = w->scenes[i].scene;
+            return GS_OK;
+        }
+        if (w->scenes[i].used < w->scenes[lru].used)
+            lru = i;
+    }
+    w->scene = NULL;
+    gs_scene_close(&w->scenes[lru].scene);
+    GS_FREE(w->scenes[lru].uri);
+    w->scenes[lru].used = 0;
     gs_scene_t *s = NULL;
     gs_err e = gs_scene_open(w->job, uri, &s, problem, why, why_nbytes);
     if (e == GS_OK)
@@ -44,9 +55,23 @@ static gs_err scene_get(gs_worker_t *w, const char *uri, gs_scene_problem_t *pro
             snprintf(why, why_nbytes, "could not open scene \"%s\": %s", uri, gs_strerror(e));
         return e;
     }
+    w->scenes[lru].scene = s;
+    w->scenes[lru].uri = gs_xstrdup(uri);
+    w->scenes[lru].used = ++w->n_scene_uses;
     w->scene = s;
-    w->scene_uri = gs_xstrdup(uri);
     return GS_OK;
+}
+
+// scene_drop: closes the current scene (found bad: a later task must reopen it).
+static void scene_drop(gs_worker_t *w)
+{
+    for (int i = 0; i < GS__SCENE_CACHE; i++)
+        if (w->scenes[i].scene && w->scenes[i].scene == w->scene) {
+            gs_scene_close(&w->scenes[i].scene);
+            GS_FREE(w->scenes[i].uri);
+            w->scenes[i].used = 0;
+        }
+    w->scene = NULL;
 }
 
 static void checksum_text(const gs_worker_t *w, const gs_scene_info_t *in, char out[40])
@@ -281,7 +306,7 @@ void gs__worker_tiles(gs_worker_t *w, const Geoscribe__Task *t, Geoscribe__TaskR
                      in->uri, gs_strerror(e));
         GS_LOG_WARN("task=%016llx failed: %s", (unsigned long long)t->task_id, why);
         if (e == GS_EFORMAT) // the scene is bad (truncated block, ...): drop it from the cache
-            gs_scene_close(&w->scene);
+            scene_drop(w);
         fail(r, msg, e, problem, why);
         return;
     }
