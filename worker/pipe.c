@@ -82,7 +82,7 @@ static gs_err read_cell(pipe_t *p, uint32_t cell, gs__slot_t *slot, int *n)
                            .y = tile.y,
                            .w = tile.w,
                            .h = tile.h,
-                           .time_unix = in->has_time ? in->time : INT64_MIN,
+                           .time_unix = in->has_time ? in->time : 0,
                            .valid_frac = (float)vf};
     if (gs_tile_bounds(w->scene, &tile, rec->bounds) != GS_OK)
         memcpy(rec->bounds, in->bbox, sizeof rec->bounds); // no pixel maps to lon/lat

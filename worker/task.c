@@ -184,7 +184,7 @@ void gs__worker_probe(gs_worker_t *w, const Geoscribe__Task *t, Geoscribe__TaskR
     gs_scene_rec_t rec = {.scene_id = in->id,
                           .uri = in->uri,
                           .sensor = sensor_of(in->uri),
-                          .time_unix = in->has_time ? in->time : INT64_MIN,
+                          .time_unix = in->has_time ? in->time : 0,
                           .time_iso = iso,
                           .crs = crs_text(in->crs_wkt, crs, sizeof crs),
                           .width = in->width,
