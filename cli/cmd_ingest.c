@@ -8,6 +8,7 @@
 #include <getopt.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli/cli.h"
 #include "common/alloc.h"
@@ -183,6 +184,15 @@ static void print_summary(const gs_job_t *job, gs_coord_t *c, const gs_coord_sum
         printf("  %s: %s\n", uri, reason);
 }
 
+// tty_sink: on a terminal, a log line first wipes the live progress line (redrawn at the next
+// tick) instead of being glued to its end.
+static void tty_sink(gs_log_level_t level, const char *line, void *ud)
+{
+    (void)level;
+    (void)ud;
+    fprintf(stderr, "\r\033[K%s\n", line);
+}
+
 // run_local: the one-process loop: the same messages, passed by function call.
 static gs_err run_local(gs_coord_t *c, gs_worker_t *w)
 {
@@ -239,9 +249,14 @@ static int run_rank0(gs_job_t *job, const args_t *a)
         gs_worker_close(&w);
         return EXIT_FATAL;
     }
+    bool tty = isatty(2) == 1;
+    if (tty)
+        gs_log_set(tty_sink, NULL);
     e = gs_cli_size > 1 ? gs_coord_serve_mpi(c, gs_cli_size) : run_local(c, w);
     gs_coord_summary_t s = {0};
     gs_err fe = gs_coord_finish(c, &s); // ends the progress line
+    if (tty)
+        gs_log_set(NULL, NULL);
     gs_worker_close(&w);
     if (e == GS_OK)
         e = fe;
