@@ -20,6 +20,7 @@
 #include "common/log.h"
 #include "jobs/raster.h"
 #include "proto/query.pb-c.h"
+#include "query/chsearch.h"
 #include "query/format.h"
 #include "query/http.h"
 #include "query/search.h"
@@ -349,6 +350,7 @@ static int serve(const args_t *a)
                            .preload = true};
     gs_server_t *srv = NULL;
     gs_http_t *http = NULL;
+    gs_chsearch_t *changes = NULL; // change search for /api/changes (docs/CHANGES.md)
     int rc = 1;
     gs_err e = GS_OK;
     if (a->secret_key && gs_curve_read_key(a->secret_key, "secret-key", key, err, sizeof err))
@@ -366,6 +368,11 @@ static int serve(const args_t *a)
         gs_http_opts_t ho = {.addr = a->http, .allow_remote = a->allow_remote, .web_dir = a->web,
                              .leaflet_dir = a->leaflet, .cache_dir = a->cache,
                              .thumb = render_thumb};
+        gs_chsearch_opts_t co = {.model = a->model, .arch = a->arch, .vocab = a->vocab,
+                                 .n_threads = a->threads};
+        char cerr[512];
+        if (gs_chsearch_open(a->db, &co, &changes, cerr, sizeof cerr) == GS_OK)
+            ho.changes = changes; // else: no change records, /api/changes answers 404
         if ((e = gs_http_start(sv.search, &ho, &http, err, sizeof err)) != GS_OK)
             goto fail;
     }
@@ -390,6 +397,7 @@ fail:
     fprintf(stderr, "geoscribe serve: %s\n", err);
 out:
     gs_http_stop(&http);
+    gs_chsearch_close(&changes);
     gs_server_destroy(&srv);
     gs_search_close(&sv.search);
     return rc;

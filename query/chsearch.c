@@ -7,6 +7,7 @@
 #define GS_LOG_MODULE "query"
 #include <ctype.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,6 +42,7 @@ struct gs_chsearch {
     row_t *rows;
     size_t n_rows, cap_rows;
     gs_arena_t *strings;
+    pthread_mutex_t lock; // one search at a time (the encoder and FAISS filter state)
 };
 
 // ---- open -----------------------------------------------------------------------------------
@@ -98,6 +100,7 @@ gs_err gs_chsearch_open(const char *out_dir, const gs_chsearch_opts_t *opts, gs_
     gs_chsearch_t *s = gs_xcalloc(1, sizeof *s);
     s->dir = gs_xstrdup(out_dir);
     s->strings = gs_arena_new(1 << 20, 0);
+    pthread_mutex_init(&s->lock, NULL);
     s->n_threads = opts && opts->n_threads > 0 ? opts->n_threads : 1;
     char *db = gs_path_join(out_dir, "db");
     char *ix = gs_path_join(out_dir, "index/changes.faiss");
@@ -172,6 +175,7 @@ void gs_chsearch_close(gs_chsearch_t **p)
     gs_free(s->model_arch);
     gs_free(s->model_vocab);
     gs_free(s->dir);
+    pthread_mutex_destroy(&s->lock);
     gs_free(s);
     *p = NULL;
 }
@@ -324,9 +328,23 @@ static const char *scene_uri(gs_chsearch_t *s, uint64_t id, gs_arena_t *arena)
     return gs_capstore_get_scene(s->store, id, arena, &r) == GS_OK ? r.uri : "";
 }
 
+static gs_err run_locked(gs_chsearch_t *self, const gs_chsearch_req_t *req, gs_arena_t *arena,
+                         gs_chsearch_hit_t **out_hits, size_t *out_n, uint64_t *out_n_candidates,
+                         char *err, size_t err_nbytes);
+
 gs_err gs_chsearch_run(gs_chsearch_t *self, const gs_chsearch_req_t *req, gs_arena_t *arena,
                        gs_chsearch_hit_t **out_hits, size_t *out_n, uint64_t *out_n_candidates,
                        char *err, size_t err_nbytes)
+{
+    pthread_mutex_lock(&self->lock);
+    gs_err e = run_locked(self, req, arena, out_hits, out_n, out_n_candidates, err, err_nbytes);
+    pthread_mutex_unlock(&self->lock);
+    return e;
+}
+
+static gs_err run_locked(gs_chsearch_t *self, const gs_chsearch_req_t *req, gs_arena_t *arena,
+                         gs_chsearch_hit_t **out_hits, size_t *out_n, uint64_t *out_n_candidates,
+                         char *err, size_t err_nbytes)
 {
     gs_chsearch_t *s = self;
     *out_hits = NULL;

@@ -7,7 +7,8 @@
 // `geoscribe query --changes` runs it; the output formats are JSON lines and GeoJSON.
 // Not here: tile search (query/search.h).
 //
-// Threads: one search at a time per handle. Memory: hits live in the caller's arena.
+// Threads: a handle serves many threads; searches run one at a time (a mutex: the encoder).
+// Memory: hits live in the caller's arena.
 #pragma once
 
 #include <stdbool.h>

@@ -240,6 +240,44 @@ static enum MHD_Result api_search(gs_http_t *h, struct MHD_Connection *c)
     return ok;
 }
 
+// ---- /api/changes (query/chsearch.h) ----------------------------------------------------------
+
+static enum MHD_Result api_changes(gs_http_t *h, struct MHD_Connection *c)
+{
+    if (!h->o.changes)
+        return send_error(c, GS_ENOTFOUND, "this output has no change records");
+    char err[GS_SEARCH_ERR_NBYTES];
+    gs_search_req_t r;
+    bool geojson = false;
+    gs_err e = parse_search(c, &r, &geojson, err, sizeof err);
+    if (e != GS_OK)
+        return send_error(c, e, err);
+    gs_chsearch_req_t q = {.text = r.text, .k = r.k, .has_bbox = r.has_bbox,
+                           .has_from = r.has_from, .has_to = r.has_to, .from = r.from,
+                           .to = r.to, .caption_contains = r.caption_contains};
+    memcpy(q.bbox, r.bbox, sizeof q.bbox);
+    gs_arena_t *a = arena_get(h);
+    gs_chsearch_hit_t *hits = NULL;
+    size_t n = 0;
+    uint64_t n_cand = 0;
+    enum MHD_Result ok;
+    e = gs_chsearch_run(h->o.changes, &q, a, &hits, &n, &n_cand, err, sizeof err);
+    if (e != GS_OK) {
+        ok = send_error(c, e, err);
+    } else {
+        gs_buf_t b;
+        gs_buf_init(&b, (size_t)1 << 30);
+        e = gs_chsearch_format(&b, hits, n, geojson);
+        ok = e == GS_OK ? send_bytes(c, MHD_HTTP_OK,
+                                     geojson ? "application/geo+json" : "application/x-ndjson",
+                                     b.data, b.len)
+                        : send_error(c, e, "could not format the results");
+        gs_buf_cleanup(&b);
+    }
+    arena_put(h, a);
+    return ok;
+}
+
 // ---- /api/tile/<id>.png ---------------------------------------------------------------------
 
 static enum MHD_Result api_tile(gs_http_t *h, struct MHD_Connection *c, const char *rest)
@@ -318,6 +356,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         return api_search(h, c);
     if (strcmp(url, "/api/health") == 0)
         return api_health(h, c);
+    if (strcmp(url, "/api/changes") == 0)
+        return api_changes(h, c);
     if (strncmp(url, "/api/tile/", 10) == 0)
         return api_tile(h, c, url + 10);
     if (strncmp(url, "/leaflet/", 9) == 0)

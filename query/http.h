@@ -5,6 +5,9 @@
 //                                 the hits: JSON lines or a GeoJSON FeatureCollection, the
 //                                 same bytes as `geoscribe query --format json|geojson`
 //   GET /api/tile/<id>.png        a thumbnail of the tile, rendered once and cached on disk
+//   GET /api/changes?q=&k=&bbox=&from=&to=&caption=&format=json|geojson
+//                                 change pairs (query/chsearch.h), the same bytes as
+//                                 `geoscribe query --changes`; 404 without change records
 //   GET /api/health               {"status":"ok","model_id":...,"n_vectors":...,"dim":...}
 // Errors are JSON {"error":{"code":1,"name":"GS_EINVAL","message":"..."}} with status 400
 // (bad request), 404 (unknown tile or path), 413 (too big) or 500.
@@ -16,6 +19,7 @@
 #include <stddef.h>
 
 #include "common/err.h"
+#include "query/chsearch.h"
 #include "query/search.h"
 
 typedef struct gs_http gs_http_t;
@@ -42,6 +46,8 @@ typedef struct {
     int n_threads;          // connection threads (<= 0: 4)
     gs_http_thumb_fn thumb; // NULL: /api/tile answers 404
     void *thumb_ud;
+    gs_chsearch_t *changes; // change search (borrowed, outlives the server); NULL: /api/changes
+                            // answers 404
 } gs_http_opts_t;
 
 // gs_http_start: checks the page and Leaflet files (missing ones fail with GS_ENOTFOUND and

@@ -616,6 +616,8 @@ START_TEST(test_changes_query)
     snprintf(job, sizeof job, "%s/job.yaml", d);
     snprintf(out, sizeof out, "%s/out", d);
     write_job(job, out, "1995,2000,2005,2010,2015,2020", NULL);
+    snprintf(pre, sizeof pre, "%s/ingest", d); // `serve` needs the tile index
+    expect_ok(run("ingest", 1, job, pre, NULL), pre);
     snprintf(pre, sizeof pre, "%s/run", d);
     expect_ok(run("changes", 1, job, pre, NULL), pre);
     // text over a window: pairs with both dates in 2005..2020 (3 pairs x 5 captions = 15)
@@ -665,6 +667,35 @@ START_TEST(test_changes_query)
     snprintf(path, sizeof path, "%s/q4.json", d);
     q = slurp(path);
     ck_assert_str_eq(q, "");
+    gs_free(q);
+    // the HTTP API of `geoscribe serve` answers with the same bytes as the command line
+    ck_assert_int_eq(sh("%s serve --db %s --bind 'tcp://127.0.0.1:*' --http 127.0.0.1:0 "
+                        "--format json >%s/serve.out 2>%s/serve.err & echo $! >%s/serve.pid",
+                        GS_BIN, out, d, d, d),
+                     0);
+    int up = 0;
+    for (int i = 0; i < 200 && !up; i++) {
+        nanosleep(&(struct timespec){0, 50000000L}, NULL);
+        snprintf(path, sizeof path, "%s/serve.out", d);
+        char *o = slurp(path);
+        up = strstr(o, "\"http\":\"http://") != NULL;
+        gs_free(o);
+    }
+    ck_assert_msg(up, "geoscribe serve did not start");
+    int rc = sh("url=$(grep -o '\"http\":\"[^\"]*\"' %s/serve.out | cut -d'\"' -f4) && "
+                "curl -sf \"${url}api/changes?q=new%%20buildings&from=2005&to=2020&k=7\" "
+                ">%s/h1.json && curl -s -o /dev/null -w '%%{http_code}' "
+                "\"${url}api/changes?from=yesterday\" >%s/h2.txt",
+                d, d, d);
+    sh("kill $(cat %s/serve.pid)", d);
+    ck_assert_int_eq(rc, 0);
+    ck_assert_int_eq(sh("%s query --db %s --changes new buildings --from 2005 --to 2020 -k 7 "
+                        ">%s/h1.cli 2>/dev/null && cmp %s/h1.json %s/h1.cli",
+                        GS_BIN, out, d, d, d),
+                     0);
+    snprintf(path, sizeof path, "%s/h2.txt", d);
+    q = slurp(path);
+    ck_assert_str_eq(q, "400");
     gs_free(q);
     // GeoJSON: a FeatureCollection of tile polygons
     ck_assert_int_eq(sh("%s query --db %s --changes --format geojson river -k 3 "
