@@ -60,9 +60,11 @@ static int recv_parts(void *sock, zmq_msg_t *parts)
             return -1;
         }
         more = zmq_msg_more(&m);
-        if (n < MAX_FRAMES)
-            parts[n++] = m;
-        else {
+        if (n < MAX_FRAMES) {
+            zmq_msg_init(&parts[n]);
+            zmq_msg_move(&parts[n++], &m); // zmq_msg_t is never copied by assignment
+            zmq_msg_close(&m);
+        } else {
             over = 1;
             zmq_msg_close(&m);
         }
