@@ -80,10 +80,11 @@ run_step() {
 # ---- checks ------------------------------------------------------------------------------------
 [ -x "$gs" ] || die 1 "no geoscribe at $gs: build first (make build, or make demo)"
 for m in clip captioner; do
-  [ -f "$models/$m/config.json" ] && ls "$models/$m"/*.safetensors >/dev/null 2>&1 ||
+  if [ ! -f "$models/$m/config.json" ] || ! ls "$models/$m"/*.safetensors >/dev/null 2>&1; then
     die 4 "model $(rel "$models/$m") is missing (a config.json and *.safetensors): the default models
 come with the repository (models/default, see its model cards); DEMO_MODELS=DIR names a folder
 with clip/ and captioner/"
+  fi
 done
 mkdir -p "$demo_dir" "$data_dir" "$logs"
 exec 9>"$demo_dir/.lock"
@@ -96,7 +97,7 @@ clip=$models/clip
 if ! "$gs" inspect-model "$clip" >"$logs/models.log" 2>&1; then
   if grep -q 'tensor "logit_scale" .*expected shape \[\], found \[1\]' "$logs/models.log" &&
     command -v python3 >/dev/null; then
-    rm -rf "$demo_dir/models/clip.tmp" && mkdir -p "$demo_dir/models" &&
+    if ! { rm -rf "$demo_dir/models/clip.tmp" && mkdir -p "$demo_dir/models" &&
       cp -r "$clip" "$demo_dir/models/clip.tmp" &&
       python3 - "$demo_dir/models/clip.tmp/model.safetensors" <<'EOF' &&
 import struct, sys
@@ -109,8 +110,9 @@ with open(path, "r+b") as f:
     f.write(b'"shape":[] ')  # same length: the data offsets stay valid
 EOF
       rm -rf "$demo_dir/models/clip" && mv "$demo_dir/models/clip.tmp" "$demo_dir/models/clip" &&
-      "$gs" inspect-model "$demo_dir/models/clip" >"$logs/models.log" 2>&1 ||
+      "$gs" inspect-model "$demo_dir/models/clip" >"$logs/models.log" 2>&1; }; then
       die 4 "could not make a loadable copy of $(rel "$clip") (log $(rel "$logs/models.log"))"
+    fi
     echo "demo: $(rel "$clip") stores logit_scale as shape [1], which the loader refuses; using a" \
       "copy with shape [] in $(rel "$demo_dir/models/clip") (docs/NOTES-demo.md)" >&2
     clip=$demo_dir/models/clip
@@ -141,7 +143,7 @@ SAMPLE=(
   "p167r055 2000-03-09 LT05_L1TP_167055_20000309_20161214_01_T1 testdata/LT05 TIF 3 2 1 4"
   "p167r055 2010-12-18 LT51670552010352MLK00 testdata/LT5 tif 3 2 1 4"
 )
-PKG=r-cran-satellite
+PKG="r-cran-satellite"
 
 # prepare_archive PKG_TREE DEST: lays out the sample as DEST/<place>/<date>/<product>_<colour>.tif
 # (copies: the band files are renamed so that one composite serves Landsat 5, 7 and 8).
@@ -193,6 +195,7 @@ if [ -n "${DEMO_DATA:-}" ]; then
   elif [ -n "$deb" ]; then
     tree=$(extract_deb "$deb") || die 69 "could not extract $deb (dpkg-deb -x)"
     prepare_archive "$tree" "$archive" "$(basename "$deb")" || die 69 "$deb is not the expected $PKG package"
+    rm -rf "$data_dir/pkg"
     info "extracted from $(rel "$deb")"
   elif tree=$(find_pkg_tree "$src") && [ -n "$tree" ]; then
     prepare_archive "$tree" "$archive" "$(rel "$tree")" || die 69 "$tree lacks files of the sample"
@@ -219,7 +222,7 @@ else
 It needs Debian 12's package lists (apt-get update) and the network to its archive. Without
 them, give the data: DEMO_DATA=DIR with an $PKG .deb or its extracted tree, or your own scenes."
   fi
-  deb=$(ls "$data_dir/download/${PKG}"_*.deb | tail -n 1)
+  deb=$(find "$data_dir/download" -maxdepth 1 -name "${PKG}_*.deb" | sort | tail -n 1)
   tree=$(extract_deb "$deb") || die 69 "could not extract $deb"
   prepare_archive "$tree" "$archive" "$(basename "$deb")" || die 69 "$deb is not the expected $PKG package"
   rm -rf "$data_dir/pkg"
@@ -262,16 +265,19 @@ say "4. geoscribe status --db $(rel "$out")"
 run_step status "$gs" status --db "$out"
 
 # ---- 5. searches --------------------------------------------------------------------------------
-slug() { printf '%s' "$1" | tr 'A-Z' 'a-z' | tr -cs 'a-z0-9' '-' | sed 's/^-//; s/-$//'; }
+slug() { printf '%s' "$1" | tr '[:upper:]' '[:lower:]' | tr -cs '[:lower:][:digit:]' '-' | sed 's/^-//; s/-$//'; }
 # search KIND TEXT [query options]: writes KIND-<text>.jsonl and .geojson, prints the best 3.
 search() {
   local kind=$1 text=$2 name; shift 2
   name=$kind-$(slug "${text:-by-score}")
   say "5. geoscribe query --db $(rel "$out")${*:+ $*}${text:+ \"$text\"}"
   run_step "query-$name" "$gs" query --db "$out" "$@" ${text:+"$text"} -k 3 --format text
-  "$gs" query --db "$out" "$@" ${text:+"$text"} -k 10 --format json >"$results/$name.jsonl" 2>>"$logs/query-$name.log" &&
-    "$gs" query --db "$out" "$@" ${text:+"$text"} -k 10 --format geojson >"$results/$name.geojson" 2>>"$logs/query-$name.log" ||
+  if ! "$gs" query --db "$out" "$@" ${text:+"$text"} -k 10 --format json \
+    >"$results/$name.jsonl" 2>>"$logs/query-$name.log" ||
+    ! "$gs" query --db "$out" "$@" ${text:+"$text"} -k 10 --format geojson \
+      >"$results/$name.geojson" 2>>"$logs/query-$name.log"; then
     die 1 "query \"$text\" could not write its results (log $(rel "$logs/query-$name.log"))"
+  fi
 }
 for q in "a river" "farmland" "buildings" "a forest"; do search tiles "$q"; done
 for q in "new buildings" "the forest has been replaced by farmland"; do search changes "$q" --changes; done
