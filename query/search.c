@@ -68,6 +68,12 @@ static gs_err model_open_locked(gs_search_t *self)
                  "checked against its embeddings", self->dir);
         e = GS_EUNSUPPORTED;
     }
+    if (e == GS_OK && !self->opt_model && !gs_path_exists(path)) {
+        snprintf(msg, cap, "output \"%s\" records its encoder as \"%s\"%s, which is not there: "
+                 "pass --model with that model", self->dir, path,
+                 path[0] == '/' ? "" : " (relative to where ingest ran)");
+        e = GS_ENOTFOUND;
+    }
     if (e != GS_OK)
         return self->model_err = e;
     const char *arch = self->opt_arch;

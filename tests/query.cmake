@@ -22,3 +22,8 @@ add_test(NAME query_web COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/query_web.sh
   "${GS_DEPS_PREFIX}/web/node_modules" "${CMAKE_SOURCE_DIR}")
 set_tests_properties(query_cli query_web PROPERTIES TIMEOUT 300 SKIP_RETURN_CODE 77
   ENVIRONMENT "OMP_WAIT_POLICY=PASSIVE")
+# Search over a real `geoscribe ingest` of ../shared/data/scenes/rasterio.
+add_test(NAME query_ingest COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/query_ingest.sh
+  "${CMAKE_BINARY_DIR}/bin/geoscribe" "${GS_TEST_TMP}" "${CMAKE_SOURCE_DIR}" "${GS_SHARED}")
+set_tests_properties(query_ingest PROPERTIES TIMEOUT 300 SKIP_RETURN_CODE 77
+  ENVIRONMENT "OMP_WAIT_POLICY=PASSIVE")
