@@ -271,11 +271,29 @@ static void errf(char *err, size_t n, const char *fmt, ...)
     va_end(ap);
 }
 
+// is_empty: no scene, tile or ledger record yet.
+static bool is_empty(gs_coord_t *c)
+{
+    static const gs_cf_t cfs[] = {GS_CF_SCENES, GS_CF_TILES, GS_CF_JOBS, GS_CF_QUARANTINE};
+    for (size_t i = 0; i < sizeof cfs / sizeof cfs[0]; i++) {
+        uint64_t n = 1;
+        if (gs_capstore_count(c->store, cfs[i], true, &n) != GS_OK || n > 0)
+            return false;
+    }
+    return true;
+}
+
 // check_settings: records the settings on the first run, compares them on later ones.
 static gs_err check_settings(gs_coord_t *c, char *err, size_t err_nbytes)
 {
     const char *old = NULL;
     gs_err e = gs_capstore_meta_get(c->store, "ingest.settings", c->arena, &old);
+    if (e == GS_OK && strcmp(old, c->settings) != 0 && is_empty(c)) {
+        // nothing was made with the recorded settings yet (the first run stopped before any
+        // scene was probed, e.g. on a typo in the inputs): the new ones replace them
+        GS_LOG_INFO("output \"%s\" holds no records yet: recording this job's settings", c->out);
+        e = GS_ENOTFOUND;
+    }
     if (e == GS_OK) {
         if (strcmp(old, c->settings) == 0)
             return GS_OK;
