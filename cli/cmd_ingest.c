@@ -2,7 +2,7 @@
 // mpirun (rank 0 coordinates, the other ranks work). This file is the glue: rank 0 loads and
 // validates the job before any MPI work beyond init and broadcasts it packed; the roll call
 // checks every rank runs this build; rank 0 sets up the output while the workers open their
-// models; rank 0's go / no-go is broadcast; then the coordinator and workers exchange
+// models; rank 0's go / no-go goes to every worker; then the coordinator and workers exchange
 // WorkRequest / TaskBatch messages, over MPI or, in one process, through function calls.
 #define GS_LOG_MODULE "cli"
 #include <getopt.h>
@@ -101,30 +101,41 @@ static gs_job_t *bcast_job(gs_job_t *job, const char *path)
     return out;
 }
 
-// bcast_start: rank 0's go / no-go with the settings identity.
-static gs_err bcast_start(gs_err status, const char *message, uint64_t settings_hash,
-                          const char *encoder_id, const char *captioner_id, Geoscribe__Start **out)
+// send_start: rank 0's go / no-go with the settings identity, to every worker. Point to point
+// rather than a broadcast so that the workers wait for it asleep (gs_mpi_poll): rank 0's set-up
+// (listing a large archive, reading the ledger) may take minutes, during which a blocking
+// MPI_Bcast would spin a core on every worker.
+static gs_err send_start(gs_err status, const char *message, uint64_t settings_hash,
+                         const char *encoder_id, const char *captioner_id)
 {
-    void *buf = NULL;
-    size_t n = 0;
-    if (gs_cli_rank == 0) {
-        Geoscribe__Start m = GEOSCRIBE__START__INIT;
-        m.status = status;
-        m.message = (char *)message;
-        m.settings_hash = settings_hash;
-        m.encoder_id = (char *)encoder_id;
-        m.captioner_id = (char *)captioner_id;
-        n = geoscribe__start__get_packed_size(&m);
-        buf = gs_xmalloc(n ? n : 1);
-        geoscribe__start__pack(&m, buf);
-    }
-    gs_err e = gs_mpi_bcast(0, &buf, &n);
-    if (e == GS_OK && gs_cli_rank != 0) {
-        *out = geoscribe__start__unpack(NULL, n, buf);
-        e = *out ? GS_OK : GS_EFORMAT;
-    }
+    Geoscribe__Start m = GEOSCRIBE__START__INIT;
+    m.status = status;
+    m.message = (char *)message;
+    m.settings_hash = settings_hash;
+    m.encoder_id = (char *)encoder_id;
+    m.captioner_id = (char *)captioner_id;
+    size_t n = geoscribe__start__get_packed_size(&m);
+    uint8_t *buf = gs_xmalloc(n ? n : 1);
+    geoscribe__start__pack(&m, buf);
+    gs_err e = GS_OK;
+    for (int r = 1; r < gs_cli_size && e == GS_OK; r++)
+        e = gs_mpi_send(r, GS_TAG_START, buf, n);
     gs_free(buf);
     return e;
+}
+
+// recv_start: a worker's side of send_start. *out is new (free_unpacked).
+static gs_err recv_start(Geoscribe__Start **out)
+{
+    int ready = 0;
+    while (!ready)
+        GS_TRY(gs_mpi_poll(0, GS_TAG_START, 1000, &ready));
+    void *buf = NULL;
+    size_t n = 0;
+    GS_TRY(gs_mpi_recv(0, GS_TAG_START, &buf, &n, NULL, NULL));
+    *out = geoscribe__start__unpack(NULL, n, buf);
+    gs_free(buf);
+    return *out ? GS_OK : GS_EFORMAT;
 }
 
 // ---- rank 0 ---------------------------------------------------------------------------------
@@ -238,7 +249,7 @@ static int run_rank0(gs_job_t *job, const args_t *a)
     if (e == GS_OK && gs_cli_size == 1)
         e = gs_worker_start(w, gs_coord_settings_hash(c), enc, cap, err, sizeof err);
     if (gs_cli_size > 1) {
-        gs_err be = bcast_start(e, err, c ? gs_coord_settings_hash(c) : 0, enc, cap, NULL);
+        gs_err be = send_start(e, err, c ? gs_coord_settings_hash(c) : 0, enc, cap);
         if (e == GS_OK)
             e = be;
         gs_worker_close(&w); // rank 0 encodes nothing under MPI
@@ -277,7 +288,7 @@ static int run_worker(gs_job_t *job)
     gs_worker_t *w = NULL;
     gs_err e = gs_worker_open(job, gs_cli_rank, false, &w, err, sizeof err);
     Geoscribe__Start *st = NULL;
-    gs_err be = bcast_start(GS_OK, NULL, 0, NULL, NULL, &st);
+    gs_err be = recv_start(&st);
     if (be != GS_OK || st->status != GS_OK) {
         // rank 0 failed its set-up and says why itself
         if (st)

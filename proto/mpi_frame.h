@@ -15,6 +15,7 @@ enum {
     GS_TAG_WORK_REQ = 2,  // geoscribe.WorkRequest
     GS_TAG_WORK = 3,      // geoscribe.TaskBatch
     GS_TAG_SHUTDOWN = 4,  // empty
+    GS_TAG_START = 5,     // geoscribe.Start (ingest: rank 0's go / no-go after its set-up)
 };
 
 #define GS_MPI_ANY (-1)
