@@ -299,7 +299,8 @@ gs_err gs__qfilter_allow(gs_search_t *self, const gs_search_req_t *req, gs_arena
             snprintf(err, err_nbytes, "could not scan the captions: %s", gs_strerror(e));
             goto out;
         }
-        qsort(caps.ids, caps.n, sizeof *caps.ids, cmp_u64);
+        if (caps.n > 1)
+            qsort(caps.ids, caps.n, sizeof *caps.ids, cmp_u64);
     }
     uint64_t *scenes = NULL;
     size_t n_scenes = 0;
