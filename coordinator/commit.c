@@ -336,6 +336,49 @@ static int shard_name_id(const char *name, uint64_t *out)
     return 1;
 }
 
+// revert_done: a committed task whose shard is damaged (its vectors may be missing from the
+// persisted index): its tile and caption records go and its ledger entry returns to planned,
+// so that it is done again (same ids; gs_vindex_add skips those the index has).
+static gs_err revert_done(gs_coord_t *c, const char *path, uint64_t task_id)
+{
+    uint32_t ti;
+    if (!gs__map_get(&c->task_map, task_id, &ti) || c->tasks[ti].kind != GS__TASK_TILES) {
+        GS_LOG_ERROR("the shard \"%s\" of a committed task of a scene outside this job's inputs "
+                     "is damaged: rerun with that scene among the inputs to redo it",
+                     path);
+        return GS_OK; // kept for that run
+    }
+    gs__task_t *t = &c->tasks[ti];
+    const gs__scene_t *s = &c->scenes[t->scene];
+    GS_LOG_WARN("the shard \"%s\" of committed task %016llx (%s) is damaged: the task is done "
+                "again",
+                path, (unsigned long long)task_id, s->uri);
+    gs_capstore_batch_clear(c->batch);
+    for (uint32_t i = 0; i < t->n; i++) {
+        uint32_t cell = t->first + i;
+        gs_tile_t tile;
+        if (gs_tile_grid_cell(&s->grid, s->id, (int)(cell % (uint32_t)s->grid.n_cols),
+                              (int)(cell / (uint32_t)s->grid.n_cols), &tile) != GS_OK)
+            continue;
+        uint8_t key[8];
+        gs_rec_key_u64(tile.id, key);
+        GS_TRY(gs_capstore_batch_delete(c->batch, GS_CF_TILES, key, 8));
+        GS_TRY(gs_capstore_batch_delete(c->batch, GS_CF_CAPTIONS, key, 8));
+    }
+    if (t->state == T_DONE) {
+        c->sum.n_tasks_done--;
+        c->sum.n_tiles -= t->n_tiles;
+        c->sum.n_skipped -= t->n_skipped;
+    }
+    t->n_tiles = t->n_skipped = 0;
+    t->state = T_QUEUED;
+    gs__u32s_push(&c->q_tiles, ti);
+    GS_TRY(put_ledger(c, c->batch, t, GS_JOB_PLANNED, NULL, NULL, "shard damaged after commit"));
+    GS_TRY(gs_capstore_write(c->store, c->batch, true));
+    unlink(path);
+    return GS_OK;
+}
+
 // recover_one: a shard found in staging at start-up.
 static gs_err recover_one(gs_coord_t *c, const char *path, uint64_t task_id)
 {
@@ -344,7 +387,14 @@ static gs_err recover_one(gs_coord_t *c, const char *path, uint64_t task_id)
     if (done) {
         // committed; its vectors may be missing from the persisted index: add them again
         // (gs_vindex_add skips ids already present)
-        return gs__vidx_add(c, task_id, c->ledger[li].n_tiles, NULL);
+        gs_shard_t *sh = NULL;
+        gs_err e = gs_shard_read(path, &sh, NULL);
+        if (e == GS_OK)
+            e = gs__vidx_add(c, task_id, c->ledger[li].n_tiles, gs_shard_data(sh));
+        gs_shard_destroy(&sh);
+        if (e == GS_EFORMAT || e == GS_EIO)
+            return revert_done(c, path, task_id); // damaged after its commit
+        return e;
     }
     if (gs__map_get(&c->task_map, task_id, &ti) && c->tasks[ti].state == T_QUEUED &&
         c->tasks[ti].kind == GS__TASK_TILES) {

@@ -562,6 +562,37 @@ START_TEST(test_ingest_kill_9_mpi_rank0_then_rerun)
 }
 END_TEST
 
+START_TEST(test_ingest_damaged_staged_shards_are_redone)
+{
+    GS_NEED_SHARED();
+    need_reference();
+    // index.type auto keeps every committed shard in staging until the end: kill, damage them
+    // all (committed ones included), rerun: their tasks are done again, nothing is lost
+    char job[4608], out[4608], pre[4608];
+    snprintf(out, sizeof out, "%s/damaged", tmp);
+    snprintf(job, sizeof job, "%s.yaml", out);
+    write_job(job, out, INPUTS3, NULL);
+    run_and_kill(1, job, out, 0, 4);
+    int n = sh("n=0; for f in %s/staging/*.shard; do [ -f \"$f\" ] || continue; "
+               "printf '\\377\\377' | dd of=\"$f\" bs=1 seek=200 conv=notrunc status=none; "
+               "n=$((n+1)); done; exit $n",
+               out);
+    ck_assert_int_ge(n, 4);
+    snprintf(pre, sizeof pre, "%s.rerun", out);
+    ck_assert_int_eq(ingest(1, job, pre, NULL), 0);
+    char *err = slurp((snprintf(job, sizeof job, "%s.err", pre), job));
+    ck_assert_msg(strstr(err, "is damaged: the task is done again"), "%s", err);
+    gs_free(err);
+    snap_t a, b;
+    snap_load(ref_out, &a);
+    snap_load(out, &b);
+    snap_check_complete(&b);
+    snap_check_same(&a, &b);
+    snap_free(&a);
+    snap_free(&b);
+}
+END_TEST
+
 START_TEST(test_ingest_corrupt_inputs_are_quarantined)
 {
     GS_NEED_SHARED();
@@ -795,6 +826,7 @@ Suite *ingest_suite(void)
     tcase_add_test(tc, test_ingest_kill_9_one_process_then_rerun);
     tcase_add_test(tc, test_ingest_kill_9_mpi_worker_then_rerun);
     tcase_add_test(tc, test_ingest_kill_9_mpi_rank0_then_rerun);
+    tcase_add_test(tc, test_ingest_damaged_staged_shards_are_redone);
     tcase_add_test(tc, test_ingest_corrupt_inputs_are_quarantined);
     tcase_add_test(tc, test_ingest_multispectral_and_sar_examples);
     tcase_add_test(tc, test_ingest_captions_per_scene_one_process_and_mpirun);
