@@ -5,8 +5,9 @@
 # AUC). Real GDAL, RocksDB, FAISS and the tiny fixture models.
 gs_check_test(test_changes_warp SUITE changes_warp_suite SOURCES test_changes_warp.c
   MODULES jobs common TIMEOUT 120)
+# about 30 s in the normal build, 6 min under ASan on a loaded 2-core machine
 gs_check_test(test_changes SUITE changes_suite SOURCES test_changes.c MODULES jobs index common
-  TIMEOUT 600)
+  TIMEOUT 900)
 target_compile_definitions(test_changes PRIVATE GS_MPIEXEC="${MPIEXEC_EXECUTABLE}")
 target_compile_options(test_changes PRIVATE -Wno-format-truncation)
 add_dependencies(test_changes geoscribe)

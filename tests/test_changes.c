@@ -715,7 +715,7 @@ Suite *changes_suite(void)
 {
     Suite *s = suite_create("changes");
     TCase *tc = tcase_create("pucallpa");
-    tcase_set_timeout(tc, 300);
+    tcase_set_timeout(tc, 600); // each case; a few seconds each outside ASan
     tcase_add_test(tc, test_changes_pucallpa_end_to_end);
     tcase_add_test(tc, test_changes_example_job);
     tcase_add_test(tc, test_changes_incremental_new_date);
