@@ -18,7 +18,8 @@
 #                    any other folder is ingested as your own archive (one GeoTIFF/COG per scene)
 #   DEMO_CLEAN=1     same as --clean: start the output over (the downloaded data is kept)
 #   DEMO_MODELS=DIR  the models (clip/ and captioner/; default: models/default)
-#   DEMO_NP=N        MPI ranks (2); DEMO_SET="key=value ..." extra job overrides (--set)
+#   DEMO_NP=N        MPI ranks (2; 1 = one process without mpirun)
+#   DEMO_SET="key=value ..."  extra job overrides (--set), e.g. inputs=DIR to ingest less
 # Exit status: 0 done, 1 a step failed (its log is named), 2 usage, 4 models missing,
 # 69 the sample data could not be obtained (no network to Debian's archive: use DEMO_DATA).
 set -euo pipefail
@@ -125,7 +126,9 @@ fi
 export OMP_WAIT_POLICY=PASSIVE
 # Open MPI refuses to run as root and to place more ranks than cores unless told (README).
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
-if command -v mpirun >/dev/null; then
+if [ "$np" = 1 ]; then
+  launch=() # one process: geoscribe runs rank 0's and a worker's parts in one loop
+elif command -v mpirun >/dev/null; then
   launch=(mpirun -n "$np")
 else
   echo "demo: mpirun not found (package openmpi-bin): running each step in one process" >&2
@@ -253,11 +256,11 @@ mkdir -p "$out" "$results"
 echo "$stamp" >"$out/.demo-stamp"
 
 # ---- 2. ingest ----------------------------------------------------------------------------------
-say "2. ingest: ${launch[*]} geoscribe ingest $job (tiles embedded and captioned)"
+say "2. ingest: ${launch[*]}${launch[*]:+ }geoscribe ingest $job (tiles embedded and captioned)"
 run_step ingest "${launch[@]}" "$gs" ingest "$job" "${sets[@]}"
 
 # ---- 3. changes ---------------------------------------------------------------------------------
-say "3. changes: ${launch[*]} geoscribe changes $job (each place, earlier date -> later date)"
+say "3. changes: ${launch[*]}${launch[*]:+ }geoscribe changes $job (each place, earlier date -> later date)"
 run_step changes "${launch[@]}" "$gs" changes "$job" "${sets[@]}"
 
 # ---- 4. status ----------------------------------------------------------------------------------
