@@ -50,9 +50,8 @@ static gs_err fail_task(gs_coord_t *c, uint32_t ti, const char *why)
     } else {
         t->state = T_FAILED;
         if (t->kind == GS__TASK_PROBE)
-            c->n_probes_done++;
-        else
-            c->sum.n_tasks_failed++;
+            c->n_probes_done++; // and counted failed: the run is incomplete, a rerun retries
+        c->sum.n_tasks_failed++;
     }
     if (t->kind == GS__TASK_PROBE)
         return GS_OK;

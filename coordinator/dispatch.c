@@ -265,7 +265,8 @@ gs_err gs_coord_finish(gs_coord_t *self, gs_coord_summary_t *out)
     if (e == GS_OK)
         e = gs_capstore_count(c->store, GS_CF_TILES, true, &n_rec);
     c->sum.n_records = n_rec;
-    bool all_done = c->sum.n_tasks_done == c->sum.n_tasks && c->n_probes_done >= c->n_probes_total;
+    bool all_done = c->sum.n_tasks_done == c->sum.n_tasks &&
+                    c->n_probes_done >= c->n_probes_total && c->sum.n_tasks_failed == 0;
     c->sum.complete = e == GS_OK && all_done && c->n_staged == 0;
     if (e == GS_OK && c->sum.n_vectors != n_rec) {
         GS_LOG_ERROR("the index holds %llu vectors but the store %llu tile records",
