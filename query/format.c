@@ -9,85 +9,138 @@
 #include "common/config.h"
 #include "query/format.h"
 
-// ---- numbers --------------------------------------------------------------------------------
+// ---- numbers ------------------------------------------------------------------------------
+// The hot path of k = 10,000 hits: every number is printed once into a local buffer and
+// appended (gs_buf_printf would format twice), and a hit's four coordinates are printed once
+// for both its bbox and its footprint.
 
-// coord: the shortest of %.15g / %.16g / %.17g that reads back as the same double, so that a
-// printed box compares exactly like the stored one (filters are tested on the printed output).
-static gs_err coord(gs_buf_t *b, double v)
+// coord_str: the shortest of %.15g / %.17g that reads back as the same double, so that a printed
+// box compares exactly like the stored one (filters are checked on the printed output).
+static size_t coord_str(double v, char *out)
 {
-    char s[40];
-    for (int p = 15; p <= 17; p++) {
-        snprintf(s, sizeof s, "%.*g", p, v);
-        if (strtod(s, NULL) == v)
-            break;
-    }
-    return gs_buf_puts(b, s);
+    int n = snprintf(out, 32, "%.15g", v);
+    if (strtod(out, NULL) != v)
+        n = snprintf(out, 32, "%.17g", v);
+    return (size_t)n;
+}
+
+static size_t u64_str(uint64_t v, char *out)
+{
+    char tmp[24];
+    size_t n = 0;
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    for (size_t i = 0; i < n; i++)
+        out[i] = tmp[n - 1 - i];
+    return n;
+}
+
+#define PUT(b, lit) gs_buf_append((b), (lit), sizeof(lit) - 1)
+// CAT: appends a string literal to the local buffer t at n.
+#define CAT(t, n, lit) (memcpy((t) + (n), (lit), sizeof(lit) - 1), (n) += sizeof(lit) - 1)
+
+typedef struct {
+    char c[4][32];
+    size_t n[4];
+} coords_t;
+
+static void hit_coords(const gs_search_hit_t *h, coords_t *c)
+{
+    for (int i = 0; i < 4; i++)
+        c->n[i] = coord_str(h->bbox[i], c->c[i]);
 }
 
 static gs_err str_or_null(gs_buf_t *b, const char *s, bool present)
 {
-    return present ? gs_buf_json_str(b, s) : gs_buf_puts(b, "null");
+    return present ? gs_buf_json_str(b, s) : PUT(b, "null");
 }
 
 // fields: the properties shared by JSON lines and GeoJSON (no braces).
-static gs_err fields(gs_buf_t *b, const gs_search_hit_t *h)
+static gs_err fields(gs_buf_t *b, const gs_search_hit_t *h, const coords_t *c)
 {
-    char t[40];
-    gs_qtime_format(h->time_unix, t, sizeof t);
-    GS_TRY(gs_buf_printf(b, "\"rank\":%u,\"tile_id\":\"%llu\",\"score\":%.6f,\"scene\":", h->rank,
-                         (unsigned long long)h->tile_id, (double)h->score));
+    char t[160];
+    size_t n = 0;
+    n = 0, CAT(t, n, "\"rank\":");
+    n += u64_str(h->rank, t + n);
+    CAT(t, n, ",\"tile_id\":\"");
+    n += u64_str(h->tile_id, t + n);
+    n += (size_t)snprintf(t + n, sizeof t - n, "\",\"score\":%.6f,\"scene\":", (double)h->score);
+    GS_TRY(gs_buf_append(b, t, n));
     GS_TRY(gs_buf_json_str(b, h->scene_uri ? h->scene_uri : ""));
-    GS_TRY(gs_buf_printf(b, ",\"scene_id\":\"%llu\",\"time\":", (unsigned long long)h->scene_id));
-    GS_TRY(str_or_null(b, t, h->has_time));
-    GS_TRY(gs_buf_puts(b, ",\"bbox\":["));
+    n = 0, CAT(t, n, ",\"scene_id\":\"");
+    n += u64_str(h->scene_id, t + n);
+    CAT(t, n, "\",\"time\":");
+    if (h->has_time) {
+        t[n++] = '"';
+        gs_qtime_format(h->time_unix, t + n, 32);
+        n += strlen(t + n);
+        t[n++] = '"';
+    } else {
+        CAT(t, n, "null");
+    }
+    CAT(t, n, ",\"bbox\":[");
+    GS_TRY(gs_buf_append(b, t, n));
     for (int i = 0; i < 4; i++) {
         if (i)
-            GS_TRY(gs_buf_puts(b, ","));
-        GS_TRY(coord(b, h->bbox[i]));
+            GS_TRY(PUT(b, ","));
+        GS_TRY(gs_buf_append(b, c->c[i], c->n[i]));
     }
-    GS_TRY(gs_buf_puts(b, "],\"caption\":"));
+    GS_TRY(PUT(b, "],\"caption\":"));
     return str_or_null(b, h->caption, h->caption != NULL);
 }
 
 gs_err gs_qfmt_hit_json(gs_buf_t *out, const gs_search_hit_t *h)
 {
-    GS_TRY(gs_buf_puts(out, "{"));
-    GS_TRY(fields(out, h));
-    return gs_buf_puts(out, "}");
+    coords_t c;
+    hit_coords(h, &c);
+    GS_TRY(PUT(out, "{"));
+    GS_TRY(fields(out, h, &c));
+    return PUT(out, "}");
 }
 
-// ring: one closed ring [[w,s],[e,s],[e,n],[w,n],[w,s]].
-static gs_err ring(gs_buf_t *b, double w, double s, double e, double n)
+// ring: one closed ring [[w,s],[e,s],[e,n],[w,n],[w,s]] of the printed coordinates (x0, x1 the
+// west and east ends, as indexes into c, or -1 / -2 for 180 / -180).
+static gs_err ring(gs_buf_t *b, const coords_t *c, int xw, int xe)
 {
-    const double pts[5][2] = {{w, s}, {e, s}, {e, n}, {w, n}, {w, s}};
-    GS_TRY(gs_buf_puts(b, "[["));
+    const char *xs[2] = {xw == -2 ? "-180" : c->c[xw], xe == -1 ? "180" : c->c[xe]};
+    size_t xn[2] = {xw == -2 ? 4 : c->n[xw], xe == -1 ? 3 : c->n[xe]};
+    static const int order[5][2] = {{0, 1}, {1, 1}, {1, 3}, {0, 3}, {0, 1}}; // (x end, y index)
+    GS_TRY(PUT(b, "[["));
     for (int i = 0; i < 5; i++) {
-        GS_TRY(gs_buf_puts(b, i ? ",[" : "["));
-        GS_TRY(coord(b, pts[i][0]));
-        GS_TRY(gs_buf_puts(b, ","));
-        GS_TRY(coord(b, pts[i][1]));
-        GS_TRY(gs_buf_puts(b, "]"));
+        GS_TRY(i ? PUT(b, ",[") : PUT(b, "["));
+        GS_TRY(gs_buf_append(b, xs[order[i][0]], xn[order[i][0]]));
+        GS_TRY(PUT(b, ","));
+        GS_TRY(gs_buf_append(b, c->c[order[i][1]], c->n[order[i][1]]));
+        GS_TRY(PUT(b, "]"));
     }
-    return gs_buf_puts(b, "]]");
+    return PUT(b, "]]");
 }
 
 static gs_err feature(gs_buf_t *b, const gs_search_hit_t *h)
 {
-    const double *x = h->bbox;
-    GS_TRY(gs_buf_printf(b, "{\"type\":\"Feature\",\"id\":%u,\"geometry\":", h->rank));
-    if (x[0] <= x[2]) {
-        GS_TRY(gs_buf_puts(b, "{\"type\":\"Polygon\",\"coordinates\":"));
-        GS_TRY(ring(b, x[0], x[1], x[2], x[3]));
+    coords_t c;
+    hit_coords(h, &c);
+    char t[64];
+    size_t n = 0;
+    n = 0, CAT(t, n, "{\"type\":\"Feature\",\"id\":");
+    n += u64_str(h->rank, t + n);
+    CAT(t, n, ",\"geometry\":");
+    GS_TRY(gs_buf_append(b, t, n));
+    if (h->bbox[0] <= h->bbox[2]) {
+        GS_TRY(PUT(b, "{\"type\":\"Polygon\",\"coordinates\":"));
+        GS_TRY(ring(b, &c, 0, 2));
     } else { // across the antimeridian: two parts (RFC 7946 section 3.1.9)
-        GS_TRY(gs_buf_puts(b, "{\"type\":\"MultiPolygon\",\"coordinates\":["));
-        GS_TRY(ring(b, x[0], x[1], 180.0, x[3]));
-        GS_TRY(gs_buf_puts(b, ","));
-        GS_TRY(ring(b, -180.0, x[1], x[2], x[3]));
-        GS_TRY(gs_buf_puts(b, "]"));
+        GS_TRY(PUT(b, "{\"type\":\"MultiPolygon\",\"coordinates\":["));
+        GS_TRY(ring(b, &c, 0, -1));
+        GS_TRY(PUT(b, ","));
+        GS_TRY(ring(b, &c, -2, 2));
+        GS_TRY(PUT(b, "]"));
     }
-    GS_TRY(gs_buf_puts(b, "},\"properties\":{"));
-    GS_TRY(fields(b, h));
-    return gs_buf_puts(b, "}}");
+    GS_TRY(PUT(b, "},\"properties\":{"));
+    GS_TRY(fields(b, h, &c));
+    return PUT(b, "}}");
 }
 
 gs_err gs_qfmt_results(gs_buf_t *out, const gs_search_hit_t *hits, size_t n, bool geojson)
@@ -95,17 +148,17 @@ gs_err gs_qfmt_results(gs_buf_t *out, const gs_search_hit_t *hits, size_t n, boo
     if (!geojson) {
         for (size_t i = 0; i < n; i++) {
             GS_TRY(gs_qfmt_hit_json(out, &hits[i]));
-            GS_TRY(gs_buf_puts(out, "\n"));
+            GS_TRY(PUT(out, "\n"));
         }
         return GS_OK;
     }
-    GS_TRY(gs_buf_puts(out, "{\"type\":\"FeatureCollection\",\"features\":["));
+    GS_TRY(PUT(out, "{\"type\":\"FeatureCollection\",\"features\":["));
     for (size_t i = 0; i < n; i++) {
         if (i)
-            GS_TRY(gs_buf_puts(out, ","));
+            GS_TRY(PUT(out, ","));
         GS_TRY(feature(out, &hits[i]));
     }
-    return gs_buf_puts(out, "]}\n");
+    return PUT(out, "]}\n");
 }
 
 // ---- time -----------------------------------------------------------------------------------
@@ -140,8 +193,22 @@ void gs_qtime_format(int64_t t, char *out, size_t out_nbytes)
     int64_t sec = t - days * 86400, y;
     int m, d;
     civil_from_days(days, &y, &m, &d);
-    snprintf(out, out_nbytes, "%04lld-%02d-%02dT%02d:%02d:%02dZ", (long long)y, m, d,
-             (int)(sec / 3600), (int)(sec / 60 % 60), (int)(sec % 60));
+    if (y < 0 || y > 9999 || out_nbytes < 21) { // outside the four-digit years: the slow way
+        snprintf(out, out_nbytes, "%04lld-%02d-%02dT%02d:%02d:%02dZ", (long long)y, m, d,
+                 (int)(sec / 3600), (int)(sec / 60 % 60), (int)(sec % 60));
+        return;
+    }
+    const int f[6] = {(int)y, m, d, (int)(sec / 3600), (int)(sec / 60 % 60), (int)(sec % 60)};
+    char *p = out;
+    for (int i = 0; i < 6; i++) {
+        int v = f[i];
+        if (i == 0) {
+            *p++ = (char)('0' + v / 1000), *p++ = (char)('0' + v / 100 % 10);
+        }
+        *p++ = (char)('0' + v / 10 % 10), *p++ = (char)('0' + v % 10);
+        *p++ = "--T::Z"[i];
+    }
+    *p = '\0';
 }
 
 static bool is_leap(int64_t y)

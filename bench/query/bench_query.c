@@ -164,7 +164,13 @@ static void write_records(const char *db, size_t n, const char *model_dir, const
 static void build_index(const char *path, size_t n, bool flat)
 {
     gs_vindex_auto_t au;
-    gs_vindex_auto(n, DIM, 0, &au);
+    // BENCH_FLAT_MAX (a small value) gives a small run an IVF index too, to try the script.
+    const char *fm = getenv("BENCH_FLAT_MAX");
+    uint64_t flat_max = 0;
+    if (fm && gs_parse_u64(fm, &flat_max) != GS_OK)
+        flat_max = 0;
+    gs_vindex_auto(n, DIM, (size_t)flat_max, &au);
+    flat = flat || au.n_train == 0;
     gs_vindex_opts_t vo = {.dim = DIM, .type = flat ? "Flat" : au.type,
                            .refine = flat ? false : au.refine, .nprobe = au.nprobe};
     gs_vindex_t *vi = NULL;
