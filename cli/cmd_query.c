@@ -64,8 +64,10 @@ gs_err gs_cli_query_req_from_pb(const Geoscribe__Query__SearchRequest *pb, gs_se
     req->like_tile = pb->like_tile;
     if (pb->image_rgb.len > 0) {
         if ((uint64_t)pb->image_width * pb->image_height * 3 != pb->image_rgb.len) {
-            snprintf(err, err_nbytes, "image_rgb holds %zu bytes, not width x height x 3 = "
-                     "%u x %u x 3", pb->image_rgb.len, pb->image_width, pb->image_height);
+            snprintf(err, err_nbytes,
+                     "image_rgb holds %zu bytes, not width x height x 3 = "
+                     "%u x %u x 3",
+                     pb->image_rgb.len, pb->image_width, pb->image_height);
             return GS_EINVAL;
         }
         req->image_rgb = pb->image_rgb.data;
@@ -144,13 +146,12 @@ static void print_text(const gs_search_hit_t *hits, size_t n, uint64_t n_cand)
         if (h->has_time)
             gs_qtime_format(h->time_unix, t, sizeof t);
         const char *base = strrchr(h->scene_uri, '/');
-        printf("%3u  %.4f  %-20s  %s  %llu  [%.5f,%.5f,%.5f,%.5f]  %s\n", h->rank,
-               (double)h->score, t, base ? base + 1 : h->scene_uri,
-               (unsigned long long)h->tile_id, h->bbox[0], h->bbox[1], h->bbox[2], h->bbox[3],
-               h->caption ? h->caption : "");
+        printf("%3u  %.4f  %-20s  %s  %llu  [%.5f,%.5f,%.5f,%.5f]  %s\n", h->rank, (double)h->score,
+               t, base ? base + 1 : h->scene_uri, (unsigned long long)h->tile_id, h->bbox[0],
+               h->bbox[1], h->bbox[2], h->bbox[3], h->caption ? h->caption : "");
     }
-    printf("%zu hit%s of %llu candidate tile%s\n", n, n == 1 ? "" : "s",
-           (unsigned long long)n_cand, n_cand == 1 ? "" : "s");
+    printf("%zu hit%s of %llu candidate tile%s\n", n, n == 1 ? "" : "s", (unsigned long long)n_cand,
+           n_cand == 1 ? "" : "s");
 }
 
 static int print_hits(gs_format_t fmt, const gs_search_hit_t *hits, size_t n, uint64_t n_cand)
@@ -185,9 +186,26 @@ typedef struct {
 } args_t;
 
 enum {
-    O_DB = 256, O_SERVER, O_SERVER_KEY, O_CLIENT_KEY, O_MODEL, O_ARCH, O_CONFIG, O_VOCAB, O_BBOX,
-    O_FROM, O_TO, O_SCENE, O_CAPTION, O_LIKE_TILE, O_LIKE_IMAGE, O_NPROBE, O_THREADS, O_TIMEOUT,
-    O_FORMAT, O_CHANGES
+    O_DB = 256,
+    O_SERVER,
+    O_SERVER_KEY,
+    O_CLIENT_KEY,
+    O_MODEL,
+    O_ARCH,
+    O_CONFIG,
+    O_VOCAB,
+    O_BBOX,
+    O_FROM,
+    O_TO,
+    O_SCENE,
+    O_CAPTION,
+    O_LIKE_TILE,
+    O_LIKE_IMAGE,
+    O_NPROBE,
+    O_THREADS,
+    O_TIMEOUT,
+    O_FORMAT,
+    O_CHANGES
 };
 
 static int parse_args(int argc, char **argv, args_t *a)
@@ -214,13 +232,19 @@ static int parse_args(int argc, char **argv, args_t *a)
         {"format", required_argument, NULL, O_FORMAT},
         {"changes", no_argument, NULL, O_CHANGES},
         {0}};
-    const char **str[] = {[O_DB - O_DB] = &a->db, [O_SERVER - O_DB] = &a->server,
+    const char **str[] = {[O_DB - O_DB] = &a->db,
+                          [O_SERVER - O_DB] = &a->server,
                           [O_SERVER_KEY - O_DB] = &a->server_key,
-                          [O_CLIENT_KEY - O_DB] = &a->client_key, [O_MODEL - O_DB] = &a->model,
-                          [O_ARCH - O_DB] = &a->arch, [O_CONFIG - O_DB] = &a->config,
-                          [O_VOCAB - O_DB] = &a->vocab, [O_BBOX - O_DB] = &a->bbox,
-                          [O_FROM - O_DB] = &a->from, [O_TO - O_DB] = &a->to,
-                          [O_SCENE - O_DB] = &a->scene, [O_CAPTION - O_DB] = &a->caption,
+                          [O_CLIENT_KEY - O_DB] = &a->client_key,
+                          [O_MODEL - O_DB] = &a->model,
+                          [O_ARCH - O_DB] = &a->arch,
+                          [O_CONFIG - O_DB] = &a->config,
+                          [O_VOCAB - O_DB] = &a->vocab,
+                          [O_BBOX - O_DB] = &a->bbox,
+                          [O_FROM - O_DB] = &a->from,
+                          [O_TO - O_DB] = &a->to,
+                          [O_SCENE - O_DB] = &a->scene,
+                          [O_CAPTION - O_DB] = &a->caption,
                           [O_LIKE_TILE - O_DB] = &a->like_tile,
                           [O_LIKE_IMAGE - O_DB] = &a->like_image};
     int c, timeout_s = 30;
@@ -265,21 +289,22 @@ static int parse_args(int argc, char **argv, args_t *a)
     gs_buf_cleanup(&t);
     if (!a->db == !a->server)
         return gs_cli_usage_error("query", "give --db DIR (search locally) or --server "
-                                  "ENDPOINT (ask a running `geoscribe serve`)");
+                                           "ENDPOINT (ask a running `geoscribe serve`)");
     int n_q = (a->text != NULL) + (a->like_tile != NULL) + (a->like_image != NULL);
     if (a->changes && (a->server || a->like_tile || a->like_image || a->scene))
         return gs_cli_usage_error("query", "--changes searches change captions of --db DIR by "
-                                  "TEXT (or lists changes by score without it); --server, "
-                                  "--like-tile, --like-image and --scene do not apply");
+                                           "TEXT (or lists changes by score without it); --server, "
+                                           "--like-tile, --like-image and --scene do not apply");
     if (a->changes)
         return 0;
     if (n_q != 1)
         return gs_cli_usage_error("query", n_q ? "give one query: TEXT, --like-tile or "
-                                  "--like-image" : "no query: give TEXT, --like-tile ID or "
-                                  "--like-image FILE");
+                                                 "--like-image"
+                                               : "no query: give TEXT, --like-tile ID or "
+                                                 "--like-image FILE");
     if (a->server && (a->model || a->arch || a->config || a->vocab))
         return gs_cli_usage_error("query", "--model, --arch, --config and --vocab are for --db "
-                                  "(the server uses its own)");
+                                           "(the server uses its own)");
     return 0;
 }
 
@@ -292,8 +317,10 @@ static int build_req(const args_t *a, gs_search_req_t *req, uint8_t **rgb)
     req->k = (size_t)a->k;
     req->nprobe = a->nprobe;
     if (a->like_tile && gs_qid_parse(a->like_tile, &req->like_tile) != GS_OK)
-        return gs_cli_usage_error("query", "--like-tile wants a tile id (decimal or 0x hex), "
-                                  "not \"%s\"", a->like_tile);
+        return gs_cli_usage_error("query",
+                                  "--like-tile wants a tile id (decimal or 0x hex), "
+                                  "not \"%s\"",
+                                  a->like_tile);
     if (a->bbox) {
         if (gs_qbbox_parse(a->bbox, req->bbox) != GS_OK)
             return gs_cli_usage_error("query", "--bbox wants W,S,E,N in degrees, not \"%s\"",
@@ -324,8 +351,12 @@ static int build_req(const args_t *a, gs_search_req_t *req, uint8_t **rgb)
 static int run_local(const args_t *a, const gs_search_req_t *req)
 {
     char err[GS_SEARCH_ERR_NBYTES];
-    gs_search_opts_t so = {.model = a->model, .arch = a->arch, .config = a->config,
-                           .vocab = a->vocab, .n_threads = a->threads, .nprobe = a->nprobe,
+    gs_search_opts_t so = {.model = a->model,
+                           .arch = a->arch,
+                           .config = a->config,
+                           .vocab = a->vocab,
+                           .n_threads = a->threads,
+                           .nprobe = a->nprobe,
                            .lazy_model = true};
     gs_search_t *s = NULL;
     gs_err e = gs_search_open(a->db, &so, &s, err, sizeof err);
@@ -456,16 +487,21 @@ static int run_remote(const args_t *a, const gs_search_req_t *req)
 static int run_changes(const args_t *a, const gs_search_req_t *f)
 {
     char err[GS_SEARCH_ERR_NBYTES];
-    gs_chsearch_opts_t so = {.model = a->model, .arch = a->arch, .vocab = a->vocab,
-                             .n_threads = a->threads};
+    gs_chsearch_opts_t so = {
+        .model = a->model, .arch = a->arch, .vocab = a->vocab, .n_threads = a->threads};
     gs_chsearch_t *s = NULL;
     if (gs_chsearch_open(a->db, &so, &s, err, sizeof err) != GS_OK) {
         fprintf(stderr, "geoscribe query: %s\n", err);
         return 1;
     }
-    gs_chsearch_req_t q = {.text = a->text, .k = (size_t)a->k, .has_bbox = f->has_bbox,
-                           .has_from = f->has_from, .has_to = f->has_to, .from = f->from,
-                           .to = f->to, .caption_contains = a->caption};
+    gs_chsearch_req_t q = {.text = a->text,
+                           .k = (size_t)a->k,
+                           .has_bbox = f->has_bbox,
+                           .has_from = f->has_from,
+                           .has_to = f->has_to,
+                           .from = f->from,
+                           .to = f->to,
+                           .caption_contains = a->caption};
     memcpy(q.bbox, f->bbox, sizeof q.bbox);
     gs_arena_t *arena = gs_arena_new(1 << 20, 0);
     gs_chsearch_hit_t *hits = NULL;
@@ -496,8 +532,7 @@ static int run_changes(const args_t *a, const gs_search_req_t *f)
         gs_buf_cleanup(&b);
         rc = e == GS_OK && fflush(stdout) == 0 ? 0 : 1;
         if (e != GS_OK)
-            fprintf(stderr, "geoscribe query: could not format the results: %s\n",
-                    gs_strerror(e));
+            fprintf(stderr, "geoscribe query: could not format the results: %s\n", gs_strerror(e));
     }
     gs_arena_destroy(&arena);
     gs_chsearch_close(&s);

@@ -84,8 +84,14 @@ static void error_reply(void *ud, gs_err code, const char *message, gs_buf_t *ou
 }
 
 // Requests are unpacked into the request's arena: no malloc per message.
-static void *arena_alloc(void *ud, size_t n) { return gs_arena_alloc(ud, n ? n : 1); }
-static void arena_free(void *ud, void *p) { (void)ud, (void)p; }
+static void *arena_alloc(void *ud, size_t n)
+{
+    return gs_arena_alloc(ud, n ? n : 1);
+}
+static void arena_free(void *ud, void *p)
+{
+    (void)ud, (void)p;
+}
 
 // ---- requests -------------------------------------------------------------------------------
 
@@ -127,8 +133,10 @@ static void do_search(serve_t *sv, const Geoscribe__Query__Request *rq, gs_arena
     r.body_case = GEOSCRIBE__QUERY__REPLY__BODY_SEARCH;
     r.search = &sr;
     if (pack_reply(&r, out) != GS_OK) {
-        snprintf(err, sizeof err, "a reply of %zu hits is over the reply size limit: ask for "
-                 "fewer", n);
+        snprintf(err, sizeof err,
+                 "a reply of %zu hits is over the reply size limit: ask for "
+                 "fewer",
+                 n);
         error_reply(sv, GS_ETOOBIG, err, out);
         return;
     }
@@ -178,15 +186,10 @@ static void handle(void *ud, const void *req, size_t n, gs_arena_t *arena, gs_bu
         return;
     }
     switch (rq->body_case) {
-    case GEOSCRIBE__QUERY__REQUEST__BODY_SEARCH:
-        do_search(sv, rq, arena, out);
-        break;
+    case GEOSCRIBE__QUERY__REQUEST__BODY_SEARCH: do_search(sv, rq, arena, out); break;
     case GEOSCRIBE__QUERY__REQUEST__BODY_HEALTH:
-    case GEOSCRIBE__QUERY__REQUEST__BODY_STATS:
-        do_info(sv, rq, out);
-        break;
-    default:
-        error_reply(sv, GS_EFORMAT, "the request has no body (search, health or stats)", out);
+    case GEOSCRIBE__QUERY__REQUEST__BODY_STATS: do_info(sv, rq, out); break;
+    default: error_reply(sv, GS_EFORMAT, "the request has no body (search, health or stats)", out);
     }
     geoscribe__query__request__free_unpacked(rq, &al);
 }
@@ -214,7 +217,8 @@ static int gen_keys(const char *prefix)
                                "--curve-secret-key)\npublic-key = \"%s\"\nsecret-key = \"%s\"\n",
                                pub, sec);
     char *ptext = gs_xasprintf("# geoscribe CURVE public key: give it to clients (query "
-                               "--curve-server-key)\npublic-key = \"%s\"\n", pub);
+                               "--curve-server-key)\npublic-key = \"%s\"\n",
+                               pub);
     mode_t old = umask(077);
     gs_err e = gs_write_file_atomic(kp, ktext, strlen(ktext));
     umask(old);
@@ -254,34 +258,54 @@ typedef struct {
 } args_t;
 
 enum {
-    O_DB = 256, O_BIND, O_HTTP, O_SECRET, O_CLIENTS, O_GEN, O_MODEL, O_ARCH, O_CONFIG, O_VOCAB,
-    O_WEB, O_LEAFLET, O_CACHE, O_REMOTE, O_INSECURE, O_WORKERS, O_THREADS, O_NPROBE, O_MAXREQ,
+    O_DB = 256,
+    O_BIND,
+    O_HTTP,
+    O_SECRET,
+    O_CLIENTS,
+    O_GEN,
+    O_MODEL,
+    O_ARCH,
+    O_CONFIG,
+    O_VOCAB,
+    O_WEB,
+    O_LEAFLET,
+    O_CACHE,
+    O_REMOTE,
+    O_INSECURE,
+    O_WORKERS,
+    O_THREADS,
+    O_NPROBE,
+    O_MAXREQ,
     O_FORMAT
 };
 
 static int parse_args(int argc, char **argv, args_t *a)
 {
-    static const struct option opts[] = {
-        {"db", required_argument, NULL, O_DB}, {"bind", required_argument, NULL, O_BIND},
-        {"http", required_argument, NULL, O_HTTP},
-        {"curve-secret-key", required_argument, NULL, O_SECRET},
-        {"curve-clients", required_argument, NULL, O_CLIENTS},
-        {"gen-keys", required_argument, NULL, O_GEN},
-        {"model", required_argument, NULL, O_MODEL}, {"arch", required_argument, NULL, O_ARCH},
-        {"config", required_argument, NULL, O_CONFIG},
-        {"vocab", required_argument, NULL, O_VOCAB}, {"web", required_argument, NULL, O_WEB},
-        {"leaflet", required_argument, NULL, O_LEAFLET},
-        {"cache", required_argument, NULL, O_CACHE},
-        {"allow-remote", no_argument, NULL, O_REMOTE},
-        {"allow-insecure", no_argument, NULL, O_INSECURE},
-        {"workers", required_argument, NULL, O_WORKERS},
-        {"threads", required_argument, NULL, O_THREADS},
-        {"nprobe", required_argument, NULL, O_NPROBE},
-        {"max-request", required_argument, NULL, O_MAXREQ},
-        {"format", required_argument, NULL, O_FORMAT}, {0}};
-    const char **str[] = {&a->db, &a->bind, &a->http, &a->secret_key, &a->clients, &a->gen_keys,
-                          &a->model, &a->arch, &a->config, &a->vocab, &a->web, &a->leaflet,
-                          &a->cache};
+    static const struct option opts[] = {{"db", required_argument, NULL, O_DB},
+                                         {"bind", required_argument, NULL, O_BIND},
+                                         {"http", required_argument, NULL, O_HTTP},
+                                         {"curve-secret-key", required_argument, NULL, O_SECRET},
+                                         {"curve-clients", required_argument, NULL, O_CLIENTS},
+                                         {"gen-keys", required_argument, NULL, O_GEN},
+                                         {"model", required_argument, NULL, O_MODEL},
+                                         {"arch", required_argument, NULL, O_ARCH},
+                                         {"config", required_argument, NULL, O_CONFIG},
+                                         {"vocab", required_argument, NULL, O_VOCAB},
+                                         {"web", required_argument, NULL, O_WEB},
+                                         {"leaflet", required_argument, NULL, O_LEAFLET},
+                                         {"cache", required_argument, NULL, O_CACHE},
+                                         {"allow-remote", no_argument, NULL, O_REMOTE},
+                                         {"allow-insecure", no_argument, NULL, O_INSECURE},
+                                         {"workers", required_argument, NULL, O_WORKERS},
+                                         {"threads", required_argument, NULL, O_THREADS},
+                                         {"nprobe", required_argument, NULL, O_NPROBE},
+                                         {"max-request", required_argument, NULL, O_MAXREQ},
+                                         {"format", required_argument, NULL, O_FORMAT},
+                                         {0}};
+    const char **str[] = {&a->db,       &a->bind,    &a->http, &a->secret_key, &a->clients,
+                          &a->gen_keys, &a->model,   &a->arch, &a->config,     &a->vocab,
+                          &a->web,      &a->leaflet, &a->cache};
     int c;
     a->bind = GS_SERVER_DEFAULT_ENDPOINT;
     a->fmt = GS_FORMAT_TEXT;
@@ -313,11 +337,12 @@ static int parse_args(int argc, char **argv, args_t *a)
         return 0;
     if (!a->db)
         return gs_cli_usage_error("serve", "--db DIR is required");
-    if (a->allow_remote && !gs_endpoint_is_local(a->bind) && !a->secret_key &&
-        !a->allow_insecure)
-        return gs_cli_usage_error("serve", "serving \"%s\" beyond this machine needs CURVE keys "
+    if (a->allow_remote && !gs_endpoint_is_local(a->bind) && !a->secret_key && !a->allow_insecure)
+        return gs_cli_usage_error("serve",
+                                  "serving \"%s\" beyond this machine needs CURVE keys "
                                   "(--curve-secret-key FILE; make them with --gen-keys PREFIX) "
-                                  "or --allow-insecure", a->bind);
+                                  "or --allow-insecure",
+                                  a->bind);
     return 0;
 }
 
@@ -328,9 +353,9 @@ static void print_ready(const args_t *a, gs_server_t *srv, gs_http_t *http)
         gs_buf_t b;
         gs_buf_init(&b, 8192);
         gs_buf_json_str(&b, a->db);
-        printf("%s,\"zmq\":\"%s\",\"http\":%s%s%s,\"curve\":%s}\n", b.data,
-               gs_server_endpoint(srv), http ? "\"" : "", http ? gs_http_url(http) : "null",
-               http ? "\"" : "", a->secret_key ? "true" : "false");
+        printf("%s,\"zmq\":\"%s\",\"http\":%s%s%s,\"curve\":%s}\n", b.data, gs_server_endpoint(srv),
+               http ? "\"" : "", http ? gs_http_url(http) : "null", http ? "\"" : "",
+               a->secret_key ? "true" : "false");
         gs_buf_cleanup(&b);
     } else {
         printf("serving %s\n  zmq  %s%s\n", a->db, gs_server_endpoint(srv),
@@ -345,8 +370,12 @@ static int serve(const args_t *a)
 {
     char err[512], key[41];
     serve_t sv = {.t_start = now_s()};
-    gs_search_opts_t so = {.model = a->model, .arch = a->arch, .config = a->config,
-                           .vocab = a->vocab, .n_threads = a->threads, .nprobe = a->nprobe,
+    gs_search_opts_t so = {.model = a->model,
+                           .arch = a->arch,
+                           .config = a->config,
+                           .vocab = a->vocab,
+                           .n_threads = a->threads,
+                           .nprobe = a->nprobe,
                            .preload = true};
     gs_server_t *srv = NULL;
     gs_http_t *http = NULL;
@@ -357,19 +386,26 @@ static int serve(const args_t *a)
         goto fail;
     if ((e = gs_search_open(a->db, &so, &sv.search, err, sizeof err)) != GS_OK)
         goto fail;
-    gs_server_opts_t o = {.endpoint = a->bind, .allow_remote = a->allow_remote,
+    gs_server_opts_t o = {.endpoint = a->bind,
+                          .allow_remote = a->allow_remote,
                           .curve_secret_key = a->secret_key ? key : NULL,
-                          .curve_clients = a->clients, .n_workers = a->workers,
-                          .max_request_nbytes = (size_t)a->max_request, .handle = handle,
-                          .error = error_reply, .ud = &sv};
+                          .curve_clients = a->clients,
+                          .n_workers = a->workers,
+                          .max_request_nbytes = (size_t)a->max_request,
+                          .handle = handle,
+                          .error = error_reply,
+                          .ud = &sv};
     if ((e = gs_server_new(&o, &srv, err, sizeof err)) != GS_OK)
         goto fail;
     if (a->http) {
-        gs_http_opts_t ho = {.addr = a->http, .allow_remote = a->allow_remote, .web_dir = a->web,
-                             .leaflet_dir = a->leaflet, .cache_dir = a->cache,
+        gs_http_opts_t ho = {.addr = a->http,
+                             .allow_remote = a->allow_remote,
+                             .web_dir = a->web,
+                             .leaflet_dir = a->leaflet,
+                             .cache_dir = a->cache,
                              .thumb = render_thumb};
-        gs_chsearch_opts_t co = {.model = a->model, .arch = a->arch, .vocab = a->vocab,
-                                 .n_threads = a->threads};
+        gs_chsearch_opts_t co = {
+            .model = a->model, .arch = a->arch, .vocab = a->vocab, .n_threads = a->threads};
         char cerr[512];
         if (gs_chsearch_open(a->db, &co, &changes, cerr, sizeof cerr) == GS_OK)
             ho.changes = changes; // else: no change records, /api/changes answers 404

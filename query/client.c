@@ -67,8 +67,7 @@ gs_err gs_qclient_open(const char *endpoint, const gs_qclient_opts_t *opts, gs_q
     if (e == GS_OK && o.curve_server_key)
         e = set_curve(c->sock, &o, err, err_nbytes);
     if (e == GS_OK && zmq_connect(c->sock, endpoint) != 0) {
-        snprintf(err, err_nbytes, "could not connect to \"%s\": %s", endpoint,
-                 zmq_strerror(errno));
+        snprintf(err, err_nbytes, "could not connect to \"%s\": %s", endpoint, zmq_strerror(errno));
         e = GS_EINVAL;
     }
     if (e != GS_OK) {
@@ -85,8 +84,7 @@ gs_err gs_qclient_call(gs_qclient_t *self, const void *req, size_t req_nbytes, g
     gs_buf_reset(reply);
     if (zmq_send(self->sock, req_nbytes ? req : "", req_nbytes, 0) < 0) {
         if (errno == EAGAIN) {
-            snprintf(err, err_nbytes, "no server took the request within %d ms",
-                     self->timeout_ms);
+            snprintf(err, err_nbytes, "no server took the request within %d ms", self->timeout_ms);
             return GS_ETIMEOUT;
         }
         snprintf(err, err_nbytes, "could not send the request: %s", zmq_strerror(errno));

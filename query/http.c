@@ -89,14 +89,10 @@ static unsigned http_status(gs_err e)
     case GS_EINVAL:
     case GS_EFORMAT:
     case GS_EMISMATCH:
-    case GS_EUNSUPPORTED:
-        return MHD_HTTP_BAD_REQUEST;
-    case GS_ENOTFOUND:
-        return MHD_HTTP_NOT_FOUND;
-    case GS_ETOOBIG:
-        return 413;
-    default:
-        return MHD_HTTP_INTERNAL_SERVER_ERROR;
+    case GS_EUNSUPPORTED: return MHD_HTTP_BAD_REQUEST;
+    case GS_ENOTFOUND: return MHD_HTTP_NOT_FOUND;
+    case GS_ETOOBIG: return 413;
+    default: return MHD_HTTP_INTERNAL_SERVER_ERROR;
     }
 }
 
@@ -115,10 +111,13 @@ static enum MHD_Result send_error(struct MHD_Connection *c, gs_err e, const char
 
 static const char *content_type(const char *name)
 {
-    static const char *const map[][2] = {
-        {".html", "text/html; charset=utf-8"}, {".js", "application/javascript"},
-        {".css", "text/css"}, {".png", "image/png"}, {".svg", "image/svg+xml"},
-        {".json", "application/json"}, {".map", "application/json"}};
+    static const char *const map[][2] = {{".html", "text/html; charset=utf-8"},
+                                         {".js", "application/javascript"},
+                                         {".css", "text/css"},
+                                         {".png", "image/png"},
+                                         {".svg", "image/svg+xml"},
+                                         {".json", "application/json"},
+                                         {".map", "application/json"}};
     const char *dot = strrchr(name, '.');
     for (size_t i = 0; dot && i < sizeof map / sizeof map[0]; i++)
         if (strcmp(dot, map[i][0]) == 0)
@@ -169,8 +168,8 @@ static const char *arg(struct MHD_Connection *c, const char *key)
 }
 
 // parse_search: the query string as a request; a message in err when it is bad.
-static gs_err parse_search(struct MHD_Connection *c, gs_search_req_t *r, bool *geojson,
-                           char *err, size_t err_nbytes)
+static gs_err parse_search(struct MHD_Connection *c, gs_search_req_t *r, bool *geojson, char *err,
+                           size_t err_nbytes)
 {
     memset(r, 0, sizeof *r);
     const char *k = arg(c, "k"), *bbox = arg(c, "bbox"), *from = arg(c, "from");
@@ -187,8 +186,9 @@ static gs_err parse_search(struct MHD_Connection *c, gs_search_req_t *r, bool *g
         return snprintf(err, err_nbytes, "k must be a number from 1 to %d", GS_HTTP_K_MAX),
                GS_EINVAL;
     if (kv > GS_HTTP_K_MAX)
-        return snprintf(err, err_nbytes, "k = %llu is over the limit of %d",
-                        (unsigned long long)kv, GS_HTTP_K_MAX), GS_ETOOBIG;
+        return snprintf(err, err_nbytes, "k = %llu is over the limit of %d", (unsigned long long)kv,
+                        GS_HTTP_K_MAX),
+               GS_ETOOBIG;
     r->k = (size_t)kv;
     if (np && gs_parse_int(np, 1, 65536, &r->nprobe) != GS_OK)
         return snprintf(err, err_nbytes, "nprobe must be a number from 1 to 65536"), GS_EINVAL;
@@ -252,9 +252,14 @@ static enum MHD_Result api_changes(gs_http_t *h, struct MHD_Connection *c)
     gs_err e = parse_search(c, &r, &geojson, err, sizeof err);
     if (e != GS_OK)
         return send_error(c, e, err);
-    gs_chsearch_req_t q = {.text = r.text, .k = r.k, .has_bbox = r.has_bbox,
-                           .has_from = r.has_from, .has_to = r.has_to, .from = r.from,
-                           .to = r.to, .caption_contains = r.caption_contains};
+    gs_chsearch_req_t q = {.text = r.text,
+                           .k = r.k,
+                           .has_bbox = r.has_bbox,
+                           .has_from = r.has_from,
+                           .has_to = r.has_to,
+                           .from = r.from,
+                           .to = r.to,
+                           .caption_contains = r.caption_contains};
     memcpy(q.bbox, r.bbox, sizeof q.bbox);
     gs_arena_t *a = arena_get(h);
     gs_chsearch_hit_t *hits = NULL;
@@ -306,8 +311,8 @@ static enum MHD_Result api_tile(gs_http_t *h, struct MHD_Connection *c, const ch
     if (e == GS_OK) {
         snprintf(tmp, sizeof tmp, "%s.tmp.%d.%llu", path, (int)getpid(),
                  (unsigned long long)atomic_fetch_add(&h->n_tmp, 1));
-        e = h->o.thumb(h->o.thumb_ud, hit.scene_uri, hit.x, hit.y, hit.w, hit.h,
-                       GS_HTTP_THUMB_SIDE, tmp);
+        e = h->o.thumb(h->o.thumb_ud, hit.scene_uri, hit.x, hit.y, hit.w, hit.h, GS_HTTP_THUMB_SIDE,
+                       tmp);
         if (e == GS_OK && rename(tmp, path) != 0)
             e = GS_EIO;
         unlink(tmp);
@@ -338,9 +343,8 @@ static enum MHD_Result api_health(gs_http_t *h, struct MHD_Connection *c)
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
-                                  const char *method, const char *version,
-                                  const char *upload_data, size_t *upload_data_size,
-                                  void **req_cls)
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_data_size, void **req_cls)
 {
     (void)version;
     (void)upload_data;
@@ -397,8 +401,10 @@ static gs_err parse_addr(const char *addr, struct sockaddr_in *sa, bool *is_loca
 
 static gs_err check_assets(gs_http_t *h, char *err, size_t err_nbytes)
 {
-    const char *need[][2] = {{h->web_dir, "index.html"}, {h->web_dir, "app.js"},
-                             {h->web_dir, "app.css"}, {h->leaflet_dir, "leaflet.js"},
+    const char *need[][2] = {{h->web_dir, "index.html"},
+                             {h->web_dir, "app.js"},
+                             {h->web_dir, "app.css"},
+                             {h->leaflet_dir, "leaflet.js"},
                              {h->leaflet_dir, "leaflet.css"}};
     for (size_t i = 0; i < sizeof need / sizeof need[0]; i++) {
         char *p = gs_path_join(need[i][0], need[i][1]);
@@ -427,8 +433,10 @@ gs_err gs_http_start(gs_search_t *search, const gs_http_opts_t *opts, gs_http_t 
         return GS_EINVAL;
     }
     if (!local && !opts->allow_remote) {
-        snprintf(err, err_nbytes, "HTTP address \"%s\" is reachable from other machines: "
-                 "that needs --allow-remote (the HTTP API has no authentication)", opts->addr);
+        snprintf(err, err_nbytes,
+                 "HTTP address \"%s\" is reachable from other machines: "
+                 "that needs --allow-remote (the HTTP API has no authentication)",
+                 opts->addr);
         return GS_EUNSUPPORTED;
     }
     gs_http_t *h = gs_xcalloc(1, sizeof *h);
@@ -441,17 +449,18 @@ gs_err gs_http_start(gs_search_t *search, const gs_http_opts_t *opts, gs_http_t 
     pthread_mutex_init(&h->lock, NULL);
     gs_err e = check_assets(h, err, err_nbytes);
     if (e == GS_OK && gs_mkdir_p(h->cache_dir) != GS_OK) {
-        snprintf(err, err_nbytes, "could not create the thumbnail cache \"%s\" (pass --cache "
-                 "DIR)", h->cache_dir);
+        snprintf(err, err_nbytes,
+                 "could not create the thumbnail cache \"%s\" (pass --cache "
+                 "DIR)",
+                 h->cache_dir);
         e = GS_EIO;
     }
     if (e == GS_OK) {
         unsigned n_threads = opts->n_threads > 0 ? (unsigned)opts->n_threads : 4;
         h->d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO, 0, NULL, NULL,
                                 on_request, h, MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&sa,
-                                MHD_OPTION_THREAD_POOL_SIZE, n_threads,
-                                MHD_OPTION_CONNECTION_LIMIT, 256u,
-                                MHD_OPTION_CONNECTION_TIMEOUT, 60u, MHD_OPTION_END);
+                                MHD_OPTION_THREAD_POOL_SIZE, n_threads, MHD_OPTION_CONNECTION_LIMIT,
+                                256u, MHD_OPTION_CONNECTION_TIMEOUT, 60u, MHD_OPTION_END);
         if (!h->d) {
             snprintf(err, err_nbytes, "could not serve HTTP on \"%s\": %s", opts->addr,
                      strerror(errno));
@@ -471,7 +480,10 @@ gs_err gs_http_start(gs_search_t *search, const gs_http_opts_t *opts, gs_http_t 
     return GS_OK;
 }
 
-const char *gs_http_url(const gs_http_t *self) { return self->url; }
+const char *gs_http_url(const gs_http_t *self)
+{
+    return self->url;
+}
 
 void gs_http_stop(gs_http_t **p)
 {

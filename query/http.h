@@ -36,15 +36,15 @@ typedef gs_err (*gs_http_thumb_fn)(void *ud, const char *scene_uri, int x, int y
 #define GS_HTTP_THUMB_SIDE 256
 
 typedef struct {
-    const char *addr;       // "127.0.0.1:8080", ":8080" or "8080" (loopback), "0.0.0.0:8080";
-                            // port 0 picks a free one
-    bool allow_remote;      // required for an address other than 127.0.0.0/8 or localhost
-    const char *web_dir;    // the page sources; NULL: the source tree's web/ (GS_WEB_DIR)
+    const char *addr;        // "127.0.0.1:8080", ":8080" or "8080" (loopback), "0.0.0.0:8080";
+                             // port 0 picks a free one
+    bool allow_remote;       // required for an address other than 127.0.0.0/8 or localhost
+    const char *web_dir;     // the page sources; NULL: the source tree's web/ (GS_WEB_DIR)
     const char *leaflet_dir; // Leaflet's dist/ folder; NULL: GS_LEAFLET_DIR, where
-                            // deploy/setup.sh installs it ($PREFIX/web/node_modules/leaflet/dist)
-    const char *cache_dir;  // thumbnails; NULL: <output>/cache/thumbs
-    int n_threads;          // connection threads (<= 0: 4)
-    gs_http_thumb_fn thumb; // NULL: /api/tile answers 404
+                             // deploy/setup.sh installs it ($PREFIX/web/node_modules/leaflet/dist)
+    const char *cache_dir;   // thumbnails; NULL: <output>/cache/thumbs
+    int n_threads;           // connection threads (<= 0: 4)
+    gs_http_thumb_fn thumb;  // NULL: /api/tile answers 404
     void *thumb_ud;
     gs_chsearch_t *changes; // change search (borrowed, outlives the server); NULL: /api/changes
                             // answers 404

@@ -64,14 +64,17 @@ static gs_err model_open_locked(gs_search_t *self)
         snprintf(msg, cap, "output \"%s\" records no encoder model: pass --model", self->dir);
         e = GS_EUNSUPPORTED;
     } else if (!self->model_id[0]) {
-        snprintf(msg, cap, "output \"%s\" records no encoder model id, so the model cannot be "
-                 "checked against its embeddings", self->dir);
+        snprintf(msg, cap,
+                 "output \"%s\" records no encoder model id, so the model cannot be "
+                 "checked against its embeddings",
+                 self->dir);
         e = GS_EUNSUPPORTED;
     }
     if (e == GS_OK && !self->opt_model && !gs_path_exists(path)) {
-        snprintf(msg, cap, "output \"%s\" records its encoder as \"%s\"%s, which is not there: "
-                 "pass --model with that model", self->dir, path,
-                 path[0] == '/' ? "" : " (relative to where ingest ran)");
+        snprintf(msg, cap,
+                 "output \"%s\" records its encoder as \"%s\"%s, which is not there: "
+                 "pass --model with that model",
+                 self->dir, path, path[0] == '/' ? "" : " (relative to where ingest ran)");
         e = GS_ENOTFOUND;
     }
     if (e != GS_OK)
@@ -79,8 +82,9 @@ static gs_err model_open_locked(gs_search_t *self)
     const char *arch = self->opt_arch;
     if (!arch && self->model_arch[0] && strcmp(self->model_arch, "auto") != 0)
         arch = self->model_arch;
-    gs_clip_opts_t o = {.arch = arch, .config_path = self->opt_config,
-                        .vocab_path = self->opt_vocab      ? self->opt_vocab
+    gs_clip_opts_t o = {.arch = arch,
+                        .config_path = self->opt_config,
+                        .vocab_path = self->opt_vocab        ? self->opt_vocab
                                       : self->model_vocab[0] ? self->model_vocab
                                                              : NULL,
                         .n_threads = self->opts.n_threads > 0 ? self->opts.n_threads : 1,
@@ -93,7 +97,8 @@ static gs_err model_open_locked(gs_search_t *self)
     }
     const char *id = gs_clip_model_id(m);
     if (strcmp(id, self->model_id) != 0) {
-        snprintf(msg, cap, "model \"%s\" has id %s but output \"%s\" was embedded with model id "
+        snprintf(msg, cap,
+                 "model \"%s\" has id %s but output \"%s\" was embedded with model id "
                  "%s (\"%s\"): embeddings of different models are not comparable; use that model",
                  path, id, self->dir, self->model_id, self->model_path);
         e = GS_EMISMATCH;
@@ -202,9 +207,9 @@ void gs_search_close(gs_search_t **p)
     gs__qtable_cleanup(&s->table);
     pthread_mutex_destroy(&s->model_lock);
     pthread_mutex_destroy(&s->table_lock);
-    char *strs[] = {s->dir, s->store_path, s->index_path, s->opt_model, s->opt_arch,
-                    s->opt_config, s->opt_vocab, s->model_id, s->model_path, s->model_arch,
-                    s->model_vocab};
+    char *strs[] = {s->dir,        s->store_path, s->index_path, s->opt_model,
+                    s->opt_arch,   s->opt_config, s->opt_vocab,  s->model_id,
+                    s->model_path, s->model_arch, s->model_vocab};
     for (size_t i = 0; i < sizeof strs / sizeof strs[0]; i++)
         gs_free(strs[i]);
     gs_free(s);
@@ -213,10 +218,22 @@ void gs_search_close(gs_search_t **p)
 
 // ---- facts ----------------------------------------------------------------------------------
 
-const char *gs_search_model_id(const gs_search_t *self) { return self->model_id; }
-size_t gs_search_ntotal(gs_search_t *self) { return gs_vindex_ntotal(self->index); }
-int gs_search_dim(const gs_search_t *self) { return self->dim; }
-const char *gs_search_dir(const gs_search_t *self) { return self->dir; }
+const char *gs_search_model_id(const gs_search_t *self)
+{
+    return self->model_id;
+}
+size_t gs_search_ntotal(gs_search_t *self)
+{
+    return gs_vindex_ntotal(self->index);
+}
+int gs_search_dim(const gs_search_t *self)
+{
+    return self->dim;
+}
+const char *gs_search_dir(const gs_search_t *self)
+{
+    return self->dir;
+}
 
 void gs_search_describe(gs_search_t *self, char *out, size_t out_nbytes)
 {
@@ -313,11 +330,14 @@ static gs_err query_vector(gs_search_t *self, const gs_search_req_t *req, gs_are
 static gs_err check_request(const gs_search_t *self, const gs_search_req_t *r, char *err,
                             size_t err_nbytes)
 {
-    int n_kinds = (r->text != NULL) + (r->like_tile != 0) + (r->image_rgb != NULL) +
-                  (r->vector != NULL);
+    int n_kinds =
+        (r->text != NULL) + (r->like_tile != 0) + (r->image_rgb != NULL) + (r->vector != NULL);
     if (n_kinds != 1) {
-        snprintf(err, err_nbytes, n_kinds ? "give one query (text, like-tile, like-image or "
-                                            "vector), not %d" : "no query given", n_kinds);
+        snprintf(err, err_nbytes,
+                 n_kinds ? "give one query (text, like-tile, like-image or "
+                           "vector), not %d"
+                         : "no query given",
+                 n_kinds);
         return GS_EINVAL;
     }
     if (r->k > GS_SEARCH_K_MAX) {
@@ -358,7 +378,8 @@ static gs_err check_request(const gs_search_t *self, const gs_search_req_t *r, c
         const double *b = r->bbox;
         for (int i = 0; i < 4; i++)
             if (!isfinite(b[i]) || fabs(b[i]) > (i % 2 ? 90.0 : 180.0)) {
-                snprintf(err, err_nbytes, "bbox values must be W,S,E,N within -180..180 and "
+                snprintf(err, err_nbytes,
+                         "bbox values must be W,S,E,N within -180..180 and "
                          "-90..90 degrees");
                 return GS_EINVAL;
             }
@@ -454,8 +475,7 @@ static gs_err join(gs_search_t *self, size_t n, const uint64_t *ids, const float
     return GS_OK;
 }
 
-gs_err gs_search_tile(gs_search_t *self, uint64_t tile_id, gs_arena_t *arena,
-                      gs_search_hit_t *out)
+gs_err gs_search_tile(gs_search_t *self, uint64_t tile_id, gs_arena_t *arena, gs_search_hit_t *out)
 {
     float score = 0;
     gs_search_hit_t *h = gs_arena_alloc(arena, sizeof *h);
@@ -472,8 +492,7 @@ gs_err gs_search_tile(gs_search_t *self, uint64_t tile_id, gs_arena_t *arena,
 // ---- search ---------------------------------------------------------------------------------
 
 static gs_err index_search(gs_search_t *self, const float *q, size_t k, int nprobe,
-                           const gs_vindex_filter_t *f, float *scores, uint64_t *ids,
-                           size_t *out_n)
+                           const gs_vindex_filter_t *f, float *scores, uint64_t *ids, size_t *out_n)
 {
     gs_vindex_search_opts_t so = {.nprobe = nprobe > 0 ? nprobe : self->nprobe, .filter = f};
     GS_TRY(gs_vindex_search(self->index, 1, q, k, &so, scores, ids));
@@ -518,8 +537,7 @@ gs_err gs_search_run(gs_search_t *self, const gs_search_req_t *req, gs_arena_t *
         snprintf(err, err_nbytes, "k = %zu is over the request's memory cap", req->k);
         return GS_ENOMEM;
     }
-    gs_err e = k ? index_search(self, q, k, req->nprobe, filtered ? &filter : NULL, scores, ids,
-                                &n)
+    gs_err e = k ? index_search(self, q, k, req->nprobe, filtered ? &filter : NULL, scores, ids, &n)
                  : GS_OK;
     // A filtered IVF search returns what its probed lists hold: widen until k hits (or every
     // list is probed), so that min(k, matches) hits come back.

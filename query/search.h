@@ -40,51 +40,51 @@ typedef struct {
     const char *model;
     const char *arch, *config, *vocab; // passed to gs_clip_open (NULL: meta "encoder.arch",
                                        // "encoder.vocab" when recorded)
-    int n_threads;      // BLAS threads of the encoder (<= 0: 1)
-    int nprobe;         // default IVF lists probed (0: meta "index.nprobe", else the file's)
-    int faiss_threads;  // OpenMP threads per FAISS call (0: OpenMP's default)
-    bool lazy_model;    // open the encoder at the first text or image query (CLI runs that
-                        // only need --like-tile never load it); false: at open (services)
-    bool preload;       // build the filter table at open (services), not at the first filter
+    int n_threads;                     // BLAS threads of the encoder (<= 0: 1)
+    int nprobe;        // default IVF lists probed (0: meta "index.nprobe", else the file's)
+    int faiss_threads; // OpenMP threads per FAISS call (0: OpenMP's default)
+    bool lazy_model;   // open the encoder at the first text or image query (CLI runs that
+                       // only need --like-tile never load it); false: at open (services)
+    bool preload;      // build the filter table at open (services), not at the first filter
 } gs_search_opts_t;
 
 // The query. Exactly one of text, like_tile, image_rgb or vector is set.
 typedef struct {
-    const char *text;          // "airplanes parked near a terminal"
-    uint64_t like_tile;        // a tile id in the index (0 = none; tile ids are never 0)
-    const uint8_t *image_rgb;  // HWC uint8 RGB, image_w * image_h * 3 bytes
+    const char *text;         // "airplanes parked near a terminal"
+    uint64_t like_tile;       // a tile id in the index (0 = none; tile ids are never 0)
+    const uint8_t *image_rgb; // HWC uint8 RGB, image_w * image_h * 3 bytes
     int image_w, image_h;
-    const float *vector;       // (n_vector) a raw embedding, normalised here
+    const float *vector; // (n_vector) a raw embedding, normalised here
     int n_vector;
-    size_t k;                  // 1..GS_SEARCH_K_MAX
-    int nprobe;                // 0 = the handle's default
+    size_t k;   // 1..GS_SEARCH_K_MAX
+    int nprobe; // 0 = the handle's default
     // Filters (all that are set must hold):
     bool has_bbox;
-    double bbox[4];            // W, S, E, N degrees; a tile passes when its bounds intersect
+    double bbox[4]; // W, S, E, N degrees; a tile passes when its bounds intersect
     bool has_from, has_to;
-    int64_t from, to;          // inclusive, seconds since 1970 UTC (tiles of an unknown time fail)
-    const char *scene;         // a scene id (decimal, or 0x hex) or URI (whole, or its file name)
+    int64_t from, to;  // inclusive, seconds since 1970 UTC (tiles of an unknown time fail)
+    const char *scene; // a scene id (decimal, or 0x hex) or URI (whole, or its file name)
     const char *caption_contains; // ASCII case-insensitive substring; NULL or "" = no filter
 } gs_search_req_t;
 
 // One hit; strings live in the search's arena.
 typedef struct {
-    uint32_t rank;          // 1-based
+    uint32_t rank; // 1-based
     uint64_t tile_id;
-    float score;            // inner product of unit vectors (cosine similarity)
+    float score; // inner product of unit vectors (cosine similarity)
     uint64_t scene_id;
-    const char *scene_uri;  // "" when the scene record is missing
+    const char *scene_uri; // "" when the scene record is missing
     int64_t time_unix;
-    bool has_time;          // false when the scene's acquisition time is unknown
-    double bbox[4];         // W, S, E, N of the tile
-    int32_t x, y, w, h;     // pixel window in the scene
-    const char *caption;    // NULL when the tile has no caption
+    bool has_time;       // false when the scene's acquisition time is unknown
+    double bbox[4];      // W, S, E, N of the tile
+    int32_t x, y, w, h;  // pixel window in the scene
+    const char *caption; // NULL when the tile has no caption
 } gs_search_hit_t;
 
 typedef struct {
-    gs_search_hit_t *hits;  // (n_hits) best first, in the arena
-    size_t n_hits;          // min(k, n_candidates)
-    uint64_t n_candidates;  // tiles in the index that pass the filters (ntotal without filters)
+    gs_search_hit_t *hits; // (n_hits) best first, in the arena
+    size_t n_hits;         // min(k, n_candidates)
+    uint64_t n_candidates; // tiles in the index that pass the filters (ntotal without filters)
     double encode_s, search_s, join_s; // time spent in each stage
 } gs_search_result_t;
 
@@ -124,5 +124,4 @@ const char *gs_search_dir(const gs_search_t *self);
 
 // gs_search_tile: the tile record of one id and its scene's URI (into arena): for thumbnails.
 // GS_ENOTFOUND, GS_EIO, GS_EFORMAT. Thread-safe.
-gs_err gs_search_tile(gs_search_t *self, uint64_t tile_id, gs_arena_t *arena,
-                      gs_search_hit_t *out);
+gs_err gs_search_tile(gs_search_t *self, uint64_t tile_id, gs_arena_t *arena, gs_search_hit_t *out);

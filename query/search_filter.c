@@ -85,9 +85,9 @@ int gs__u64map_get(const gs__u64map_t *m, uint64_t key, uint32_t *out)
 
 typedef struct {
     gs__qtable_t *t;
-    gs__u64map_t scene_rows;   // scene id -> row
-    uint8_t *scene_has_time;   // (cap_scenes)
-    gs_arena_t *scratch;       // one scene decode at a time
+    gs__u64map_t scene_rows; // scene id -> row
+    uint8_t *scene_has_time; // (cap_scenes)
+    gs_arena_t *scratch;     // one scene decode at a time
     gs_err err;
 } build_t;
 
@@ -156,9 +156,8 @@ static int on_tile(const gs_tile_rec_t *r, void *ud)
     t->tile_time[n] = r->time_unix;
     uint32_t row;
     // The same rule as the join (search.c): the scene says whether its time is known.
-    t->tile_has_time[n] = gs__u64map_get(&b->scene_rows, r->scene_id, &row)
-                              ? b->scene_has_time[row]
-                              : r->time_unix != 0;
+    t->tile_has_time[n] = gs__u64map_get(&b->scene_rows, r->scene_id, &row) ? b->scene_has_time[row]
+                                                                            : r->time_unix != 0;
     t->n_tiles = n + 1;
     return 0;
 }

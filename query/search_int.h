@@ -16,9 +16,9 @@
 
 // A u64 -> index map (open addressing, linear probing; key 0 is never stored: ids are >= 1).
 typedef struct {
-    uint64_t *keys;  // (cap) 0 = empty slot
-    uint32_t *vals;  // (cap)
-    size_t cap;      // a power of two, >= 2 * n
+    uint64_t *keys; // (cap) 0 = empty slot
+    uint32_t *vals; // (cap)
+    size_t cap;     // a power of two, >= 2 * n
     size_t n;
 } gs__u64map_t;
 
@@ -32,14 +32,14 @@ int gs__u64map_get(const gs__u64map_t *m, uint64_t key, uint32_t *out);
 // The filter table: one row per tile record, one per scene record.
 typedef struct {
     size_t n_tiles;
-    uint64_t *tile_ids;    // (n_tiles)
-    uint64_t *tile_scene;  // (n_tiles) the tile's scene id
-    double *tile_bounds;   // (n_tiles, 4) W, S, E, N
-    int64_t *tile_time;    // (n_tiles)
+    uint64_t *tile_ids;     // (n_tiles)
+    uint64_t *tile_scene;   // (n_tiles) the tile's scene id
+    double *tile_bounds;    // (n_tiles, 4) W, S, E, N
+    int64_t *tile_time;     // (n_tiles)
     uint8_t *tile_has_time; // (n_tiles)
     size_t n_scenes;
-    uint64_t *scene_ids;   // (n_scenes)
-    char **scene_uris;     // (n_scenes) in `strings`
+    uint64_t *scene_ids; // (n_scenes)
+    char **scene_uris;   // (n_scenes) in `strings`
     gs_arena_t *strings;
     size_t cap_tiles, cap_scenes;
 } gs__qtable_t;
@@ -51,16 +51,16 @@ struct gs_search {
     gs_vindex_t *index;
     gs_search_opts_t opts;
     char *opt_model, *opt_arch, *opt_config, *opt_vocab; // owned copies of opts strings
-    char *model_id;     // recorded encoder.model_id ("" when none)
-    char *model_path;   // recorded encoder.model ("" when none)
-    char *model_arch;   // recorded encoder.arch ("" when none)
-    char *model_vocab;  // recorded encoder.vocab ("" when none)
+    char *model_id;                                      // recorded encoder.model_id ("" when none)
+    char *model_path;                                    // recorded encoder.model ("" when none)
+    char *model_arch;                                    // recorded encoder.arch ("" when none)
+    char *model_vocab;                                   // recorded encoder.vocab ("" when none)
     int dim;
-    int nprobe;         // default nprobe (0: the index's)
-    bool is_ivf;        // the index has inverted lists (filtered searches may need wider nprobe)
+    int nprobe;  // default nprobe (0: the index's)
+    bool is_ivf; // the index has inverted lists (filtered searches may need wider nprobe)
     pthread_mutex_t model_lock; // the encoder: one query at a time; also guards lazy open
     gs_clip_t *model;
-    gs_err model_err;   // a failed lazy open is remembered (with its message)
+    gs_err model_err; // a failed lazy open is remembered (with its message)
     char model_errmsg[GS_SEARCH_ERR_NBYTES];
     pthread_mutex_t table_lock;
     bool table_ready;
@@ -81,4 +81,3 @@ gs_err gs__qfilter_allow(gs_search_t *self, const gs_search_req_t *req, gs_arena
                          uint64_t **out_ids, size_t *out_n, char *err, size_t err_nbytes);
 // gs__qfilter_any: whether the request sets any filter.
 bool gs__qfilter_any(const gs_search_req_t *req);
-

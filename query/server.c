@@ -28,12 +28,12 @@ struct gs_server {
     char back_ep[64];
     pthread_t *workers;
     int n_workers, n_started;
-    void *zap_sock;             // REP on inproc://zeromq.zap.01, used by the ZAP thread
+    void *zap_sock; // REP on inproc://zeromq.zap.01, used by the ZAP thread
     pthread_t zap;
     bool zap_started;
     uint8_t (*client_keys)[32]; // allowed CURVE client public keys (binary)
     size_t n_client_keys;
-    int *idle;                  // (n_workers) idle worker indices, a FIFO
+    int *idle; // (n_workers) idle worker indices, a FIFO
     int n_idle, idle_head;
     volatile sig_atomic_t stop;
 };
@@ -212,8 +212,7 @@ static gs_err load_client_keys(gs_server_t *s, const char *path, char *err, size
             s->client_keys = gs_xrealloc(s->client_keys, cap * sizeof *s->client_keys);
         }
         if (!zmq_z85_decode(s->client_keys[s->n_client_keys], key)) {
-            snprintf(err, err_nbytes, "client key file \"%s\": \"%s\" is not a Z85 key", path,
-                     key);
+            snprintf(err, err_nbytes, "client key file \"%s\": \"%s\" is not a Z85 key", path, key);
             gs_free(text);
             return GS_EFORMAT;
         }
@@ -250,15 +249,13 @@ static gs_err setup_front(gs_server_t *s, char *err, size_t err_nbytes)
             snprintf(err, err_nbytes, "the CURVE secret key is not a 40-character Z85 key");
             return GS_EINVAL;
         }
-        if (s->n_client_keys &&
-            zmq_setsockopt(s->front, ZMQ_ZAP_DOMAIN, "geoscribe", 9) != 0) {
+        if (s->n_client_keys && zmq_setsockopt(s->front, ZMQ_ZAP_DOMAIN, "geoscribe", 9) != 0) {
             snprintf(err, err_nbytes, "could not set the ZAP domain: %s", zmq_strerror(errno));
             return GS_EIO;
         }
     }
     if (zmq_bind(s->front, s->o.endpoint) != 0) {
-        snprintf(err, err_nbytes, "could not bind \"%s\": %s", s->o.endpoint,
-                 zmq_strerror(errno));
+        snprintf(err, err_nbytes, "could not bind \"%s\": %s", s->o.endpoint, zmq_strerror(errno));
         return GS_EIO;
     }
     size_t len = sizeof s->endpoint;
@@ -292,8 +289,7 @@ static gs_err start_threads(gs_server_t *s, char *err, size_t err_nbytes)
     return GS_OK;
 }
 
-gs_err gs_server_new(const gs_server_opts_t *opts, gs_server_t **out, char *err,
-                     size_t err_nbytes)
+gs_err gs_server_new(const gs_server_opts_t *opts, gs_server_t **out, char *err, size_t err_nbytes)
 {
     *out = NULL;
     if (!opts || !opts->endpoint || !opts->handle || !opts->error) {
@@ -301,7 +297,8 @@ gs_err gs_server_new(const gs_server_opts_t *opts, gs_server_t **out, char *err,
         return GS_EINVAL;
     }
     if (!opts->allow_remote && !gs_endpoint_is_local(opts->endpoint)) {
-        snprintf(err, err_nbytes, "\"%s\" is reachable from other machines: binding beyond "
+        snprintf(err, err_nbytes,
+                 "\"%s\" is reachable from other machines: binding beyond "
                  "loopback needs --allow-remote (and CURVE keys: --curve-secret-key)",
                  opts->endpoint);
         return GS_EUNSUPPORTED;
@@ -354,9 +351,15 @@ gs_err gs_server_new(const gs_server_opts_t *opts, gs_server_t **out, char *err,
     return GS_OK;
 }
 
-const char *gs_server_endpoint(const gs_server_t *self) { return self->endpoint; }
+const char *gs_server_endpoint(const gs_server_t *self)
+{
+    return self->endpoint;
+}
 
-void gs_server_stop(gs_server_t *self) { self->stop = 1; }
+void gs_server_stop(gs_server_t *self)
+{
+    self->stop = 1;
+}
 
 void gs_server_destroy(gs_server_t **p)
 {
@@ -462,8 +465,7 @@ static int from_front(gs_server_t *s)
 gs_err gs_server_run(gs_server_t *self)
 {
     while (!self->stop) {
-        zmq_pollitem_t items[2] = {{self->back, 0, ZMQ_POLLIN, 0},
-                                   {self->front, 0, ZMQ_POLLIN, 0}};
+        zmq_pollitem_t items[2] = {{self->back, 0, ZMQ_POLLIN, 0}, {self->front, 0, ZMQ_POLLIN, 0}};
         int rc = zmq_poll(items, self->n_idle > 0 ? 2 : 1, 100);
         if (rc < 0) {
             if (errno == EINTR)
@@ -556,7 +558,8 @@ gs_err gs_curve_read_key(const char *path, const char *kind, char out_key[41], c
         char *v = line, *eq = strchr(line, '=');
         if (eq) {
             size_t kn = strlen(kind);
-            if (strncmp(line, kind, kn) != 0 || strspn(line + kn, " \t") != (size_t)(eq - line - kn))
+            if (strncmp(line, kind, kn) != 0 ||
+                strspn(line + kn, " \t") != (size_t)(eq - line - kn))
                 continue;
             v = eq + 1;
         }
@@ -565,8 +568,10 @@ gs_err gs_curve_read_key(const char *path, const char *kind, char out_key[41], c
         size_t len = strcspn(v, "\" \t\r");
         if (len != 40 || (!eq && strlen(v) > 41)) {
             if (eq) {
-                snprintf(err, err_nbytes, "key file \"%s\": the %s is not a 40-character Z85 "
-                         "key", path, kind);
+                snprintf(err, err_nbytes,
+                         "key file \"%s\": the %s is not a 40-character Z85 "
+                         "key",
+                         path, kind);
                 e = GS_EFORMAT;
             }
             continue;

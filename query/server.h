@@ -37,23 +37,22 @@ typedef struct gs_server gs_server_t;
 // allocate from arena (reset after the call), write the reply into out_reply (empty, capped at
 // max_reply_nbytes). Called from worker threads, several at once: it must be thread-safe.
 // An empty reply is sent as an empty frame.
-typedef void (*gs_server_handle_fn)(void *ud, const void *req, size_t req_nbytes,
-                                    gs_arena_t *arena, gs_buf_t *out_reply);
+typedef void (*gs_server_handle_fn)(void *ud, const void *req, size_t req_nbytes, gs_arena_t *arena,
+                                    gs_buf_t *out_reply);
 // gs_server_error_fn: writes an error reply (code and message) into out_reply. Called from the
 // broker thread for requests that never reach a handler.
-typedef void (*gs_server_error_fn)(void *ud, gs_err code, const char *message,
-                                   gs_buf_t *out_reply);
+typedef void (*gs_server_error_fn)(void *ud, gs_err code, const char *message, gs_buf_t *out_reply);
 
 typedef struct {
-    const char *endpoint;          // "tcp://127.0.0.1:7700"; "tcp://127.0.0.1:*" picks a port
-    bool allow_remote;             // required for endpoints beyond this machine
-    const char *curve_secret_key;  // the server's secret key, Z85 (40 chars); NULL: no CURVE
-    const char *curve_clients;     // with CURVE: a file of allowed client public keys (Z85, one
-                                   // a line, '#' comments); NULL: any client with the server key
-    int n_workers;                 // worker threads (<= 0: 2)
-    size_t max_request_nbytes;     // 0: GS_SERVER_REQUEST_MAX
-    size_t max_reply_nbytes;       // 0: GS_SERVER_REPLY_MAX
-    size_t arena_cap_nbytes;       // 0: GS_SERVER_ARENA_MAX
+    const char *endpoint;         // "tcp://127.0.0.1:7700"; "tcp://127.0.0.1:*" picks a port
+    bool allow_remote;            // required for endpoints beyond this machine
+    const char *curve_secret_key; // the server's secret key, Z85 (40 chars); NULL: no CURVE
+    const char *curve_clients;    // with CURVE: a file of allowed client public keys (Z85, one
+                                  // a line, '#' comments); NULL: any client with the server key
+    int n_workers;                // worker threads (<= 0: 2)
+    size_t max_request_nbytes;    // 0: GS_SERVER_REQUEST_MAX
+    size_t max_reply_nbytes;      // 0: GS_SERVER_REPLY_MAX
+    size_t arena_cap_nbytes;      // 0: GS_SERVER_ARENA_MAX
     gs_server_handle_fn handle;
     gs_server_error_fn error;
     void *ud;
@@ -64,8 +63,7 @@ typedef struct {
 // options, an unparsable key), GS_EUNSUPPORTED (a remote endpoint without allow_remote, or
 // CURVE without libzmq support), GS_EIO (bind failed: the endpoint and zmq's reason), GS_ENOTFOUND
 // (the client key file). The caller owns *out (gs_server_destroy).
-gs_err gs_server_new(const gs_server_opts_t *opts, gs_server_t **out, char *err,
-                     size_t err_nbytes);
+gs_err gs_server_new(const gs_server_opts_t *opts, gs_server_t **out, char *err, size_t err_nbytes);
 // gs_server_endpoint: the endpoint actually bound ("tcp://127.0.0.1:41234" for a '*' port).
 // Borrowed until destroy.
 const char *gs_server_endpoint(const gs_server_t *self);

@@ -111,8 +111,8 @@ static void fill_truth(const qmk_opts_t *o, qmk_truth_t *t, int dim)
         t->has_time[i] = s != QMK_N_SCENES - 1;
         t->time[i] = t->has_time[i] ? T0 + (int64_t)s * 45 * 86400 + s * 3600 : 0;
         if (i % 3 != 2)
-            t->caption[i] = gs_xasprintf("a %s %s near the %s", ADJ[i % 5], THING[i / 3 % 6],
-                                         PLACE[i / 7 % 4]);
+            t->caption[i] =
+                gs_xasprintf("a %s %s near the %s", ADJ[i % 5], THING[i / 3 % 6], PLACE[i / 7 % 4]);
         float *v = t->vecs + i * dim;
         double norm = 0;
         for (int j = 0; j < dim; j++) {
@@ -140,32 +140,46 @@ static gs_err write_store(const qmk_opts_t *o, const qmk_truth_t *t, const char 
             gmtime_r(&tx, &tm);
             strftime(iso, sizeof iso, "%Y-%m-%dT%H:%M:%SZ", &tm);
         }
-        gs_scene_rec_t r = {.scene_id = t->scene_ids[s], .uri = t->scene_uris[s],
-                            .sensor = "unknown", .time_unix = s != QMK_N_SCENES - 1 ? tt : 0,
-                            .time_iso = iso, .crs = "EPSG:4326", .width = SCENES[s].w,
-                            .height = SCENES[s].h, .bbox = {10, 45, 12.1, 46},
-                            .bands = "1,2,3", .checksum = "test"};
+        gs_scene_rec_t r = {.scene_id = t->scene_ids[s],
+                            .uri = t->scene_uris[s],
+                            .sensor = "unknown",
+                            .time_unix = s != QMK_N_SCENES - 1 ? tt : 0,
+                            .time_iso = iso,
+                            .crs = "EPSG:4326",
+                            .width = SCENES[s].w,
+                            .height = SCENES[s].h,
+                            .bbox = {10, 45, 12.1, 46},
+                            .bands = "1,2,3",
+                            .checksum = "test"};
         e = gs_capstore_batch_put_scene(b, &r);
     }
     for (size_t i = 0; i < t->n && e == GS_OK; i++) {
         int s = (int)(i % QMK_N_SCENES), W = SCENES[s].w, H = SCENES[s].h;
         int tw = W < 64 ? W : 64, th = H < 64 ? H : 64;
-        gs_tile_rec_t r = {.tile_id = t->ids[i], .scene_id = t->scene_of[i],
+        gs_tile_rec_t r = {.tile_id = t->ids[i],
+                           .scene_id = t->scene_of[i],
                            .x = (int32_t)(i * 37 % (size_t)(W - tw + 1)),
-                           .y = (int32_t)(i * 53 % (size_t)(H - th + 1)), .w = tw, .h = th,
-                           .time_unix = t->time[i], .valid_frac = 1.0f};
+                           .y = (int32_t)(i * 53 % (size_t)(H - th + 1)),
+                           .w = tw,
+                           .h = th,
+                           .time_unix = t->time[i],
+                           .valid_frac = 1.0f};
         memcpy(r.bounds, t->bounds + 4 * i, sizeof r.bounds);
         e = gs_capstore_batch_put_tile(b, &r);
         if (e == GS_OK && t->caption[i]) {
-            gs_caption_rec_t c = {.tile_id = t->ids[i], .text = t->caption[i],
-                                  .model_id = "test-captioner", .prompt = "describe"};
+            gs_caption_rec_t c = {.tile_id = t->ids[i],
+                                  .text = t->caption[i],
+                                  .model_id = "test-captioner",
+                                  .prompt = "describe"};
             e = gs_capstore_batch_put_caption(b, &c);
         }
     }
     char dim[16];
     snprintf(dim, sizeof dim, "%d", t->dim);
-    const char *kv[][2] = {{"encoder.model_id", t->model_id}, {"encoder.model", t->model_dir},
-                           {"encoder.vocab", t->vocab}, {"encoder.dim", dim},
+    const char *kv[][2] = {{"encoder.model_id", t->model_id},
+                           {"encoder.model", t->model_dir},
+                           {"encoder.vocab", t->vocab},
+                           {"encoder.dim", dim},
                            {"index.type", o->index}};
     for (size_t i = 0; i < sizeof kv / sizeof kv[0] && e == GS_OK; i++)
         e = gs_capstore_batch_meta_set(b, kv[i][0], kv[i][1]);

@@ -12,26 +12,26 @@
 #define QMK_N_SCENES 6
 
 typedef struct {
-    const char *out;      // the output folder (created)
-    size_t n_tiles;       // e.g. 3000
-    const char *index;    // "Flat" or a FAISS factory string ("IVF16,PQ8np")
-    bool refine;          // with an exact refine stage
-    const char *shared;   // ../shared (fixture model and rasters)
-    bool truth_only;      // compute the truth, write nothing (no FAISS/OpenMP in this process:
-                          // Check forks its tests, and libgomp does not survive a fork)
+    const char *out;    // the output folder (created)
+    size_t n_tiles;     // e.g. 3000
+    const char *index;  // "Flat" or a FAISS factory string ("IVF16,PQ8np")
+    bool refine;        // with an exact refine stage
+    const char *shared; // ../shared (fixture model and rasters)
+    bool truth_only;    // compute the truth, write nothing (no FAISS/OpenMP in this process:
+                        // Check forks its tests, and libgomp does not survive a fork)
 } qmk_opts_t;
 
 // What was written, for checks (owned; qmk_free).
 typedef struct {
     size_t n;
     int dim;
-    uint64_t *ids;        // (n)
-    float *vecs;          // (n, dim)
-    uint64_t *scene_of;   // (n) scene id
-    double *bounds;       // (n, 4)
-    int64_t *time;        // (n)
-    bool *has_time;       // (n)
-    char **caption;       // (n) NULL = none
+    uint64_t *ids;      // (n)
+    float *vecs;        // (n, dim)
+    uint64_t *scene_of; // (n) scene id
+    double *bounds;     // (n, 4)
+    int64_t *time;      // (n)
+    bool *has_time;     // (n)
+    char **caption;     // (n) NULL = none
     uint64_t scene_ids[QMK_N_SCENES];
     char *scene_uris[QMK_N_SCENES];
     char model_id[17];

@@ -17,7 +17,9 @@ int main(int argc, char **argv)
         fprintf(stderr, "query_mkdb: bad tile count \"%s\"\n", argv[2]);
         return 2;
     }
-    qmk_opts_t o = {.out = argv[1], .n_tiles = (size_t)n, .index = argc > 3 ? argv[3] : "Flat",
+    qmk_opts_t o = {.out = argv[1],
+                    .n_tiles = (size_t)n,
+                    .index = argc > 3 ? argv[3] : "Flat",
                     .shared = GS_SHARED_DIR};
     for (int i = 4; i < argc; i++) {
         o.refine |= strcmp(argv[i], "refine") == 0;

@@ -34,17 +34,23 @@ START_TEST(test_qtime_parse_forms)
         bool end;
         int64_t want;
     } ok[] = {
-        {"2021", false, 1609459200},          {"2021", true, 1640995199},
-        {"2021-06", false, 1622505600},       {"2021-06", true, 1625097599},
-        {"2021-12", true, 1640995199},        {"2020-02", true, 1583020799},
-        {"2021-06-01", false, 1622505600},    {"2021-06-01", true, 1622591999},
-        {"2021-06-01T10:30", false, 1622543400}, {"2021-06-01T10:30", true, 1622543459},
+        {"2021", false, 1609459200},
+        {"2021", true, 1640995199},
+        {"2021-06", false, 1622505600},
+        {"2021-06", true, 1625097599},
+        {"2021-12", true, 1640995199},
+        {"2020-02", true, 1583020799},
+        {"2021-06-01", false, 1622505600},
+        {"2021-06-01", true, 1622591999},
+        {"2021-06-01T10:30", false, 1622543400},
+        {"2021-06-01T10:30", true, 1622543459},
         {"2021-06-01T10:30:21Z", false, 1622543421},
         {"2021-06-01T10:30:21Z", true, 1622543421},
         {"2021-06-01 10:30:21.75", false, 1622543421},
         {"2021-06-01T12:30:21+02:00", false, 1622543421},
         {"2021-06-01T05:30:21-0500", false, 1622543421},
-        {"1969-12-31T23:59:59Z", false, -1},  {" 2000-02-29 ", false, 951782400},
+        {"1969-12-31T23:59:59Z", false, -1},
+        {" 2000-02-29 ", false, 951782400},
     };
     for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
         int64_t t = 0;
@@ -52,9 +58,17 @@ START_TEST(test_qtime_parse_forms)
         ck_assert_msg(t == ok[i].want, "%s end=%d: got %lld want %lld", ok[i].s, ok[i].end,
                       (long long)t, (long long)ok[i].want);
     }
-    static const char *bad[] = {"", "21", "2021-13", "2021-02-29", "2021-06-01T25:00",
-                                "2021-06-01T10", "2021-06-01T10:30:21Zx", "June 2021",
-                                "2021/06/01", "2021-06-01T10:30+25:00", "2021-6-1"};
+    static const char *bad[] = {"",
+                                "21",
+                                "2021-13",
+                                "2021-02-29",
+                                "2021-06-01T25:00",
+                                "2021-06-01T10",
+                                "2021-06-01T10:30:21Zx",
+                                "June 2021",
+                                "2021/06/01",
+                                "2021-06-01T10:30+25:00",
+                                "2021-6-1"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         int64_t t = 42;
         ck_assert_msg(gs_qtime_parse(bad[i], false, &t) == GS_EINVAL, "%s", bad[i]);
@@ -92,23 +106,32 @@ END_TEST
 
 START_TEST(test_format_json_and_geojson)
 {
-    gs_search_hit_t h[2] = {
-        {.rank = 1, .tile_id = 9007199254740993ULL, .score = 0.5f, .scene_id = 7,
-         .scene_uri = "/d/a \"b\".tif", .time_unix = 1622543421, .has_time = true,
-         .bbox = {10.1, 45, 10.2, 45.25}, .caption = "line\nbreak"},
-        {.rank = 2, .tile_id = 3, .score = -0.25f, .scene_id = 8, .scene_uri = "",
-         .bbox = {179.5, -1, -179.5, 1}, .caption = NULL}};
+    gs_search_hit_t h[2] = {{.rank = 1,
+                             .tile_id = 9007199254740993ULL,
+                             .score = 0.5f,
+                             .scene_id = 7,
+                             .scene_uri = "/d/a \"b\".tif",
+                             .time_unix = 1622543421,
+                             .has_time = true,
+                             .bbox = {10.1, 45, 10.2, 45.25},
+                             .caption = "line\nbreak"},
+                            {.rank = 2,
+                             .tile_id = 3,
+                             .score = -0.25f,
+                             .scene_id = 8,
+                             .scene_uri = "",
+                             .bbox = {179.5, -1, -179.5, 1},
+                             .caption = NULL}};
     gs_buf_t b;
     gs_buf_init(&b, 1 << 20);
     ck_assert_int_eq(gs_qfmt_results(&b, h, 2, false), GS_OK);
-    ck_assert_str_eq(b.data,
-                     "{\"rank\":1,\"tile_id\":\"9007199254740993\",\"score\":0.500000,"
-                     "\"scene\":\"/d/a \\\"b\\\".tif\",\"scene_id\":\"7\","
-                     "\"time\":\"2021-06-01T10:30:21Z\",\"bbox\":[10.1,45,10.2,45.25],"
-                     "\"caption\":\"line\\nbreak\"}\n"
-                     "{\"rank\":2,\"tile_id\":\"3\",\"score\":-0.250000,\"scene\":\"\","
-                     "\"scene_id\":\"8\",\"time\":null,\"bbox\":[179.5,-1,-179.5,1],"
-                     "\"caption\":null}\n");
+    ck_assert_str_eq(b.data, "{\"rank\":1,\"tile_id\":\"9007199254740993\",\"score\":0.500000,"
+                             "\"scene\":\"/d/a \\\"b\\\".tif\",\"scene_id\":\"7\","
+                             "\"time\":\"2021-06-01T10:30:21Z\",\"bbox\":[10.1,45,10.2,45.25],"
+                             "\"caption\":\"line\\nbreak\"}\n"
+                             "{\"rank\":2,\"tile_id\":\"3\",\"score\":-0.250000,\"scene\":\"\","
+                             "\"scene_id\":\"8\",\"time\":null,\"bbox\":[179.5,-1,-179.5,1],"
+                             "\"caption\":null}\n");
     gs_buf_reset(&b);
     ck_assert_int_eq(gs_qfmt_results(&b, h, 2, true), GS_OK);
     ck_assert_ptr_nonnull(strstr(b.data, "{\"type\":\"FeatureCollection\",\"features\":["
@@ -123,7 +146,9 @@ START_TEST(test_format_json_and_geojson)
     ck_assert_int_eq(b.data[b.len - 1], '\n');
     // Coordinates read back exactly.
     gs_buf_reset(&b);
-    gs_search_hit_t x = {.rank = 1, .tile_id = 1, .scene_uri = "",
+    gs_search_hit_t x = {.rank = 1,
+                         .tile_id = 1,
+                         .scene_uri = "",
                          .bbox = {0.1 + 0.2, 1.0 / 3, 45.074999999999996, 1e-300}};
     ck_assert_int_eq(gs_qfmt_hit_json(&b, &x), GS_OK);
     const char *p = strstr(b.data, "\"bbox\":[") + 8;
@@ -158,16 +183,12 @@ static const qmk_opts_t *db_opts(int which, qmk_opts_t *o)
     o->shared = gs_test_shared();
     o->n_tiles = 3000;
     switch (which) {
-    case DB_FLAT:
-        o->index = "Flat";
-        break;
-    case DB_IVFPQ: // IVF-PQ with an exact refine stage
+    case DB_FLAT: o->index = "Flat"; break;
+    case DB_IVFPQ:                  // IVF-PQ with an exact refine stage
         o->index = "IVF16,PQ8x4np"; // 4-bit codes: enough training points
         o->refine = true;
         break;
-    case DB_IVF:
-        o->index = "IVF16,Flat";
-        break;
+    case DB_IVF: o->index = "IVF16,Flat"; break;
     default: // more tiles than the exact allow-list size: over-fetching + nprobe widening
         o->index = "IVF64,Flat";
         o->n_tiles = 80000;
@@ -246,8 +267,8 @@ static bool icontains(const char *hay, const char *needle)
 static bool passes(const qmk_truth_t *t, size_t i, const gs_search_req_t *r)
 {
     const double *b = t->bounds + 4 * i;
-    if (r->has_bbox && (b[0] > r->bbox[2] || b[2] < r->bbox[0] || b[1] > r->bbox[3] ||
-                        b[3] < r->bbox[1]))
+    if (r->has_bbox &&
+        (b[0] > r->bbox[2] || b[2] < r->bbox[0] || b[1] > r->bbox[3] || b[3] < r->bbox[1]))
         return false;
     if ((r->has_from || r->has_to) && !t->has_time[i])
         return false;
@@ -374,7 +395,8 @@ static void filter_case(int c, db_t *d, gs_search_req_t *r)
     r->has_bbox = c % 2 == 0;
     if (r->has_bbox) {
         double w = 10 + (double)(rs % 150) / 100, s = 45 + (double)(rs / 7 % 80) / 100;
-        double e = w + 0.05 + (double)(rs / 13 % 60) / 100, n = s + 0.02 + (double)(rs / 17 % 40) / 100;
+        double e = w + 0.05 + (double)(rs / 13 % 60) / 100,
+               n = s + 0.02 + (double)(rs / 17 % 40) / 100;
         double box[4] = {w, s, e, n};
         memcpy(r->bbox, box, sizeof box);
     }
@@ -403,7 +425,8 @@ static void check_filters(int which, int n_cases, const size_t *ks, size_t n_ks,
     size_t n_nonempty = 0;
     for (int c = 0; c < n_cases; c++) {
         gs_search_req_t r = {.vector = d->t.vecs + (size_t)(c * 97 % (int)d->t.n) * d->t.dim,
-                             .n_vector = d->t.dim, .nprobe = nprobe};
+                             .n_vector = d->t.dim,
+                             .nprobe = nprobe};
         filter_case(c, d, &r);
         size_t n_match = brute(&d->t, r.vector, &r, want);
         for (size_t ki = 0; ki < n_ks; ki++) {
@@ -413,8 +436,8 @@ static void check_filters(int which, int n_cases, const size_t *ks, size_t n_ks,
             ck_assert_msg(gs_search_run(s, &r, a, &res, err, sizeof err) == GS_OK, "%s", err);
             size_t expect = r.k < n_match ? r.k : n_match;
             ck_assert_msg(res.n_hits == expect,
-                          "db %d case %d k=%zu: %zu hits, want min(k, %zu matches) = %zu", which,
-                          c, r.k, res.n_hits, n_match, expect);
+                          "db %d case %d k=%zu: %zu hits, want min(k, %zu matches) = %zu", which, c,
+                          r.k, res.n_hits, n_match, expect);
             ck_assert_uint_eq(res.n_candidates, n_match);
             n_nonempty += res.n_hits > 0;
             for (size_t i = 0; i < res.n_hits; i++) {
@@ -474,8 +497,11 @@ START_TEST(test_filters_hold_overfetch_and_widening)
     scored_t *want = gs_xmalloc(d->t.n * sizeof *want);
     gs_arena_t *a = gs_arena_new(1 << 20, 0);
     char err[GS_SEARCH_ERR_NBYTES];
-    gs_search_req_t r = {.vector = d->t.vecs + 1234 * d->t.dim, .n_vector = d->t.dim,
-                         .nprobe = 1, .has_bbox = true, .bbox = {10.0, 45.0, 11.9, 46.0}};
+    gs_search_req_t r = {.vector = d->t.vecs + 1234 * d->t.dim,
+                         .n_vector = d->t.dim,
+                         .nprobe = 1,
+                         .has_bbox = true,
+                         .bbox = {10.0, 45.0, 11.9, 46.0}};
     size_t n_match = brute(&d->t, r.vector, &r, want);
     ck_assert_uint_gt(n_match, 65536);
     const size_t ks[] = {10, 20000};
@@ -514,8 +540,7 @@ START_TEST(test_query_by_example)
     // The fixture images were indexed as tiles 0..3: each finds itself.
     for (int i = 0; i < 4; i++) {
         char path[1024];
-        snprintf(path, sizeof path, "%s/fixtures/openclip_tiny/image_%d.png", gs_test_shared(),
-                 i);
+        snprintf(path, sizeof path, "%s/fixtures/openclip_tiny/image_%d.png", gs_test_shared(), i);
         uint8_t *rgb = NULL;
         int w, h;
         ck_assert_int_eq(gs_raster_read_rgb8(path, &rgb, &w, &h), GS_OK);
@@ -642,9 +667,11 @@ START_TEST(test_large_k_returns_everything_fast)
     gs_buf_init(&b, (size_t)1 << 30);
     double t1 = now_s();
     ck_assert_int_eq(gs_qfmt_results(&b, res.hits, res.n_hits, true), GS_OK);
-    fprintf(stderr, "k=10000 over %zu tiles: search+join %.1f ms (encode %.1f, index %.1f, "
-            "records %.1f), GeoJSON %.1f ms, %zu bytes\n", d->t.n, dt * 1e3, res.encode_s * 1e3,
-            res.search_s * 1e3, res.join_s * 1e3, (now_s() - t1) * 1e3, b.len);
+    fprintf(stderr,
+            "k=10000 over %zu tiles: search+join %.1f ms (encode %.1f, index %.1f, "
+            "records %.1f), GeoJSON %.1f ms, %zu bytes\n",
+            d->t.n, dt * 1e3, res.encode_s * 1e3, res.search_s * 1e3, res.join_s * 1e3,
+            (now_s() - t1) * 1e3, b.len);
     ck_assert(dt < 5.0);
     gs_buf_cleanup(&b);
     gs_arena_destroy(&a);

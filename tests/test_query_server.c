@@ -174,7 +174,10 @@ static void setup_db(void)
     const char *tmp = gs_test_tmpdir("query_server");
     ck_assert_ptr_nonnull(tmp);
     snprintf(g_dir, sizeof g_dir, "%s/out", tmp);
-    qmk_opts_t o = {.out = g_dir, .n_tiles = 2000, .index = "Flat", .shared = gs_test_shared(),
+    qmk_opts_t o = {.out = g_dir,
+                    .n_tiles = 2000,
+                    .index = "Flat",
+                    .shared = gs_test_shared(),
                     .truth_only = true};
     ck_assert_int_eq(qmk_make(&o, &g_truth), 0);
     char cmd[8600];
@@ -193,9 +196,9 @@ static void teardown_db(void)
 enum { N_CANNED = 12, N_THREADS = 8, N_REQUESTS = 10000 };
 
 static const char *CANNED_TEXT[N_CANNED] = {
-    "a river near the hills", "airport", "dense forest", "a harbor on the coast", "farmland",
-    "a town near a lake", "flooded fields", "bare ground", "green trees", "a road",
-    "ships in a harbor", "a dry river bed"};
+    "a river near the hills", "airport",        "dense forest", "a harbor on the coast", "farmland",
+    "a town near a lake",     "flooded fields", "bare ground",  "green trees",           "a road",
+    "ships in a harbor",      "a dry river bed"};
 
 typedef struct {
     gs_search_req_t req;
@@ -256,16 +259,14 @@ static bool expect_error(const Geoscribe__Query__Reply *r, gs_err code, char *fa
     if (r && r->body_case == GEOSCRIBE__QUERY__REPLY__BODY_ERROR && r->error->code == (int)code &&
         r->error->message[0])
         return true;
-    snprintf(fail, n, "%s: expected %s, got %s %d (reply to request %llu)", what,
-             gs_err_name(code),
+    snprintf(fail, n, "%s: expected %s, got %s %d (reply to request %llu)", what, gs_err_name(code),
              r ? (r->body_case == GEOSCRIBE__QUERY__REPLY__BODY_ERROR ? r->error->name : "reply")
-               : "nothing", r ? (int)r->body_case : -1,
-             r ? (unsigned long long)r->request_id : 0ULL);
+               : "nothing",
+             r ? (int)r->body_case : -1, r ? (unsigned long long)r->request_id : 0ULL);
     return false;
 }
 
-static bool check_search(const canned_t *c, const Geoscribe__Query__Reply *r, char *fail,
-                         size_t n)
+static bool check_search(const canned_t *c, const Geoscribe__Query__Reply *r, char *fail, size_t n)
 {
     if (!r || r->body_case != GEOSCRIBE__QUERY__REPLY__BODY_SEARCH) {
         snprintf(fail, n, "search \"%s\": %s", c->req.text,
@@ -281,8 +282,8 @@ static bool check_search(const canned_t *c, const Geoscribe__Query__Reply *r, ch
     for (size_t i = 0; i < c->n_hits; i++) {
         const Geoscribe__Query__Hit *h = r->search->hits[i];
         const gs_search_hit_t *w = &c->hits[i];
-        if (h->tile_id != w->tile_id || fabsf(h->score - w->score) > 1e-6f ||
-            h->rank != w->rank || h->has_caption != (w->caption != NULL) ||
+        if (h->tile_id != w->tile_id || fabsf(h->score - w->score) > 1e-6f || h->rank != w->rank ||
+            h->has_caption != (w->caption != NULL) ||
             (w->caption && strcmp(h->caption, w->caption)) || strcmp(h->scene, w->scene_uri) ||
             h->n_bbox != 4 || memcmp(h->bbox, w->bbox, sizeof w->bbox)) {
             snprintf(fail, n, "search \"%s\" hit %zu: tile %llu score %g, locally %llu %g",
@@ -350,16 +351,12 @@ static void *worker_main(void *p)
             sr.n_bbox = 3;
             sr.bbox = bbox3;
             break;
-        case 16:
-            sr.like_tile = 12345;
-            break;
+        case 16: sr.like_tile = 12345; break;
         case 17:
             sr.text = "river";
             sr.k = 200000;
             break;
-        case 18:
-            sr.text = long_text;
-            break;
+        case 18: sr.text = long_text; break;
         case 99: // over the server's --max-request of 1 MiB
             raw = big, raw_n = (1u << 20) + 1000;
             break;
@@ -382,8 +379,8 @@ static void *worker_main(void *p)
         else if (kind < 10 || kind == 19)
             ok = check_search(cn, rp, w->fail, sizeof w->fail);
         else if (kind == 10)
-            ok = rp->body_case == GEOSCRIBE__QUERY__REPLY__BODY_SEARCH &&
-                 rp->search->n_hits == 3 && rp->search->hits[0]->tile_id == sr.like_tile;
+            ok = rp->body_case == GEOSCRIBE__QUERY__REPLY__BODY_SEARCH && rp->search->n_hits == 3 &&
+                 rp->search->hits[0]->tile_id == sr.like_tile;
         else if (kind == 11)
             ok = rp->body_case == GEOSCRIBE__QUERY__REPLY__BODY_HEALTH &&
                  !strcmp(rp->health->status, "ok") && rp->health->n_vectors == g_truth.n;
@@ -398,12 +395,13 @@ static void *worker_main(void *p)
             ok = expect_error(rp, want, w->fail, sizeof w->fail, "bad request");
             w->n_errors_expected++;
         }
-        if (rp && rp->request_id != r.request_id && !raw && rp->body_case !=
-                                                              GEOSCRIBE__QUERY__REPLY__BODY_ERROR)
+        if (rp && rp->request_id != r.request_id && !raw &&
+            rp->body_case != GEOSCRIBE__QUERY__REPLY__BODY_ERROR)
             ok = false;
         if (getenv("QS_TRACE"))
             fprintf(stderr, "T client %d i=%d kind=%d n=%zu -> case %d id %llu\n", w->idx, i, kind,
-                    n, rp ? (int)rp->body_case : -1, rp ? (unsigned long long)rp->request_id : 0ULL);
+                    n, rp ? (int)rp->body_case : -1,
+                    rp ? (unsigned long long)rp->request_id : 0ULL);
         if (!ok && !w->fail[0])
             snprintf(w->fail, sizeof w->fail, "request %d (kind %d): unexpected reply", i, kind);
         geoscribe__query__reply__free_unpacked(rp, NULL);
@@ -422,8 +420,8 @@ START_TEST(test_server_10000_mixed_requests)
     GS_NEED_SHARED();
     make_expected();
     proc_t p;
-    const char *args[] = {"--db", g_dir, "--bind", "tcp://127.0.0.1:*", "--max-request", "1M",
-                          NULL};
+    const char *args[] = {"--db",          g_dir, "--bind", "tcp://127.0.0.1:*",
+                          "--max-request", "1M",  NULL};
     ck_assert_msg(spawn_serve(&p, args) == 0, "serve did not start: %s", p.line);
     worker_t w[N_THREADS];
     pthread_t th[N_THREADS];
@@ -439,8 +437,10 @@ START_TEST(test_server_10000_mixed_requests)
         n_err += w[i].n_errors_expected;
     }
     double dt = now_s() - t0;
-    fprintf(stderr, "query server: %zu requests from %d clients in %.1f s (%.0f/s), %zu error "
-            "replies as expected\n", n_done, N_THREADS, dt, n_done / dt, n_err);
+    fprintf(stderr,
+            "query server: %zu requests from %d clients in %.1f s (%.0f/s), %zu error "
+            "replies as expected\n",
+            n_done, N_THREADS, dt, n_done / dt, n_err);
     for (int i = 0; i < N_THREADS; i++)
         ck_assert_msg(!w[i].fail[0], "client %d: %s", i, w[i].fail);
     ck_assert_uint_eq(n_done, N_REQUESTS);
@@ -517,8 +517,15 @@ START_TEST(test_server_curve_and_client_keys)
     char key_path[4400];
     snprintf(key_path, sizeof key_path, "%s.key", srv);
     proc_t p;
-    const char *args[] = {"--db", g_dir, "--bind", "tcp://127.0.0.1:*", "--curve-secret-key",
-                          key_path, "--curve-clients", allowed, NULL};
+    const char *args[] = {"--db",
+                          g_dir,
+                          "--bind",
+                          "tcp://127.0.0.1:*",
+                          "--curve-secret-key",
+                          key_path,
+                          "--curve-clients",
+                          allowed,
+                          NULL};
     ck_assert_msg(spawn_serve(&p, args) == 0, "serve did not start: %s", p.line);
     ck_assert_ptr_nonnull(strstr(p.line, "\"curve\":true"));
     char spub[41], csec[41], osec[41];
@@ -528,11 +535,11 @@ START_TEST(test_server_curve_and_client_keys)
     read_key(key_path, "secret-key", csec);
     snprintf(key_path, sizeof key_path, "%s.key", other);
     read_key(key_path, "secret-key", osec);
-    gs_qclient_opts_t good = {.timeout_ms = 10000, .curve_server_key = spub,
-                              .curve_secret_key = csec};
+    gs_qclient_opts_t good = {
+        .timeout_ms = 10000, .curve_server_key = spub, .curve_secret_key = csec};
     ck_assert(health_ok(p.endpoint, &good));
-    gs_qclient_opts_t stranger = {.timeout_ms = 1500, .curve_server_key = spub,
-                                  .curve_secret_key = osec};
+    gs_qclient_opts_t stranger = {
+        .timeout_ms = 1500, .curve_server_key = spub, .curve_secret_key = osec};
     ck_assert(!health_ok(p.endpoint, &stranger));
     gs_qclient_opts_t plain = {.timeout_ms = 1500};
     ck_assert(!health_ok(p.endpoint, &plain));

@@ -98,10 +98,13 @@ static void make_vector(uint64_t seed, size_t i, float *v)
         v[j] = (float)(v[j] / sqrt(n));
 }
 
-static uint64_t tile_id(size_t i) { return ((uint64_t)i * 0x9E3779B97F4A7C15ULL >> 1) | 1; }
+static uint64_t tile_id(size_t i)
+{
+    return ((uint64_t)i * 0x9E3779B97F4A7C15ULL >> 1) | 1;
+}
 
-static const char *WORDS[] = {"river", "airport", "farmland", "forest", "town", "harbor",
-                              "road", "lake", "desert", "beach", "bridge", "stadium"};
+static const char *WORDS[] = {"river", "airport", "farmland", "forest", "town",   "harbor",
+                              "road",  "lake",    "desert",   "beach",  "bridge", "stadium"};
 
 // ---- build ----------------------------------------------------------------------------------
 
@@ -118,10 +121,15 @@ static void write_records(const char *db, size_t n, const char *model_dir, const
     size_t n_scenes = (n + TILES_PER_SCENE - 1) / TILES_PER_SCENE;
     for (size_t s = 0; s < n_scenes; s++) {
         snprintf(uri, sizeof uri, "/archive/scene_%05zu.tif", s);
-        gs_scene_rec_t r = {.scene_id = 1000 + s, .uri = uri, .sensor = "synthetic",
+        gs_scene_rec_t r = {.scene_id = 1000 + s,
+                            .uri = uri,
+                            .sensor = "synthetic",
                             .time_unix = 1609459200 + (int64_t)s * 86400 / 3,
-                            .time_iso = "2021-01-01T00:00:00Z", .crs = "EPSG:4326",
-                            .width = 10240, .height = 6400, .bands = "1,2,3",
+                            .time_iso = "2021-01-01T00:00:00Z",
+                            .crs = "EPSG:4326",
+                            .width = 10240,
+                            .height = 6400,
+                            .bands = "1,2,3",
                             .checksum = "synthetic"};
         if ((e = gs_capstore_batch_put_scene(b, &r)) != GS_OK)
             die("put scene", e);
@@ -130,17 +138,22 @@ static void write_records(const char *db, size_t n, const char *model_dir, const
         size_t s = i / TILES_PER_SCENE, t = i % TILES_PER_SCENE;
         double w = -100.0 + (double)(s % 100) + (double)(t % 40) * 0.025;
         double so_ = -30.0 + (double)(s / 100) * 5.0 + (double)(t / 40) * 0.04;
-        gs_tile_rec_t r = {.tile_id = tile_id(i), .scene_id = 1000 + s,
-                           .x = (int32_t)(t % 40) * 256, .y = (int32_t)(t / 40) * 256, .w = 256,
-                           .h = 256, .bounds = {w, so_, w + 0.025, so_ + 0.04},
-                           .time_unix = 1609459200 + (int64_t)s * 86400 / 3, .valid_frac = 1};
+        gs_tile_rec_t r = {.tile_id = tile_id(i),
+                           .scene_id = 1000 + s,
+                           .x = (int32_t)(t % 40) * 256,
+                           .y = (int32_t)(t / 40) * 256,
+                           .w = 256,
+                           .h = 256,
+                           .bounds = {w, so_, w + 0.025, so_ + 0.04},
+                           .time_unix = 1609459200 + (int64_t)s * 86400 / 3,
+                           .valid_frac = 1};
         if ((e = gs_capstore_batch_put_tile(b, &r)) != GS_OK)
             die("put tile", e);
         if (i % 3 == 0) {
             snprintf(text, sizeof text, "a %s next to a %s with a %s", WORDS[i % 12],
                      WORDS[i / 12 % 12], WORDS[i / 144 % 12]);
-            gs_caption_rec_t c = {.tile_id = r.tile_id, .text = text, .model_id = "synthetic",
-                                  .prompt = ""};
+            gs_caption_rec_t c = {
+                .tile_id = r.tile_id, .text = text, .model_id = "synthetic", .prompt = ""};
             if ((e = gs_capstore_batch_put_caption(b, &c)) != GS_OK)
                 die("put caption", e);
         }
@@ -171,16 +184,18 @@ static void build_index(const char *path, size_t n, bool flat)
         flat_max = 0;
     gs_vindex_auto(n, DIM, (size_t)flat_max, &au);
     flat = flat || au.n_train == 0;
-    gs_vindex_opts_t vo = {.dim = DIM, .type = flat ? "Flat" : au.type,
-                           .refine = flat ? false : au.refine, .nprobe = au.nprobe};
+    gs_vindex_opts_t vo = {.dim = DIM,
+                           .type = flat ? "Flat" : au.type,
+                           .refine = flat ? false : au.refine,
+                           .nprobe = au.nprobe};
     gs_vindex_t *vi = NULL;
     gs_err e = gs_vindex_new(&vo, &vi);
     if (e != GS_OK)
         die("new index", e);
     double t0 = now_s();
     size_t chunk = 65536;
-    float *buf = gs_xmalloc((flat ? chunk : (au.n_train > chunk ? au.n_train : chunk)) * DIM *
-                            sizeof *buf);
+    float *buf =
+        gs_xmalloc((flat ? chunk : (au.n_train > chunk ? au.n_train : chunk)) * DIM * sizeof *buf);
     uint64_t *ids = gs_xmalloc(chunk * sizeof *ids);
     if (!flat) {
         for (size_t i = 0; i < au.n_train; i++) // a sample spread over the whole stream
@@ -204,8 +219,8 @@ static void build_index(const char *path, size_t n, bool flat)
     char desc[256];
     gs_vindex_describe(vi, desc, sizeof desc);
     printf("{\"phase\":\"build\",\"index\":\"%s\",\"n\":%zu,\"n_train\":%zu,\"train_s\":%.1f,"
-           "\"add_s\":%.1f,\"write_s\":%.1f}\n", desc, n, flat ? 0 : au.n_train, t1 - t0,
-           t2 - t1, now_s() - t2);
+           "\"add_s\":%.1f,\"write_s\":%.1f}\n",
+           desc, n, flat ? 0 : au.n_train, t1 - t0, t2 - t1, now_s() - t2);
     fflush(stdout);
     gs_free(buf);
     gs_free(ids);
@@ -220,8 +235,8 @@ static int cmd_build(const char *work, size_t n, const char *model_dir, const ch
     if (e != GS_OK)
         die("open model", e);
     if (gs_clip_dim(m) != DIM) {
-        fprintf(stderr, "bench_query: the model embeds in %d dimensions, not %d\n",
-                gs_clip_dim(m), DIM);
+        fprintf(stderr, "bench_query: the model embeds in %d dimensions, not %d\n", gs_clip_dim(m),
+                DIM);
         return 1;
     }
     char model_id[17];
@@ -348,7 +363,10 @@ static void measure_one(const char *work, const char *name, size_t nq, size_t nq
     double recall = (double)n_found / (double)(nq * 10);
     // A filtered search: a box of about 1% of the tiles, k = 10.
     for (size_t i = 0; i < nq; i++) {
-        gs_search_req_t r = {.vector = q + i * DIM, .n_vector = DIM, .k = 10, .has_bbox = true,
+        gs_search_req_t r = {.vector = q + i * DIM,
+                             .n_vector = DIM,
+                             .k = 10,
+                             .has_bbox = true,
                              .bbox = {-60, -30, -50, -20}};
         double t = now_s();
         run(s, &r, a, &res);
@@ -386,10 +404,9 @@ static void measure_one(const char *work, const char *name, size_t nq, size_t nq
            "\"k10000_records_p50_ms\":%.1f,\"k10000_json_p50_ms\":%.1f,"
            "\"k10000_geojson_p50_ms\":%.1f,\"nq_big\":%zu}\n",
            name, desc, open_s, text_p50 * 1e3, text_p99 * 1e3, enc_p50 * 1e3, k10_p50 * 1e3,
-           k10_p99 * 1e3, recall, nq, filt_p50 * 1e3, filt_p99 * 1e3,
-           (unsigned long long)filt_cand, n_big, pct(lat, nq_big, 50) * 1e3,
-           pct(lat, nq_big, 99) * 1e3, pct(jn, nq_big, 50) * 1e3, pct(fmt, nq_big, 50) * 1e3,
-           pct(gfmt, nq_big, 50) * 1e3, nq_big);
+           k10_p99 * 1e3, recall, nq, filt_p50 * 1e3, filt_p99 * 1e3, (unsigned long long)filt_cand,
+           n_big, pct(lat, nq_big, 50) * 1e3, pct(lat, nq_big, 99) * 1e3, pct(jn, nq_big, 50) * 1e3,
+           pct(fmt, nq_big, 50) * 1e3, pct(gfmt, nq_big, 50) * 1e3, nq_big);
     fflush(stdout);
     gs_buf_cleanup(&b);
     gs_free(fmt);
