@@ -152,6 +152,7 @@ static gs_err open_files(gs_search_t *self, char *err, size_t err_nbytes)
     }
     self->nprobe = nprobe;
     self->dim = gs_vindex_dim(self->index);
+    self->cache_vecs = gs_xcalloc((size_t)GS__QCACHE_N * self->dim, sizeof *self->cache_vecs);
     self->is_ivf = gs_vindex_nprobe(self->index) > 0;
     return GS_OK;
 }
@@ -205,6 +206,9 @@ void gs_search_close(gs_search_t **p)
     gs_vindex_destroy(&s->index);
     gs_capstore_close(&s->store);
     gs__qtable_cleanup(&s->table);
+    for (int i = 0; i < GS__QCACHE_N; i++)
+        gs_free(s->cache[i].text);
+    gs_free(s->cache_vecs);
     pthread_mutex_destroy(&s->model_lock);
     pthread_mutex_destroy(&s->table_lock);
     char *strs[] = {s->dir,        s->store_path, s->index_path, s->opt_model,
@@ -255,6 +259,29 @@ static gs_err normalize(float *v, int n)
     return GS_OK;
 }
 
+// cache_find / cache_put: the text cache (model_lock held). find returns the slot or -1.
+static int cache_find(gs_search_t *self, const char *text)
+{
+    for (int i = 0; i < GS__QCACHE_N; i++)
+        if (self->cache[i].text && strcmp(self->cache[i].text, text) == 0) {
+            self->cache[i].used = ++self->cache_clock;
+            return i;
+        }
+    return -1;
+}
+
+static void cache_put(gs_search_t *self, const char *text, const float *q)
+{
+    int lru = 0;
+    for (int i = 1; i < GS__QCACHE_N; i++)
+        if (self->cache[i].used < self->cache[lru].used)
+            lru = i;
+    gs_free(self->cache[lru].text);
+    self->cache[lru].text = gs_xstrdup(text);
+    self->cache[lru].used = ++self->cache_clock;
+    memcpy(self->cache_vecs + (size_t)lru * self->dim, q, (size_t)self->dim * sizeof *q);
+}
+
 // encode_locked: text or image -> q (model_lock held).
 static gs_err encode_locked(gs_search_t *self, const gs_search_req_t *req, gs_arena_t *arena,
                             float *q, char *err, size_t err_nbytes)
@@ -269,7 +296,14 @@ static gs_err encode_locked(gs_search_t *self, const gs_search_req_t *req, gs_ar
             snprintf(err, err_nbytes, "the encoder has no tokenizer vocabulary: pass --vocab");
             return GS_EUNSUPPORTED;
         }
+        int slot = cache_find(self, req->text);
+        if (slot >= 0) {
+            memcpy(q, self->cache_vecs + (size_t)slot * self->dim, (size_t)self->dim * sizeof *q);
+            return GS_OK;
+        }
         e = gs_clip_encode_texts(self->model, &req->text, 1, true, q);
+        if (e == GS_OK)
+            cache_put(self, req->text, q);
     } else {
         gs_preprocess_cfg_t pc = gs_clip_preprocess_cfg(self->model);
         size_t scratch_nbytes = gs_preprocess_scratch_nbytes(req->image_w, req->image_h, pc.size);

@@ -8,8 +8,9 @@
 // passes RGB pixels), protobuf (the programs pack and unpack messages).
 //
 // Threads: one handle serves many threads at once. Index searches and record reads run
-// concurrently; the encoder runs one query at a time (a mutex); the filter table is built once
-// (on first use, or at open with opts.preload) under a mutex.
+// concurrently; the encoder runs one query at a time (a mutex), and the embeddings of the last
+// 64 distinct query texts are kept, so a repeated text is not encoded again; the filter table is
+// built once (on first use, or at open with opts.preload) under a mutex.
 // Memory: every search allocates from the caller's arena (a per-request arena: no malloc per
 // hit); results are valid until that arena is reset.
 #pragma once

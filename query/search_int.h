@@ -44,6 +44,15 @@ typedef struct {
     size_t cap_tiles, cap_scenes;
 } gs__qtable_t;
 
+// GS__QCACHE_N: text embeddings kept (least recently used out): a web page that changes only
+// its filters, or a popular query, does not run the text tower again.
+#define GS__QCACHE_N 64
+
+typedef struct {
+    char *text;    // owned; NULL = empty slot
+    uint64_t used; // clock of the last use
+} gs__qcache_ent_t;
+
 struct gs_search {
     char *dir;
     char *store_path, *index_path;
@@ -62,6 +71,9 @@ struct gs_search {
     gs_clip_t *model;
     gs_err model_err; // a failed lazy open is remembered (with its message)
     char model_errmsg[GS_SEARCH_ERR_NBYTES];
+    gs__qcache_ent_t cache[GS__QCACHE_N]; // under model_lock
+    float *cache_vecs;                    // (GS__QCACHE_N, dim)
+    uint64_t cache_clock;
     pthread_mutex_t table_lock;
     bool table_ready;
     gs_err table_err;

@@ -385,6 +385,38 @@ START_TEST(test_search_text_equals_exact_search)
 }
 END_TEST
 
+// The text cache: a repeated text gives the same hits, also after the cache was cycled.
+START_TEST(test_text_cache_same_results)
+{
+    GS_NEED_SHARED();
+    db_t *d = db_get(DB_FLAT);
+    gs_search_t *s = open_db(d, false);
+    gs_arena_t *a = gs_arena_new(1 << 20, 0), *b = gs_arena_new(1 << 20, 0);
+    char err[GS_SEARCH_ERR_NBYTES], text[64];
+    gs_search_result_t first, again;
+    gs_search_req_t r = {.text = "a harbor with boats", .k = 15};
+    ck_assert_int_eq(gs_search_run(s, &r, a, &first, err, sizeof err), GS_OK);
+    for (int round = 0; round < 2; round++) {
+        gs_arena_reset(b);
+        ck_assert_int_eq(gs_search_run(s, &r, b, &again, err, sizeof err), GS_OK);
+        ck_assert_uint_eq(again.n_hits, first.n_hits);
+        for (size_t i = 0; i < first.n_hits; i++) {
+            ck_assert_uint_eq(again.hits[i].tile_id, first.hits[i].tile_id);
+            ck_assert(again.hits[i].score == first.hits[i].score);
+        }
+        for (int i = 0; i < 70; i++) { // more distinct texts than the cache holds
+            snprintf(text, sizeof text, "query number %d", i);
+            gs_search_req_t o = {.text = text, .k = 1};
+            gs_arena_reset(b);
+            ck_assert_int_eq(gs_search_run(s, &o, b, &again, err, sizeof err), GS_OK);
+        }
+    }
+    gs_arena_destroy(&a);
+    gs_arena_destroy(&b);
+    gs_search_close(&s);
+}
+END_TEST
+
 // A set of filters over the test data (the times of qmk: scene s at 2020-01-01 + 45 s days).
 static void filter_case(int c, db_t *d, gs_search_req_t *r)
 {
@@ -691,6 +723,7 @@ Suite *query_suite(void)
     tcase_add_unchecked_fixture(tc, setup_dbs, teardown_dbs);
     tcase_set_timeout(tc, 600);
     tcase_add_test(tc, test_search_text_equals_exact_search);
+    tcase_add_test(tc, test_text_cache_same_results);
     tcase_add_test(tc, test_filters_hold_flat);
     tcase_add_test(tc, test_filters_hold_ivfpq_refine);
     tcase_add_test(tc, test_filters_hold_ivf_nprobe_1);
