@@ -1,125 +1,25 @@
 // `geoscribe changes JOB.yaml [--set key=value]...`: change captioning over the scenes of a job
 // (docs/CHANGES.md), in one process or under mpirun (rank 0 coordinates, the other ranks run
-// pair tasks). The same start-up as `geoscribe ingest` (cli/cmd_ingest.c): rank 0 validates
+// pair tasks). The same start-up as `geoscribe ingest` (cli/cli_job.h): rank 0 validates
 // and broadcasts the job, a roll call, rank 0 sets up the output while the workers open their
 // models, rank 0's go / no-go, then WorkRequest / TaskBatch messages over MPI or by function
 // call.
 #define GS_LOG_MODULE "cli"
-#include <getopt.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "cli/cli.h"
+#include "cli/cli_job.h"
 #include "common/alloc.h"
 #include "common/buf.h"
 #include "common/log.h"
 #include "coordinator/changes.h"
-#include "coordinator/ping.h"
 #include "jobs/spec.h"
 #include "proto/geoscribe.pb-c.h"
 #include "proto/mpi_frame.h"
 #include "worker/changes.h"
-#include "worker/ping.h"
 
-// Exit codes, as ingest: 0 done, 1 fatal, 2 usage or job spec, 3 some pairs failed (rerun).
-enum { EXIT_OK = 0, EXIT_FATAL = 1, EXIT_USAGE = 2, EXIT_INCOMPLETE = 3 };
-
-typedef struct {
-    const char *job_path;
-    const char *sets[GS_JOB_MAX_SETS];
-    int n_sets;
-    gs_format_t fmt;
-} args_t;
-
-static int parse_args(int argc, char **argv, args_t *a)
-{
-    static const struct option opts[] = {
-        {"set", required_argument, NULL, 's'}, {"format", required_argument, NULL, 'f'}, {0}};
-    memset(a, 0, sizeof *a);
-    int c;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        if (c == 's') {
-            if (a->n_sets == GS_JOB_MAX_SETS)
-                return gs_cli_usage_error("changes", "too many --set options");
-            a->sets[a->n_sets++] = optarg;
-        } else if (c == 'f') {
-            if (gs_cli_parse_format("changes", optarg, false, &a->fmt) != 0)
-                return EXIT_USAGE;
-        } else {
-            return gs_cli_usage_error("changes", "unknown option");
-        }
-    }
-    if (optind != argc - 1)
-        return gs_cli_usage_error("changes", "expected one job file");
-    a->job_path = argv[optind];
-    return 0;
-}
-
-// ---- start-up messages (as cli/cmd_ingest.c) ------------------------------------------------
-
-static gs_job_t *bcast_job(gs_job_t *job, const char *path)
-{
-    void *buf = NULL;
-    size_t n = 0;
-    if (gs_cli_rank == 0) {
-        Geoscribe__JobSpec m = GEOSCRIBE__JOB_SPEC__INIT;
-        char *canon = NULL;
-        size_t cn = 0;
-        if (job && gs_job_pack(job, &canon, &cn) == GS_OK) {
-            m.name = job->name;
-            m.source_path = (char *)path;
-            m.canonical.data = (uint8_t *)canon;
-            m.canonical.len = cn;
-            m.spec_hash = gs_job_hash(job);
-        }
-        n = geoscribe__job_spec__get_packed_size(&m);
-        buf = gs_xmalloc(n ? n : 1);
-        geoscribe__job_spec__pack(&m, buf);
-        gs_free(canon);
-    }
-    gs_err e = gs_mpi_bcast(0, &buf, &n);
-    if (gs_cli_rank == 0 || e != GS_OK) {
-        gs_free(buf);
-        return e == GS_OK ? job : NULL;
-    }
-    gs_job_t *out = NULL;
-    Geoscribe__JobSpec *m = geoscribe__job_spec__unpack(NULL, n, buf);
-    gs_free(buf);
-    char err[1024] = "";
-    if (m && m->canonical.len > 0 &&
-        gs_job_unpack((const char *)m->canonical.data, m->canonical.len, &out, err, sizeof err) !=
-            GS_OK)
-        GS_LOG_ERROR("could not unpack the job spec from rank 0: %s", err);
-    if (m)
-        geoscribe__job_spec__free_unpacked(m, NULL);
-    return out;
-}
-
-static gs_err bcast_start(gs_err status, const char *message, uint64_t settings_hash,
-                          const char *encoder_id, const char *captioner_id, Geoscribe__Start **out)
-{
-    void *buf = NULL;
-    size_t n = 0;
-    if (gs_cli_rank == 0) {
-        Geoscribe__Start m = GEOSCRIBE__START__INIT;
-        m.status = status;
-        m.message = (char *)message;
-        m.settings_hash = settings_hash;
-        m.encoder_id = (char *)encoder_id;
-        m.captioner_id = (char *)captioner_id;
-        n = geoscribe__start__get_packed_size(&m);
-        buf = gs_xmalloc(n ? n : 1);
-        geoscribe__start__pack(&m, buf);
-    }
-    gs_err e = gs_mpi_bcast(0, &buf, &n);
-    if (e == GS_OK && gs_cli_rank != 0) {
-        *out = geoscribe__start__unpack(NULL, n, buf);
-        e = *out ? GS_OK : GS_EFORMAT;
-    }
-    gs_free(buf);
-    return e;
-}
+// Exit codes (cli/cli_job.h): 0 done, 1 fatal, 2 usage or job spec, 3 some pairs failed (rerun).
 
 // ---- rank 0 ---------------------------------------------------------------------------------
 
@@ -211,7 +111,7 @@ static gs_err run_local(gs_chcoord_t *c, gs_chworker_t *w)
     return e;
 }
 
-static int run_rank0(gs_job_t *job, const args_t *a)
+static int run_rank0(gs_job_t *job, const gs_cli_job_args_t *a)
 {
     char err[2048] = "";
     gs_chworker_t *w = NULL;
@@ -229,7 +129,7 @@ static int run_rank0(gs_job_t *job, const args_t *a)
     if (e == GS_OK && gs_cli_size == 1)
         e = gs_chworker_start(w, gs_chcoord_settings_hash(c), enc, cap, err, sizeof err);
     if (gs_cli_size > 1) {
-        gs_err be = bcast_start(e, err, c ? gs_chcoord_settings_hash(c) : 0, enc, cap, NULL);
+        gs_err be = gs_cli_job_send_start(e, err, c ? gs_chcoord_settings_hash(c) : 0, enc, cap);
         if (e == GS_OK)
             e = be;
         gs_chworker_close(&w); // rank 0 computes nothing under MPI
@@ -238,7 +138,7 @@ static int run_rank0(gs_job_t *job, const args_t *a)
         fprintf(stderr, "geoscribe changes: %s\n", *err ? err : gs_strerror(e));
         gs_chcoord_close(&c);
         gs_chworker_close(&w);
-        return EXIT_FATAL;
+        return GS_CLI_EXIT_FATAL;
     }
     e = gs_cli_size > 1 ? gs_chcoord_serve_mpi(c, gs_cli_size) : run_local(c, w);
     gs_chworker_close(&w);
@@ -250,9 +150,9 @@ static int run_rank0(gs_job_t *job, const args_t *a)
     gs_chcoord_close(&c);
     if (e != GS_OK) {
         fprintf(stderr, "geoscribe changes: the job stopped: %s\n", gs_strerror(e));
-        return EXIT_FATAL;
+        return GS_CLI_EXIT_FATAL;
     }
-    return s.complete ? EXIT_OK : EXIT_INCOMPLETE;
+    return s.complete ? GS_CLI_EXIT_OK : GS_CLI_EXIT_INCOMPLETE;
 }
 
 // ---- other ranks ----------------------------------------------------------------------------
@@ -263,12 +163,12 @@ static int run_worker(gs_job_t *job)
     gs_chworker_t *w = NULL;
     gs_err e = gs_chworker_open(job, gs_cli_rank, false, &w, err, sizeof err);
     Geoscribe__Start *st = NULL;
-    gs_err be = bcast_start(GS_OK, NULL, 0, NULL, NULL, &st);
+    gs_err be = gs_cli_job_recv_start(&st);
     if (be != GS_OK || st->status != GS_OK) {
         if (st)
             geoscribe__start__free_unpacked(st, NULL);
         gs_chworker_close(&w);
-        return EXIT_FATAL;
+        return GS_CLI_EXIT_FATAL;
     }
     if (e == GS_OK)
         e = gs_chworker_start(w, st->settings_hash, st->encoder_id, st->captioner_id, err,
@@ -280,41 +180,16 @@ static int run_worker(gs_job_t *job)
     }
     gs_err se = gs_chworker_serve_mpi(w, gs_cli_rank, e, err);
     gs_chworker_close(&w);
-    return e == GS_OK && se == GS_OK ? EXIT_OK : EXIT_FATAL;
+    return e == GS_OK && se == GS_OK ? GS_CLI_EXIT_OK : GS_CLI_EXIT_FATAL;
 }
 
 static int run(int argc, char **argv)
 {
-    args_t a;
-    int rc = parse_args(argc, argv, &a);
+    gs_cli_job_args_t a;
     gs_job_t *job = NULL;
-    if (gs_cli_rank == 0 && rc == 0) {
-        char err[2048] = "";
-        if (gs_job_load(a.job_path, a.sets, a.n_sets, &job, err, sizeof err) != GS_OK) {
-            fprintf(stderr, "geoscribe changes: %s\n", err);
-            rc = EXIT_USAGE;
-        }
-    }
-    if (gs_cli_size > 1) {
-        gs_job_t *got = bcast_job(rc == 0 ? job : NULL, a.job_path);
-        if (gs_cli_rank != 0)
-            job = got;
-        if (!job)
-            return rc ? rc : EXIT_USAGE;
-        gs_buf_t roll;
-        gs_buf_init(&roll, 1 << 20);
-        gs_err e = gs_cli_rank == 0 ? gs_coord_ping(gs_cli_size, &roll)
-                                    : gs_worker_ping(gs_cli_rank, gs_cli_size);
-        if (e == GS_OK && gs_cli_rank == 0)
-            GS_LOG_INFO("%d ranks: %s", gs_cli_size, roll.data);
-        gs_buf_cleanup(&roll);
-        if (e != GS_OK) {
-            gs_job_destroy(&job);
-            return EXIT_FATAL;
-        }
-    } else if (rc != 0) {
+    int rc = gs_cli_job_load("changes", argc, argv, &a, &job);
+    if (rc != 0)
         return rc;
-    }
     if (gs_cli_rank == 0)
         GS_LOG_INFO("change job \"%s\" from \"%s\" (spec hash %016llx), %d rank%s", job->name,
                     a.job_path, (unsigned long long)gs_job_hash(job), gs_cli_size,

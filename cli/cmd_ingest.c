@@ -5,138 +5,24 @@
 // models; rank 0's go / no-go goes to every worker; then the coordinator and workers exchange
 // WorkRequest / TaskBatch messages, over MPI or, in one process, through function calls.
 #define GS_LOG_MODULE "cli"
-#include <getopt.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "cli/cli_job.h"
 #include "common/alloc.h"
 #include "common/buf.h"
 #include "common/config.h"
 #include "common/log.h"
 #include "coordinator/ingest.h"
-#include "coordinator/ping.h"
 #include "jobs/spec.h"
 #include "proto/geoscribe.pb-c.h"
 #include "proto/mpi_frame.h"
 #include "worker/ingest.h"
-#include "worker/ping.h"
 
-// Exit codes: 0 the job finished (quarantined scenes included), 1 a fatal error, 2 a usage
-// or job-spec error, 3 the job ran but some tasks failed (a rerun retries them).
-enum { EXIT_OK = 0, EXIT_FATAL = 1, EXIT_USAGE = 2, EXIT_INCOMPLETE = 3 };
-
-typedef struct {
-    const char *job_path;
-    const char *sets[GS_JOB_MAX_SETS];
-    int n_sets;
-    gs_format_t fmt;
-} args_t;
-
-static int parse_args(int argc, char **argv, args_t *a)
-{
-    static const struct option opts[] = {
-        {"set", required_argument, NULL, 's'}, {"format", required_argument, NULL, 'f'}, {0}};
-    memset(a, 0, sizeof *a);
-    int c;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        if (c == 's') {
-            if (a->n_sets == GS_JOB_MAX_SETS)
-                return gs_cli_usage_error("ingest", "too many --set options");
-            a->sets[a->n_sets++] = optarg;
-        } else if (c == 'f') {
-            if (gs_cli_parse_format("ingest", optarg, false, &a->fmt) != 0)
-                return EXIT_USAGE;
-        } else {
-            return gs_cli_usage_error("ingest", "unknown option");
-        }
-    }
-    if (optind != argc - 1)
-        return gs_cli_usage_error("ingest", "expected one job file");
-    a->job_path = argv[optind];
-    return 0;
-}
-
-// ---- start-up messages ----------------------------------------------------------------------
-
-// bcast_job: rank 0 sends the packed spec (or an empty one when it failed: everyone stops);
-// other ranks get it and unpack it. Returns the job or NULL.
-static gs_job_t *bcast_job(gs_job_t *job, const char *path)
-{
-    void *buf = NULL;
-    size_t n = 0;
-    if (gs_cli_rank == 0) {
-        Geoscribe__JobSpec m = GEOSCRIBE__JOB_SPEC__INIT;
-        char *canon = NULL;
-        size_t cn = 0;
-        if (job && gs_job_pack(job, &canon, &cn) == GS_OK) {
-            m.name = job->name;
-            m.source_path = (char *)path;
-            m.canonical.data = (uint8_t *)canon;
-            m.canonical.len = cn;
-            m.spec_hash = gs_job_hash(job);
-        }
-        n = geoscribe__job_spec__get_packed_size(&m);
-        buf = gs_xmalloc(n ? n : 1);
-        geoscribe__job_spec__pack(&m, buf);
-        gs_free(canon);
-    }
-    gs_err e = gs_mpi_bcast(0, &buf, &n);
-    if (gs_cli_rank == 0 || e != GS_OK) {
-        gs_free(buf);
-        return e == GS_OK ? job : NULL;
-    }
-    gs_job_t *out = NULL;
-    Geoscribe__JobSpec *m = geoscribe__job_spec__unpack(NULL, n, buf);
-    gs_free(buf);
-    char err[1024] = "";
-    if (m && m->canonical.len > 0 &&
-        gs_job_unpack((const char *)m->canonical.data, m->canonical.len, &out, err, sizeof err) !=
-            GS_OK)
-        GS_LOG_ERROR("could not unpack the job spec from rank 0: %s", err);
-    if (m)
-        geoscribe__job_spec__free_unpacked(m, NULL);
-    return out;
-}
-
-// send_start: rank 0's go / no-go with the settings identity, to every worker. Point to point
-// rather than a broadcast so that the workers wait for it asleep (gs_mpi_poll): rank 0's set-up
-// (listing a large archive, reading the ledger) may take minutes, during which a blocking
-// MPI_Bcast would spin a core on every worker.
-static gs_err send_start(gs_err status, const char *message, uint64_t settings_hash,
-                         const char *encoder_id, const char *captioner_id)
-{
-    Geoscribe__Start m = GEOSCRIBE__START__INIT;
-    m.status = status;
-    m.message = (char *)message;
-    m.settings_hash = settings_hash;
-    m.encoder_id = (char *)encoder_id;
-    m.captioner_id = (char *)captioner_id;
-    size_t n = geoscribe__start__get_packed_size(&m);
-    uint8_t *buf = gs_xmalloc(n ? n : 1);
-    geoscribe__start__pack(&m, buf);
-    gs_err e = GS_OK;
-    for (int r = 1; r < gs_cli_size && e == GS_OK; r++)
-        e = gs_mpi_send(r, GS_TAG_START, buf, n);
-    gs_free(buf);
-    return e;
-}
-
-// recv_start: a worker's side of send_start. *out is new (free_unpacked).
-static gs_err recv_start(Geoscribe__Start **out)
-{
-    int ready = 0;
-    while (!ready)
-        GS_TRY(gs_mpi_poll(0, GS_TAG_START, 1000, &ready));
-    void *buf = NULL;
-    size_t n = 0;
-    GS_TRY(gs_mpi_recv(0, GS_TAG_START, &buf, &n, NULL, NULL));
-    *out = geoscribe__start__unpack(NULL, n, buf);
-    gs_free(buf);
-    return *out ? GS_OK : GS_EFORMAT;
-}
+// Exit codes (cli/cli_job.h): 0 the job finished (quarantined scenes included), 1 a fatal error,
+// 2 a usage or job-spec error, 3 the job ran but some tasks failed (a rerun retries them).
 
 // ---- rank 0 ---------------------------------------------------------------------------------
 
@@ -230,7 +116,7 @@ static gs_err run_local(gs_coord_t *c, gs_worker_t *w)
     return e;
 }
 
-static int run_rank0(gs_job_t *job, const args_t *a)
+static int run_rank0(gs_job_t *job, const gs_cli_job_args_t *a)
 {
     char err[2048] = "";
     gs_worker_t *w = NULL;
@@ -249,7 +135,7 @@ static int run_rank0(gs_job_t *job, const args_t *a)
     if (e == GS_OK && gs_cli_size == 1)
         e = gs_worker_start(w, gs_coord_settings_hash(c), enc, cap, err, sizeof err);
     if (gs_cli_size > 1) {
-        gs_err be = send_start(e, err, c ? gs_coord_settings_hash(c) : 0, enc, cap);
+        gs_err be = gs_cli_job_send_start(e, err, c ? gs_coord_settings_hash(c) : 0, enc, cap);
         if (e == GS_OK)
             e = be;
         gs_worker_close(&w); // rank 0 encodes nothing under MPI
@@ -258,7 +144,7 @@ static int run_rank0(gs_job_t *job, const args_t *a)
         fprintf(stderr, "geoscribe ingest: %s\n", *err ? err : gs_strerror(e));
         gs_coord_close(&c);
         gs_worker_close(&w);
-        return EXIT_FATAL;
+        return GS_CLI_EXIT_FATAL;
     }
     bool tty = isatty(2) == 1;
     if (tty)
@@ -275,9 +161,9 @@ static int run_rank0(gs_job_t *job, const args_t *a)
     gs_coord_close(&c);
     if (e != GS_OK) {
         fprintf(stderr, "geoscribe ingest: the job stopped: %s\n", gs_strerror(e));
-        return EXIT_FATAL;
+        return GS_CLI_EXIT_FATAL;
     }
-    return s.complete ? EXIT_OK : EXIT_INCOMPLETE;
+    return s.complete ? GS_CLI_EXIT_OK : GS_CLI_EXIT_INCOMPLETE;
 }
 
 // ---- other ranks ----------------------------------------------------------------------------
@@ -288,13 +174,13 @@ static int run_worker(gs_job_t *job)
     gs_worker_t *w = NULL;
     gs_err e = gs_worker_open(job, gs_cli_rank, false, &w, err, sizeof err);
     Geoscribe__Start *st = NULL;
-    gs_err be = recv_start(&st);
+    gs_err be = gs_cli_job_recv_start(&st);
     if (be != GS_OK || st->status != GS_OK) {
         // rank 0 failed its set-up and says why itself
         if (st)
             geoscribe__start__free_unpacked(st, NULL);
         gs_worker_close(&w);
-        return EXIT_FATAL;
+        return GS_CLI_EXIT_FATAL;
     }
     if (e == GS_OK)
         e = gs_worker_start(w, st->settings_hash, st->encoder_id, st->captioner_id, err,
@@ -306,7 +192,7 @@ static int run_worker(gs_job_t *job)
     }
     gs_err se = gs_worker_serve_mpi(w, gs_cli_rank, e, err);
     gs_worker_close(&w);
-    return e == GS_OK && se == GS_OK ? EXIT_OK : EXIT_FATAL;
+    return e == GS_OK && se == GS_OK ? GS_CLI_EXIT_OK : GS_CLI_EXIT_FATAL;
 }
 
 // launched_by_mpi: started by mpirun / srun (their environment), not by hand. A run by hand
@@ -328,7 +214,7 @@ static int run(int argc, char **argv)
     }
     if (gs_mpi_init(NULL, NULL, &gs_cli_rank, &gs_cli_size) != GS_OK) {
         fprintf(stderr, "geoscribe ingest: could not initialise MPI\n");
-        return EXIT_FATAL;
+        return GS_CLI_EXIT_FATAL;
     }
     gs_log_set_role(gs_cli_rank == 0 ? "coord" : "worker", gs_cli_rank);
     int rc = run_job(argc, argv);
@@ -338,36 +224,11 @@ static int run(int argc, char **argv)
 
 static int run_job(int argc, char **argv)
 {
-    args_t a;
-    int rc = parse_args(argc, argv, &a);
+    gs_cli_job_args_t a;
     gs_job_t *job = NULL;
-    if (gs_cli_rank == 0 && rc == 0) {
-        char err[2048] = "";
-        if (gs_job_load(a.job_path, a.sets, a.n_sets, &job, err, sizeof err) != GS_OK) {
-            fprintf(stderr, "geoscribe ingest: %s\n", err);
-            rc = EXIT_USAGE;
-        }
-    }
-    if (gs_cli_size > 1) {
-        gs_job_t *got = bcast_job(rc == 0 ? job : NULL, a.job_path);
-        if (gs_cli_rank != 0)
-            job = got;
-        if (!job)
-            return rc ? rc : EXIT_USAGE; // rank 0 reported why
-        gs_buf_t roll;
-        gs_buf_init(&roll, 1 << 20);
-        gs_err e = gs_cli_rank == 0 ? gs_coord_ping(gs_cli_size, &roll)
-                                    : gs_worker_ping(gs_cli_rank, gs_cli_size);
-        if (e == GS_OK && gs_cli_rank == 0)
-            GS_LOG_INFO("%d ranks: %s", gs_cli_size, roll.data);
-        gs_buf_cleanup(&roll);
-        if (e != GS_OK) {
-            gs_job_destroy(&job);
-            return EXIT_FATAL;
-        }
-    } else if (rc != 0) {
+    int rc = gs_cli_job_load("ingest", argc, argv, &a, &job);
+    if (rc != 0)
         return rc;
-    }
     if (gs_cli_rank == 0)
         GS_LOG_INFO("job \"%s\" from \"%s\" (spec hash %016llx), %d rank%s", job->name, a.job_path,
                     (unsigned long long)gs_job_hash(job), gs_cli_size, gs_cli_size == 1 ? "" : "s");
