@@ -13,6 +13,7 @@
 #include "index/layout.h"
 #include "proto/mpi_frame.h"
 #include "worker/ingest_int.h"
+#include "worker/serve_int.h"
 
 static int auto_threads(void)
 {
@@ -146,124 +147,45 @@ gs_err gs_worker_start(gs_worker_t *self, uint64_t settings_hash, const char *en
     return GS_OK;
 }
 
-static void pack_request(Geoscribe__WorkRequest *r, void **out, size_t *out_nbytes)
-{
-    size_t n = geoscribe__work_request__get_packed_size(r);
-    uint8_t *buf = gs_xmalloc(n ? n : 1);
-    geoscribe__work_request__pack(r, buf);
-    *out = buf;
-    *out_nbytes = n;
-}
-
 void gs_worker_request(gs_worker_t *self, int rank, gs_err status, const char *message, void **out,
                        size_t *out_nbytes)
 {
     (void)self;
-    Geoscribe__WorkRequest r = GEOSCRIBE__WORK_REQUEST__INIT;
-    r.rank = rank;
-    r.status = status;
-    r.message = (char *)(message ? message : "");
-    pack_request(&r, out, out_nbytes);
+    gs__serve_request(rank, status, message, out, out_nbytes);
+}
+
+// run_task: one task of a batch, by kind.
+static void run_task(void *ud, const Geoscribe__Task *t, Geoscribe__TaskResult *res,
+                     gs_arena_t *msg)
+{
+    gs_worker_t *self = ud;
+    if (t->kind == 1) {
+        gs__worker_probe(self, t, res, msg);
+    } else if (t->kind == 0) {
+        gs__worker_tiles(self, t, res, msg);
+    } else {
+        res->status = GS_EUNSUPPORTED;
+        res->message = (char *)"unknown task kind";
+    }
 }
 
 gs_err gs_worker_handle(gs_worker_t *self, int rank, const void *batch, size_t nbytes,
                         void **out_req, size_t *out_nbytes, bool *out_done, unsigned *out_wait_ms)
 {
-    *out_req = NULL;
-    *out_nbytes = 0;
-    *out_done = false;
-    *out_wait_ms = 0;
-    Geoscribe__TaskBatch *b = geoscribe__task_batch__unpack(NULL, nbytes, batch);
-    if (!b) {
-        GS_LOG_ERROR("malformed task batch from rank 0 (%zu bytes)", nbytes);
-        return GS_EFORMAT;
-    }
-    if (b->done) {
-        *out_done = true;
-        geoscribe__task_batch__free_unpacked(b, NULL);
-        return GS_OK;
-    }
-    *out_wait_ms = b->wait_ms;
-    size_t n = b->n_tasks;
-    Geoscribe__TaskResult *res = gs_xcalloc(n ? n : 1, sizeof *res);
-    Geoscribe__TaskResult **ptrs = gs_xcalloc(n ? n : 1, sizeof *ptrs);
-    gs_arena_t *msg = gs_arena_new(1 << 14, 0); // result strings and records
-    for (size_t i = 0; i < n; i++) {
-        const Geoscribe__Task *t = b->tasks[i];
-        geoscribe__task_result__init(&res[i]);
-        res[i].task_id = t->task_id;
-        res[i].kind = t->kind;
-        res[i].message = (char *)"";
-        res[i].shard_path = (char *)"";
-        res[i].shard_hash = (char *)"";
-        struct timespec t0, t1;
-        clock_gettime(CLOCK_MONOTONIC, &t0);
-        if (!self->started) {
-            res[i].status = GS_ESTATE;
-        } else if (t->kind == 1) {
-            gs__worker_probe(self, t, &res[i], msg);
-        } else if (t->kind == 0) {
-            gs__worker_tiles(self, t, &res[i], msg);
-        } else {
-            res[i].status = GS_EUNSUPPORTED;
-            res[i].message = (char *)"unknown task kind";
-        }
-        clock_gettime(CLOCK_MONOTONIC, &t1);
-        res[i].seconds = (double)(t1.tv_sec - t0.tv_sec) + (t1.tv_nsec - t0.tv_nsec) * 1e-9;
-        ptrs[i] = &res[i];
-    }
-    Geoscribe__WorkRequest r = GEOSCRIBE__WORK_REQUEST__INIT;
-    r.rank = rank;
-    r.message = (char *)"";
-    r.n_results = n;
-    r.results = ptrs;
-    pack_request(&r, out_req, out_nbytes);
-    gs_arena_destroy(&msg);
-    gs_free(ptrs);
-    gs_free(res);
-    geoscribe__task_batch__free_unpacked(b, NULL);
-    return GS_OK;
+    return gs__serve_handle(self, self->started, run_task, rank, batch, nbytes, out_req,
+                            out_nbytes, out_done, out_wait_ms);
+}
+
+static gs_err handle(void *self, int rank, const void *batch, size_t nbytes, void **out_req,
+                     size_t *out_nbytes, bool *out_done, unsigned *out_wait_ms)
+{
+    return gs_worker_handle(self, rank, batch, nbytes, out_req, out_nbytes, out_done,
+                            out_wait_ms);
 }
 
 gs_err gs_worker_serve_mpi(gs_worker_t *self, int rank, gs_err start_status, const char *message)
 {
-    void *req = NULL;
-    size_t n = 0;
-    gs_worker_request(self, rank, start_status, message, &req, &n);
-    gs_err e = GS_OK;
-    for (;;) {
-        e = gs_mpi_send(0, GS_TAG_WORK_REQ, req, n);
-        GS_FREE(req);
-        if (e != GS_OK)
-            break;
-        void *batch = NULL;
-        size_t bn = 0;
-        if ((e = gs_mpi_recv(0, GS_TAG_WORK, &batch, &bn, NULL, NULL)) != GS_OK)
-            break;
-        bool done = false;
-        unsigned wait_ms = 0;
-        if (self) {
-            e = gs_worker_handle(self, rank, batch, bn, &req, &n, &done, &wait_ms);
-        } else {
-            // a worker that could not start only waits to be told the job is over
-            Geoscribe__TaskBatch *b = geoscribe__task_batch__unpack(NULL, bn, batch);
-            done = !b || b->done;
-            if (b)
-                geoscribe__task_batch__free_unpacked(b, NULL);
-            if (!done)
-                gs_worker_request(NULL, rank, start_status, message, &req, &n);
-            wait_ms = 100;
-        }
-        gs_free(batch);
-        if (e != GS_OK || done)
-            break;
-        if (wait_ms) {
-            struct timespec d = {wait_ms / 1000, (long)(wait_ms % 1000) * 1000000L};
-            nanosleep(&d, NULL);
-        }
-    }
-    gs_free(req);
-    return e;
+    return gs__serve_mpi(self, handle, rank, start_status, message);
 }
 
 void gs_worker_close(gs_worker_t **p)
