@@ -19,7 +19,6 @@
 #include "jobs/scene.h"
 #include "jobs/warp.h"
 #include "jobs/warp_shard.h"
-#include "proto/mpi_frame.h"
 
 enum { WAIT_MS = 100 };
 
@@ -312,12 +311,12 @@ static gs_err plan(gs_chcoord_t *c, char *err, size_t err_nbytes)
         gs__chtask_t t = {.id = gs__chtask_id(b->id, a->id),
                           .before = pairs[i].before,
                           .after = pairs[i].after,
-                          .state = T_QUEUED,
+                          .state = GS__T_QUEUED,
                           .rank = -1};
         uint32_t v = 0;
         int known = gs__map_get(&c->done_map, t.id, &v);
         if (known && v == 1) {
-            t.state = T_DONE;
+            t.state = GS__T_DONE;
             c->sum.n_pairs_done++;
         } else {
             t.prior_attempts = known ? v & 0x7FFFFFFFu : 0;
@@ -439,7 +438,7 @@ bool gs_chcoord_pair(const gs_chcoord_t *self, size_t i, const char **out_before
     const gs__chtask_t *t = &self->tasks[i];
     *out_before = self->scenes[t->before].uri;
     *out_after = self->scenes[t->after].uri;
-    *out_done = t->state == T_DONE;
+    *out_done = t->state == GS__T_DONE;
     return true;
 }
 
@@ -486,7 +485,7 @@ static uint32_t next_task(gs_chcoord_t *c)
 {
     while (c->queue.head < c->queue.n) {
         uint32_t ti = c->queue.v[c->queue.head++];
-        if (c->tasks[ti].state == T_QUEUED)
+        if (c->tasks[ti].state == GS__T_QUEUED)
             return ti;
     }
     c->queue.n = c->queue.head = 0;
@@ -497,7 +496,7 @@ static void fill_task(gs_chcoord_t *c, uint32_t ti, int rank, Geoscribe__Task *m
                       char *hex)
 {
     gs__chtask_t *t = &c->tasks[ti];
-    t->state = T_RUNNING;
+    t->state = GS__T_RUNNING;
     t->rank = rank;
     t->attempts++;
     c->n_running++;
@@ -520,18 +519,9 @@ gs_err gs_chcoord_handle(gs_chcoord_t *self, const void *req, size_t req_nbytes,
     gs_chcoord_t *c = self;
     *out_reply = NULL;
     *out_nbytes = 0;
-    Geoscribe__WorkRequest *r = geoscribe__work_request__unpack(NULL, req_nbytes, req);
-    if (!r) {
-        GS_LOG_ERROR("malformed work request (%zu bytes)", req_nbytes);
-        return GS_EFORMAT;
-    }
+    Geoscribe__WorkRequest *r = NULL;
     gs_err e = GS_OK;
-    if (r->status != 0) {
-        GS_LOG_ERROR("worker %d cannot work: %s", r->rank,
-                     r->message && *r->message ? r->message : gs_strerror(r->status));
-        c->fatal = true;
-        e = GS_EUNSUPPORTED;
-    }
+    GS_TRY(gs__job_request_unpack(req, req_nbytes, &c->fatal, &e, &r));
     bool has_results = r->n_results > 0;
     if (has_results) {
         if (c->n_pending == c->cap_pending) {
@@ -553,11 +543,7 @@ gs_err gs_chcoord_handle(gs_chcoord_t *self, const void *req, size_t req_nbytes,
     } else {
         b.done = 1;
     }
-    size_t len = geoscribe__task_batch__get_packed_size(&b);
-    uint8_t *buf = gs_xmalloc(len ? len : 1);
-    geoscribe__task_batch__pack(&b, buf);
-    *out_reply = buf;
-    *out_nbytes = len;
+    gs__job_batch_pack(&b, out_reply, out_nbytes);
     if (!has_results)
         geoscribe__work_request__free_unpacked(r, NULL);
     return e;
@@ -595,45 +581,28 @@ gs_err gs_chcoord_commit(gs_chcoord_t *self)
     return e;
 }
 
+static gs_err idle(void *self)
+{
+    progress(self, false);
+    return GS_OK;
+}
+
+static gs_err handle(void *self, const void *req, size_t req_nbytes, void **out_reply,
+                     size_t *out_nbytes)
+{
+    return gs_chcoord_handle(self, req, req_nbytes, out_reply, out_nbytes);
+}
+
+static gs_err commit(void *self)
+{
+    return gs_chcoord_commit(self);
+}
+
 gs_err gs_chcoord_serve_mpi(gs_chcoord_t *self, int size)
 {
-    gs_chcoord_t *c = self;
-    int active = size - 1;
-    gs_err status = GS_OK;
-    while (active > 0) {
-        int ready = 0;
-        GS_TRY(gs_mpi_poll(GS_MPI_ANY, GS_TAG_WORK_REQ, 1000, &ready));
-        if (!ready) {
-            progress(c, false);
-            continue;
-        }
-        void *req = NULL, *reply = NULL;
-        size_t n = 0, rn = 0;
-        int src = -1;
-        GS_TRY(gs_mpi_recv(GS_MPI_ANY, GS_TAG_WORK_REQ, &req, &n, &src, NULL));
-        gs_err e = gs_chcoord_handle(c, req, n, &reply, &rn);
-        gs_free(req);
-        if (e == GS_EUNSUPPORTED)
-            status = e;
-        else if (e != GS_OK && e != GS_EFORMAT)
-            return e;
-        if (reply) {
-            Geoscribe__TaskBatch *b = geoscribe__task_batch__unpack(NULL, rn, reply);
-            if (b && b->done)
-                active--;
-            if (b)
-                geoscribe__task_batch__free_unpacked(b, NULL);
-            e = gs_mpi_send(src, GS_TAG_WORK, reply, rn);
-            gs_free(reply);
-            GS_TRY(e);
-        }
-        e = gs_chcoord_commit(c);
-        if (e != GS_OK) {
-            c->fatal = true;
-            status = e;
-        }
-    }
-    return status;
+    gs__job_ops_t ops = {
+        .self = self, .handle = handle, .commit = commit, .idle = idle, .fatal = &self->fatal};
+    return gs__job_serve_mpi(&ops, size);
 }
 
 // ---- the end --------------------------------------------------------------------------------

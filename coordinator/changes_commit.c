@@ -253,7 +253,7 @@ static gs_err commit_shard(gs_chcoord_t *c, uint32_t ti, const char *path,
         return e == GS_ETOOBIG ? GS_EFORMAT : GS_EIO;
     if ((e = add_vectors(c, d)) != GS_OK)
         return GS_EBACKEND;
-    t->state = T_DONE;
+    t->state = GS__T_DONE;
     keep_for_deletion(c, path);
     c->sum.n_pairs_done++;
     c->sum.n_pairs_run++;
@@ -269,13 +269,13 @@ static gs_err fail_task(gs_chcoord_t *c, uint32_t ti, const char *why)
     if (t->attempts < GS_COORD_MAX_ATTEMPTS) {
         GS_LOG_WARN("task=%016llx failed (try %u), again: %s", (unsigned long long)t->id,
                     t->attempts, why);
-        t->state = T_QUEUED;
+        t->state = GS__T_QUEUED;
         gs__u32s_push(&c->queue, ti);
         return GS_OK;
     }
     GS_LOG_WARN("task=%016llx failed %u times, left for a rerun: %s", (unsigned long long)t->id,
                 t->attempts, why);
-    t->state = T_FAILED;
+    t->state = GS__T_FAILED;
     c->sum.n_pairs_failed++;
     gs_capstore_batch_clear(c->batch);
     gs_err e = ledger(c, t, GS_JOB_FAILED, 0, 0, NULL, NULL, why);
@@ -288,7 +288,7 @@ static gs_err fail_task(gs_chcoord_t *c, uint32_t ti, const char *why)
 gs_err gs__ch_commit_result(gs_chcoord_t *c, const Geoscribe__TaskResult *r)
 {
     uint32_t ti;
-    if (!gs__map_get(&c->task_map, r->task_id, &ti) || c->tasks[ti].state != T_RUNNING) {
+    if (!gs__map_get(&c->task_map, r->task_id, &ti) || c->tasks[ti].state != GS__T_RUNNING) {
         GS_LOG_WARN("a result for task %016llx, which is not running: ignored",
                     (unsigned long long)r->task_id);
         return GS_OK;
@@ -346,7 +346,7 @@ static gs_err recover_one(gs_chcoord_t *c, const char *path, uint64_t task_id)
         // committed; its vectors may not have reached the persisted index
         e = add_vectors(c, d) == GS_OK ? GS_OK : GS_EBACKEND;
         keep_for_deletion(c, path);
-    } else if (gs__map_get(&c->task_map, task_id, &ti) && c->tasks[ti].state == T_QUEUED) {
+    } else if (gs__map_get(&c->task_map, task_id, &ti) && c->tasks[ti].state == GS__T_QUEUED) {
         e = commit_shard(c, ti, path, d, hash, why, sizeof why);
         if (e == GS_OK) {
             c->sum.n_recovered++;

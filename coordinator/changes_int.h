@@ -9,7 +9,7 @@
 
 #include "common/alloc.h"
 #include "coordinator/changes.h"
-#include "coordinator/ingest_int.h"
+#include "coordinator/job_int.h"
 #include "index/capstore.h"
 #include "index/vindex.h"
 #include "proto/geoscribe.pb-c.h"
@@ -26,7 +26,7 @@ typedef struct {
 typedef struct {
     uint64_t id;             // task id (gs__chtask_id)
     uint32_t before, after;  // indexes into scenes
-    uint8_t state;           // T_* of coordinator/ingest_int.h
+    uint8_t state;           // GS__T_* of coordinator/job_int.h
     uint8_t attempts;        // tries in this run
     uint32_t prior_attempts; // tries in earlier runs (ledger)
     int rank;

@@ -45,10 +45,10 @@ static gs_err fail_task(gs_coord_t *c, uint32_t ti, const char *why)
     GS_LOG_WARN("task %016llx (%s, cells %u+%u) failed (attempt %u): %s", (unsigned long long)t->id,
                 s->uri, t->first, t->n, t->attempts, why);
     if (t->attempts < GS_COORD_MAX_ATTEMPTS) {
-        t->state = T_QUEUED;
+        t->state = GS__T_QUEUED;
         gs__u32s_push(t->kind == GS__TASK_PROBE ? &c->q_probes : &c->q_tiles, ti);
     } else {
-        t->state = T_FAILED;
+        t->state = GS__T_FAILED;
         if (t->kind == GS__TASK_PROBE)
             c->n_probes_done++; // and counted failed: the run is incomplete, a rerun retries
         c->sum.n_tasks_failed++;
@@ -65,7 +65,7 @@ static gs_err fail_task(gs_coord_t *c, uint32_t ti, const char *why)
 static gs_err quarantine_task(gs_coord_t *c, uint32_t ti, const char *reason)
 {
     gs__task_t *t = &c->tasks[ti];
-    t->state = T_QUARANTINED;
+    t->state = GS__T_QUARANTINED;
     gs_capstore_batch_clear(c->batch);
     gs__quarantine(c, t->scene, reason, c->batch);
     if (t->kind == GS__TASK_PROBE)
@@ -98,7 +98,7 @@ static gs_err commit_probe(gs_coord_t *c, uint32_t ti, const Geoscribe__TaskResu
     s->height = rec.height;
     gs_free(s->checksum);
     s->checksum = gs_xstrdup(rec.checksum);
-    t->state = T_DONE;
+    t->state = GS__T_DONE;
     c->n_probes_done++;
     gs_capstore_batch_clear(c->batch);
     GS_TRY(gs_capstore_batch_put_scene(c->batch, &rec));
@@ -263,7 +263,7 @@ gs_err gs__commit_shard(gs_coord_t *c, uint32_t ti, gs_shard_t *sh, const char *
                      gs_strerror(e));
         return GS_EIO;
     }
-    t->state = T_DONE;
+    t->state = GS__T_DONE;
     c->sum.n_tasks_done++;
     c->sum.n_tiles += t->n_tiles;
     c->sum.n_tiles_run += t->n_tiles;
@@ -307,7 +307,7 @@ static gs_err commit_tiles(gs_coord_t *c, uint32_t ti, const Geoscribe__TaskResu
 gs_err gs__commit_result(gs_coord_t *c, const Geoscribe__TaskResult *r)
 {
     uint32_t ti;
-    if (!gs__map_get(&c->task_map, r->task_id, &ti) || c->tasks[ti].state != T_RUNNING) {
+    if (!gs__map_get(&c->task_map, r->task_id, &ti) || c->tasks[ti].state != GS__T_RUNNING) {
         GS_LOG_WARN("result for task %016llx ignored: not a running task of this job",
                     (unsigned long long)r->task_id);
         return GS_OK;
@@ -364,13 +364,13 @@ static gs_err revert_done(gs_coord_t *c, const char *path, uint64_t task_id)
         GS_TRY(gs_capstore_batch_delete(c->batch, GS_CF_TILES, key, 8));
         GS_TRY(gs_capstore_batch_delete(c->batch, GS_CF_CAPTIONS, key, 8));
     }
-    if (t->state == T_DONE) {
+    if (t->state == GS__T_DONE) {
         c->sum.n_tasks_done--;
         c->sum.n_tiles -= t->n_tiles;
         c->sum.n_skipped -= t->n_skipped;
     }
     t->n_tiles = t->n_skipped = 0;
-    t->state = T_QUEUED;
+    t->state = GS__T_QUEUED;
     gs__u32s_push(&c->q_tiles, ti);
     GS_TRY(put_ledger(c, c->batch, t, GS_JOB_PLANNED, NULL, NULL, "shard damaged after commit"));
     GS_TRY(gs_capstore_write(c->store, c->batch, true));
@@ -395,7 +395,7 @@ static gs_err recover_one(gs_coord_t *c, const char *path, uint64_t task_id)
             return revert_done(c, path, task_id); // damaged after its commit
         return e;
     }
-    if (gs__map_get(&c->task_map, task_id, &ti) && c->tasks[ti].state == T_QUEUED &&
+    if (gs__map_get(&c->task_map, task_id, &ti) && c->tasks[ti].state == GS__T_QUEUED &&
         c->tasks[ti].kind == GS__TASK_TILES) {
         // finished by a worker, not committed before the interruption: commit it now
         gs_shard_t *sh = NULL;

@@ -9,7 +9,6 @@
 
 #include "common/log.h"
 #include "coordinator/ingest_int.h"
-#include "proto/mpi_frame.h"
 
 enum { PROBES_PER_BATCH = 4, WAIT_MS = 100 };
 
@@ -20,9 +19,9 @@ static uint32_t next_task(gs_coord_t *c, gs__u32s_t *q)
     while (q->head < q->n) {
         uint32_t ti = q->v[q->head++];
         gs__task_t *t = &c->tasks[ti];
-        if (t->state == T_QUEUED && c->scenes[t->scene].quarantined)
-            t->state = T_QUARANTINED;
-        if (t->state == T_QUEUED)
+        if (t->state == GS__T_QUEUED && c->scenes[t->scene].quarantined)
+            t->state = GS__T_QUARANTINED;
+        if (t->state == GS__T_QUEUED)
             return ti;
     }
     q->n = q->head = 0; // drained: reuse the memory
@@ -38,7 +37,7 @@ static void fill_task(gs_coord_t *c, uint32_t ti, int rank, Geoscribe__Task *m, 
 {
     gs__task_t *t = &c->tasks[ti];
     gs__scene_t *s = &c->scenes[t->scene];
-    t->state = T_RUNNING;
+    t->state = GS__T_RUNNING;
     t->rank = rank;
     t->attempts++;
     c->n_running++;
@@ -71,18 +70,9 @@ gs_err gs_coord_handle(gs_coord_t *self, const void *req, size_t req_nbytes, voi
     gs_coord_t *c = self;
     *out_reply = NULL;
     *out_nbytes = 0;
-    Geoscribe__WorkRequest *r = geoscribe__work_request__unpack(NULL, req_nbytes, req);
-    if (!r) {
-        GS_LOG_ERROR("malformed work request (%zu bytes)", req_nbytes);
-        return GS_EFORMAT;
-    }
+    Geoscribe__WorkRequest *r = NULL;
     gs_err e = GS_OK;
-    if (r->status != 0) {
-        GS_LOG_ERROR("worker %d cannot work: %s", r->rank,
-                     r->message && *r->message ? r->message : gs_strerror(r->status));
-        c->fatal = true;
-        e = GS_EUNSUPPORTED;
-    }
+    GS_TRY(gs__job_request_unpack(req, req_nbytes, &c->fatal, &e, &r));
     bool has_results = r->n_results > 0;
     if (has_results) {
         if (c->n_pending == c->cap_pending) {
@@ -123,11 +113,7 @@ gs_err gs_coord_handle(gs_coord_t *self, const void *req, size_t req_nbytes, voi
         else
             b.done = 1;
     }
-    size_t len = geoscribe__task_batch__get_packed_size(&b);
-    uint8_t *buf = gs_xmalloc(len ? len : 1);
-    geoscribe__task_batch__pack(&b, buf);
-    *out_reply = buf;
-    *out_nbytes = len;
+    gs__job_batch_pack(&b, out_reply, out_nbytes);
     if (!has_results)
         geoscribe__work_request__free_unpacked(r, NULL);
     return e;
@@ -156,47 +142,28 @@ bool gs_coord_finished(const gs_coord_t *self)
            (self->fatal || (queued(&self->q_tiles) == 0 && queued(&self->q_probes) == 0));
 }
 
+static gs_err idle(void *self)
+{
+    gs__progress(self, false);
+    return gs__vidx_maybe_persist(self, false);
+}
+
+static gs_err handle(void *self, const void *req, size_t req_nbytes, void **out_reply,
+                     size_t *out_nbytes)
+{
+    return gs_coord_handle(self, req, req_nbytes, out_reply, out_nbytes);
+}
+
+static gs_err commit(void *self)
+{
+    return gs_coord_commit(self);
+}
+
 gs_err gs_coord_serve_mpi(gs_coord_t *self, int size)
 {
-    gs_coord_t *c = self;
-    int active = size - 1;
-    gs_err status = GS_OK;
-    while (active > 0) {
-        int ready = 0;
-        GS_TRY(gs_mpi_poll(GS_MPI_ANY, GS_TAG_WORK_REQ, 1000, &ready));
-        if (!ready) {
-            gs__progress(c, false);
-            GS_TRY(gs__vidx_maybe_persist(c, false));
-            continue;
-        }
-        void *req = NULL, *reply = NULL;
-        size_t n = 0, rn = 0;
-        int src = -1;
-        GS_TRY(gs_mpi_recv(GS_MPI_ANY, GS_TAG_WORK_REQ, &req, &n, &src, NULL));
-        gs_err e = gs_coord_handle(c, req, n, &reply, &rn);
-        gs_free(req);
-        if (e == GS_EUNSUPPORTED)
-            status = e;
-        else if (e != GS_OK && e != GS_EFORMAT)
-            return e;
-        if (reply) {
-            Geoscribe__TaskBatch *b = geoscribe__task_batch__unpack(NULL, rn, reply);
-            if (b && b->done)
-                active--;
-            if (b)
-                geoscribe__task_batch__free_unpacked(b, NULL);
-            e = gs_mpi_send(src, GS_TAG_WORK, reply, rn);
-            gs_free(reply);
-            GS_TRY(e);
-        }
-        e = gs_coord_commit(c);
-        if (e != GS_OK) {
-            // a store or index failure: stop handing out work, tell everyone
-            c->fatal = true;
-            status = e;
-        }
-    }
-    return status;
+    gs__job_ops_t ops = {
+        .self = self, .handle = handle, .commit = commit, .idle = idle, .fatal = &self->fatal};
+    return gs__job_serve_mpi(&ops, size);
 }
 
 // ---- progress -------------------------------------------------------------------------------

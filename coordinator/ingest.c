@@ -20,96 +20,6 @@
 #include "jobs/hash.h"
 #include "jobs/scene.h"
 
-// ---- small containers -----------------------------------------------------------------------
-
-void gs__map_init(gs__map_t *m)
-{
-    memset(m, 0, sizeof *m);
-}
-
-void gs__map_cleanup(gs__map_t *m)
-{
-    gs_free(m->keys);
-    gs_free(m->vals);
-    memset(m, 0, sizeof *m);
-}
-
-// Keys are ids below 2^63 (scene, task ids); they are stored with the top bit set, so that 0
-// can mark an empty slot whatever the id.
-#define KEY(k) ((k) | 0x8000000000000000ULL)
-
-static size_t slot_of(uint64_t key, size_t cap)
-{
-    return (size_t)(gs_hash_mix64(key) & (cap - 1));
-}
-
-static void map_grow(gs__map_t *m)
-{
-    size_t cap = m->cap ? m->cap * 2 : 1024;
-    uint64_t *keys = gs_xcalloc(cap, sizeof *keys);
-    uint32_t *vals = gs_xcalloc(cap, sizeof *vals);
-    for (size_t i = 0; i < m->cap; i++) {
-        if (!m->keys[i])
-            continue;
-        size_t s = slot_of(m->keys[i], cap);
-        while (keys[s])
-            s = (s + 1) & (cap - 1);
-        keys[s] = m->keys[i];
-        vals[s] = m->vals[i];
-    }
-    gs_free(m->keys);
-    gs_free(m->vals);
-    m->keys = keys;
-    m->vals = vals;
-    m->cap = cap;
-}
-
-void gs__map_put(gs__map_t *m, uint64_t key, uint32_t val)
-{
-    key = KEY(key);
-    if ((m->n + 1) * 2 > m->cap)
-        map_grow(m);
-    size_t s = slot_of(key, m->cap);
-    while (m->keys[s] && m->keys[s] != key)
-        s = (s + 1) & (m->cap - 1);
-    if (!m->keys[s])
-        m->n++;
-    m->keys[s] = key;
-    m->vals[s] = val;
-}
-
-int gs__map_get(const gs__map_t *m, uint64_t key, uint32_t *out)
-{
-    if (!m->cap)
-        return 0;
-    key = KEY(key);
-    size_t s = slot_of(key, m->cap);
-    while (m->keys[s]) {
-        if (m->keys[s] == key) {
-            *out = m->vals[s];
-            return 1;
-        }
-        s = (s + 1) & (m->cap - 1);
-    }
-    return 0;
-}
-
-void gs__u32s_push(gs__u32s_t *a, uint32_t x)
-{
-    if (a->n == a->cap) {
-        a->cap = a->cap ? a->cap * 2 : 256;
-        a->v = gs_xrealloc(a->v, a->cap * sizeof *a->v);
-    }
-    a->v[a->n++] = x;
-}
-
-double gs__now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
 // ---- ids and keys ---------------------------------------------------------------------------
 
 static void le32(uint8_t *p, uint32_t v)
@@ -396,12 +306,12 @@ void gs__plan_scene(gs_coord_t *c, uint32_t si, gs_capstore_batch_t *b)
                         .first = (uint32_t)first,
                         .n = n,
                         .kind = GS__TASK_TILES,
-                        .state = T_QUEUED,
+                        .state = GS__T_QUEUED,
                         .rank = -1};
         uint32_t li;
         int known = gs__map_get(&c->ledger_map, t.id, &li);
         if (known && c->ledger[li].state == GS_JOB_DONE) {
-            t.state = T_DONE;
+            t.state = GS__T_DONE;
             t.n_tiles = c->ledger[li].n_tiles;
             t.n_skipped = c->ledger[li].n_skipped;
             c->sum.n_tasks_done++;
@@ -415,7 +325,7 @@ void gs__plan_scene(gs_coord_t *c, uint32_t si, gs_capstore_batch_t *b)
             gs_capstore_batch_put_job(b, &r);
         }
         uint32_t ti = gs__task_add(c, &t);
-        if (t.state == T_QUEUED)
+        if (t.state == GS__T_QUEUED)
             gs__u32s_push(&c->q_tiles, ti);
         c->sum.n_tasks++;
         c->sum.n_cells += n;
@@ -520,7 +430,7 @@ static gs_err plan(gs_coord_t *c, char *err, size_t err_nbytes)
                 gs__task_t t = {.id = gs__task_id(c->job, GS__TASK_PROBE, s->id, 0, 0),
                                 .scene = (uint32_t)(s0 + i),
                                 .kind = GS__TASK_PROBE,
-                                .state = T_QUEUED,
+                                .state = GS__T_QUEUED,
                                 .rank = -1};
                 gs__u32s_push(&c->q_probes, gs__task_add(c, &t));
                 c->n_probes_total++;

@@ -1,6 +1,7 @@
 // Private state of the ingest coordinator, shared by its files: ingest.c (output, settings,
 // plan), commit.c (shard checks, ledger, commit, start-up recovery), vidx.c (the vector index
-// and its persistence), dispatch.c (requests, MPI loop, progress).
+// and its persistence), dispatch.c (requests, MPI loop, progress). What the change
+// coordinator shares with it is in coordinator/job_int.h.
 #pragma once
 
 #include <stdbool.h>
@@ -10,6 +11,7 @@
 #include "common/alloc.h"
 #include "common/err.h"
 #include "coordinator/ingest.h"
+#include "coordinator/job_int.h"
 #include "index/capstore.h"
 #include "index/shard.h"
 #include "index/vindex.h"
@@ -20,17 +22,14 @@
 // Task kinds (geoscribe.Task.kind).
 enum { GS__TASK_TILES = 0, GS__TASK_PROBE = 1 };
 
-// Task states in memory (the ledger keeps done / failed / quarantined / planned).
-enum { T_QUEUED = 0, T_RUNNING, T_DONE, T_FAILED, T_QUARANTINED, T_HELD };
-
 typedef struct {
     uint64_t id;                 // deterministic task id (gs__task_id)
     uint32_t scene;              // index into gs_coord.scenes
     uint32_t first, n;           // cells first .. first+n-1 (row-major); n = 0 for a probe
     uint8_t kind;                // GS__TASK_*
-    uint8_t state;               // T_*
+    uint8_t state;               // GS__T_*
     uint8_t attempts;            // tries in this run
-    int rank;                    // worker running it (T_RUNNING)
+    int rank;                    // worker running it (GS__T_RUNNING)
     uint32_t n_tiles, n_skipped; // when done
 } gs__task_t;
 
@@ -45,32 +44,12 @@ typedef struct {
     uint8_t probed, quarantined;
 } gs__scene_t;
 
-// u64 -> u32 open-addressing map; keys are ids below 2^63.
-typedef struct {
-    uint64_t *keys;
-    uint32_t *vals;
-    size_t cap, n;
-} gs__map_t;
-
-void gs__map_init(gs__map_t *m);
-void gs__map_cleanup(gs__map_t *m);
-void gs__map_put(gs__map_t *m, uint64_t key, uint32_t val);
-// gs__map_get: 1 and *out when present.
-int gs__map_get(const gs__map_t *m, uint64_t key, uint32_t *out);
-
 // A ledger entry seen at start-up (all runs, all scenes).
 typedef struct {
     uint64_t task_id;
     uint8_t state;
     uint32_t n_tiles, n_skipped, attempts;
 } gs__ledger_t;
-
-// A growable array of u32 (queues, lists).
-typedef struct {
-    uint32_t *v;
-    size_t n, cap, head;
-} gs__u32s_t;
-void gs__u32s_push(gs__u32s_t *a, uint32_t x);
 
 // A shard known to the index bookkeeping: committed, vectors maybe not yet in the persisted
 // index.
@@ -131,7 +110,6 @@ struct gs_coord {
 };
 
 // ---- ingest.c -------------------------------------------------------------------------------
-double gs__now(void);
 // gs__task_id: the deterministic id of a task (kind, scene, cells, tiling parameters).
 uint64_t gs__task_id(const gs_job_t *job, int kind, uint64_t scene_id, uint32_t first, uint32_t n);
 // gs__task_key: the ledger key "t/<scene 16 hex>/<first 8 hex>/<n 8 hex>" into out (40 B).

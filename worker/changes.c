@@ -27,7 +27,6 @@
 #include "model/llava.h"
 #include "model/preprocess.h"
 #include "proto/geoscribe.pb-c.h"
-#include "proto/mpi_frame.h"
 #include "worker/changes.h"
 #include "worker/ingest.h"
 #include "worker/serve_int.h"

@@ -11,7 +11,6 @@
 #include "common/fs.h"
 #include "common/log.h"
 #include "index/layout.h"
-#include "proto/mpi_frame.h"
 #include "worker/ingest_int.h"
 #include "worker/serve_int.h"
 

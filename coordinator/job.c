@@ -1,0 +1,171 @@
+// Helpers shared by the ingest and change coordinators (coordinator/job_int.h).
+#define GS_LOG_MODULE "coordinator"
+#include <string.h>
+#include <time.h>
+
+#include "common/alloc.h"
+#include "common/log.h"
+#include "coordinator/job_int.h"
+#include "jobs/hash.h"
+#include "proto/mpi_frame.h"
+
+// ---- small containers -----------------------------------------------------------------------
+
+void gs__map_init(gs__map_t *m)
+{
+    memset(m, 0, sizeof *m);
+}
+
+void gs__map_cleanup(gs__map_t *m)
+{
+    gs_free(m->keys);
+    gs_free(m->vals);
+    memset(m, 0, sizeof *m);
+}
+
+// Keys are ids below 2^63 (scene, task ids); they are stored with the top bit set, so that 0
+// can mark an empty slot whatever the id.
+#define KEY(k) ((k) | 0x8000000000000000ULL)
+
+static size_t slot_of(uint64_t key, size_t cap)
+{
+    return (size_t)(gs_hash_mix64(key) & (cap - 1));
+}
+
+static void map_grow(gs__map_t *m)
+{
+    size_t cap = m->cap ? m->cap * 2 : 1024;
+    uint64_t *keys = gs_xcalloc(cap, sizeof *keys);
+    uint32_t *vals = gs_xcalloc(cap, sizeof *vals);
+    for (size_t i = 0; i < m->cap; i++) {
+        if (!m->keys[i])
+            continue;
+        size_t s = slot_of(m->keys[i], cap);
+        while (keys[s])
+            s = (s + 1) & (cap - 1);
+        keys[s] = m->keys[i];
+        vals[s] = m->vals[i];
+    }
+    gs_free(m->keys);
+    gs_free(m->vals);
+    m->keys = keys;
+    m->vals = vals;
+    m->cap = cap;
+}
+
+void gs__map_put(gs__map_t *m, uint64_t key, uint32_t val)
+{
+    key = KEY(key);
+    if ((m->n + 1) * 2 > m->cap)
+        map_grow(m);
+    size_t s = slot_of(key, m->cap);
+    while (m->keys[s] && m->keys[s] != key)
+        s = (s + 1) & (m->cap - 1);
+    if (!m->keys[s])
+        m->n++;
+    m->keys[s] = key;
+    m->vals[s] = val;
+}
+
+int gs__map_get(const gs__map_t *m, uint64_t key, uint32_t *out)
+{
+    if (!m->cap)
+        return 0;
+    key = KEY(key);
+    size_t s = slot_of(key, m->cap);
+    while (m->keys[s]) {
+        if (m->keys[s] == key) {
+            *out = m->vals[s];
+            return 1;
+        }
+        s = (s + 1) & (m->cap - 1);
+    }
+    return 0;
+}
+
+void gs__u32s_push(gs__u32s_t *a, uint32_t x)
+{
+    if (a->n == a->cap) {
+        a->cap = a->cap ? a->cap * 2 : 256;
+        a->v = gs_xrealloc(a->v, a->cap * sizeof *a->v);
+    }
+    a->v[a->n++] = x;
+}
+
+double gs__now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+// ---- dispatch -------------------------------------------------------------------------------
+
+gs_err gs__job_request_unpack(const void *req, size_t req_nbytes, bool *fatal,
+                              gs_err *out_status, Geoscribe__WorkRequest **out)
+{
+    *out_status = GS_OK;
+    Geoscribe__WorkRequest *r = geoscribe__work_request__unpack(NULL, req_nbytes, req);
+    *out = r;
+    if (!r) {
+        GS_LOG_ERROR("malformed work request (%zu bytes)", req_nbytes);
+        return GS_EFORMAT;
+    }
+    if (r->status != 0) {
+        GS_LOG_ERROR("worker %d cannot work: %s", r->rank,
+                     r->message && *r->message ? r->message : gs_strerror(r->status));
+        *fatal = true;
+        *out_status = GS_EUNSUPPORTED;
+    }
+    return GS_OK;
+}
+
+void gs__job_batch_pack(const Geoscribe__TaskBatch *b, void **out, size_t *out_nbytes)
+{
+    size_t len = geoscribe__task_batch__get_packed_size(b);
+    uint8_t *buf = gs_xmalloc(len ? len : 1);
+    geoscribe__task_batch__pack(b, buf);
+    *out = buf;
+    *out_nbytes = len;
+}
+
+gs_err gs__job_serve_mpi(const gs__job_ops_t *ops, int size)
+{
+    int active = size - 1;
+    gs_err status = GS_OK;
+    while (active > 0) {
+        int ready = 0;
+        GS_TRY(gs_mpi_poll(GS_MPI_ANY, GS_TAG_WORK_REQ, 1000, &ready));
+        if (!ready) {
+            GS_TRY(ops->idle(ops->self));
+            continue;
+        }
+        void *req = NULL, *reply = NULL;
+        size_t n = 0, rn = 0;
+        int src = -1;
+        GS_TRY(gs_mpi_recv(GS_MPI_ANY, GS_TAG_WORK_REQ, &req, &n, &src, NULL));
+        gs_err e = ops->handle(ops->self, req, n, &reply, &rn);
+        gs_free(req);
+        if (e == GS_EUNSUPPORTED)
+            status = e;
+        else if (e != GS_OK && e != GS_EFORMAT)
+            return e;
+        if (reply) {
+            Geoscribe__TaskBatch *b = geoscribe__task_batch__unpack(NULL, rn, reply);
+            if (b && b->done)
+                active--;
+            if (b)
+                geoscribe__task_batch__free_unpacked(b, NULL);
+            e = gs_mpi_send(src, GS_TAG_WORK, reply, rn);
+            gs_free(reply);
+            GS_TRY(e);
+        }
+        e = ops->commit(ops->self);
+        if (e != GS_OK) {
+            // a store or index failure: stop handing out work, tell everyone
+            *ops->fatal = true;
+            status = e;
+        }
+    }
+    return status;
+}
