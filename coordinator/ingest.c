@@ -246,6 +246,8 @@ static gs_err check_settings(gs_coord_t *c, char *err, size_t err_nbytes)
     gs_capstore_batch_meta_set(b, "encoder.model", c->job->encoder.model);
     gs_capstore_batch_meta_set(b, "encoder.dim", dim);
     gs_capstore_batch_meta_set(b, "encoder.preprocess", c->models.preprocess);
+    if (*c->job->encoder.vocab) // where search finds the text tower's vocabulary
+        gs_capstore_batch_meta_set(b, "encoder.vocab", c->job->encoder.vocab);
     gs_capstore_batch_meta_set(b, "captioner.model_id", c->models.captioner_id);
     gs_capstore_batch_meta_set(b, "captioner.model", c->job->captioner.model);
     gs_capstore_batch_meta_set(b, "job.name", c->job->name);

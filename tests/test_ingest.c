@@ -315,6 +315,27 @@ static void need_reference(void)
     ck_assert_msg(ref_rc == 0, "the reference run failed (%d), see %s.err", ref_rc, ref_out);
 }
 
+#define VOCAB GS_SHARED_DIR "/fixtures/clip_bpe/bpe_simple_vocab_16e6.txt.gz"
+
+// meta_of: meta[key] of the output `out` ("(none)" when not recorded), in a static buffer.
+static const char *meta_of(const char *out, const char *key)
+{
+    static char val[4096];
+    char db[4608];
+    snprintf(db, sizeof db, "%s/db", out);
+    gs_capstore_t *st = NULL;
+    gs_capstore_opts_t o = {.read_only = true};
+    ck_assert_int_eq(gs_capstore_open(db, &o, &st), GS_OK);
+    gs_arena_t *a = gs_arena_new(4096, 0);
+    const char *v = NULL;
+    gs_err e = gs_capstore_meta_get(st, key, a, &v);
+    ck_assert_msg(e == GS_OK || e == GS_ENOTFOUND, "meta %s: %s", key, gs_strerror(e));
+    snprintf(val, sizeof val, "%s", e == GS_OK ? v : "(none)");
+    gs_arena_destroy(&a);
+    gs_capstore_close(&st);
+    return val;
+}
+
 START_TEST(test_ingest_one_process_equals_mpirun_3)
 {
     GS_NEED_SHARED();
@@ -328,11 +349,14 @@ START_TEST(test_ingest_one_process_equals_mpirun_3)
     snprintf(out, sizeof out, "%s/mpi3", tmp);
     snprintf(job, sizeof job, "%s/mpi3.yaml", tmp);
     write_job(job, out, INPUTS3, NULL);
-    int rc = ingest(3, job, out, NULL);
+    int rc = ingest(3, job, out, "--set encoder.vocab=" VOCAB);
     ck_assert_msg(rc == 0, "mpirun -n 3 failed (%d), see %s.err", rc, out);
     snap_load(out, &b);
     snap_check_complete(&b);
     snap_check_same(&a, &b);
+    // meta "encoder.vocab" (search's text tower) is recorded when the job has one, only then
+    ck_assert_str_eq(meta_of(out, "encoder.vocab"), VOCAB);
+    ck_assert_str_eq(meta_of(ref_out, "encoder.vocab"), "(none)");
     // the coordinator rank encoded nothing; both workers did
     char *err = slurp((snprintf(job, sizeof job, "%s.err", out), job));
     ck_assert_ptr_nonnull(strstr(err, "\"rank\":2"));
