@@ -191,7 +191,7 @@ static const qmk_opts_t *db_opts(int which, qmk_opts_t *o)
     case DB_IVF: o->index = "IVF16,Flat"; break;
     default: // more tiles than the exact allow-list size: over-fetching + nprobe widening
         o->index = "IVF64,Flat";
-        o->n_tiles = 80000;
+        o->n_tiles = 70000;
     }
     return o;
 }
@@ -499,7 +499,7 @@ START_TEST(test_filters_hold_flat)
 {
     GS_NEED_SHARED();
     const size_t ks[] = {1, 7, 100, 5000};
-    check_filters(DB_FLAT, 70, ks, 4, 0);
+    check_filters(DB_FLAT, 50, ks, 4, 0);
 }
 END_TEST
 
@@ -519,7 +519,7 @@ START_TEST(test_filters_hold_ivf_nprobe_1)
 }
 END_TEST
 
-// 80,000 tiles: filters matching more than GS_VINDEX_EXACT_MAX ids go through over-fetching,
+// 70,000 tiles: filters matching more than GS_VINDEX_EXACT_MAX ids go through over-fetching,
 // and at nprobe 1 the IVF lists hold too few: the search widens nprobe until k hits are found.
 START_TEST(test_filters_hold_overfetch_and_widening)
 {
