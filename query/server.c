@@ -176,12 +176,50 @@ static void *zap_main(void *p)
     return NULL;
 }
 
-// load_client_keys: the allowed client keys of a file (one Z85 key a line, or
-// "public-key = ..." lines).
+// key_line: one line of a key file: a bare Z85 key (40 characters), or `name = "KEY"` (name
+// "public-key" or "secret-key", the form of zmq certificate files). Returns 1 with the key in
+// out_key and the name in out_name ("" for a bare key); 0 for a blank line, a comment or
+// anything else; -1 for a `name = value` line whose value is not a Z85 key (name set).
+// Z85 keys may hold '#' and '=', so a 40-character Z85 line is a key before anything else.
+static int key_line(char *line, char out_key[41], char *out_name, size_t name_nbytes)
+{
+    uint8_t bin[32];
+    out_name[0] = '\0';
+    while (*line == ' ' || *line == '\t')
+        line++;
+    size_t len = strlen(line);
+    while (len && (line[len - 1] == '\r' || line[len - 1] == ' ' || line[len - 1] == '\t'))
+        line[--len] = '\0';
+    if (len == 40 && zmq_z85_decode(bin, line)) {
+        memcpy(out_key, line, 41);
+        return 1;
+    }
+    if (!len || line[0] == '#')
+        return 0;
+    size_t k = strspn(line, "abcdefghijklmnopqrstuvwxyz-_");
+    const char *p = line + k;
+    while (*p == ' ' || *p == '\t')
+        p++;
+    if (k == 0 || k >= name_nbytes || *p++ != '=')
+        return 0;
+    memcpy(out_name, line, k);
+    out_name[k] = '\0';
+    while (*p == ' ' || *p == '\t')
+        p++;
+    p += *p == '"';
+    size_t vlen = strcspn(p, "\"");
+    if (vlen != 40)
+        return -1;
+    memcpy(out_key, p, 40);
+    out_key[40] = '\0';
+    return zmq_z85_decode(bin, out_key) ? 1 : -1;
+}
+
+// load_client_keys: the allowed client keys of a file (bare keys or "public-key = ..." lines).
 static gs_err load_client_keys(gs_server_t *s, const char *path, char *err, size_t err_nbytes)
 {
-    char *text = NULL;
-    size_t n = 0;
+    char *text = NULL, key[41], name[32];
+    size_t n = 0, cap = 16;
     if (!gs_path_exists(path)) {
         snprintf(err, err_nbytes, "client key file \"%s\" does not exist", path);
         return GS_ENOTFOUND;
@@ -192,31 +230,25 @@ static gs_err load_client_keys(gs_server_t *s, const char *path, char *err, size
                  gs_strerror(e));
         return e;
     }
-    size_t cap = 16;
     s->client_keys = gs_xmalloc(cap * sizeof *s->client_keys);
     for (char *line = text, *next; line && *line; line = next) {
         next = strchr(line, '\n');
         if (next)
             *next++ = '\0';
-        char *q = strchr(line, '=');
-        q = q ? q + 1 : line;
-        while (*q == ' ' || *q == '\t' || *q == '"')
-            q++;
-        if (*line == '#' || strlen(q) < 40)
+        int r = key_line(line, key, name, sizeof name);
+        if (r < 0 && strcmp(name, "public-key") == 0) {
+            snprintf(err, err_nbytes, "client key file \"%s\": a public-key is not a Z85 key",
+                     path);
+            gs_free(text);
+            return GS_EFORMAT;
+        }
+        if (r <= 0 || (name[0] && strcmp(name, "public-key") != 0))
             continue;
-        char key[41];
-        memcpy(key, q, 40);
-        key[40] = '\0';
         if (s->n_client_keys == cap) {
             cap *= 2;
             s->client_keys = gs_xrealloc(s->client_keys, cap * sizeof *s->client_keys);
         }
-        if (!zmq_z85_decode(s->client_keys[s->n_client_keys], key)) {
-            snprintf(err, err_nbytes, "client key file \"%s\": \"%s\" is not a Z85 key", path, key);
-            gs_free(text);
-            return GS_EFORMAT;
-        }
-        s->n_client_keys++;
+        zmq_z85_decode(s->client_keys[s->n_client_keys++], key);
     }
     gs_free(text);
     if (s->n_client_keys == 0) {
@@ -535,7 +567,7 @@ gs_err gs_curve_public(const char *secret, char out_public[41])
 gs_err gs_curve_read_key(const char *path, const char *kind, char out_key[41], char *err,
                          size_t err_nbytes)
 {
-    char *text = NULL;
+    char *text = NULL, name[32];
     size_t n = 0;
     if (!gs_path_exists(path)) {
         snprintf(err, err_nbytes, "key file \"%s\" does not exist", path);
@@ -551,38 +583,12 @@ gs_err gs_curve_read_key(const char *path, const char *kind, char out_key[41], c
         next = strchr(line, '\n');
         if (next)
             *next++ = '\0';
-        while (*line == ' ' || *line == '\t')
-            line++;
-        if (*line == '#' || !*line)
-            continue;
-        char *v = line, *eq = strchr(line, '=');
-        if (eq) {
-            size_t kn = strlen(kind);
-            if (strncmp(line, kind, kn) != 0 ||
-                strspn(line + kn, " \t") != (size_t)(eq - line - kn))
-                continue;
-            v = eq + 1;
-        }
-        while (*v == ' ' || *v == '\t' || *v == '"')
-            v++;
-        size_t len = strcspn(v, "\" \t\r");
-        if (len != 40 || (!eq && strlen(v) > 41)) {
-            if (eq) {
-                snprintf(err, err_nbytes,
-                         "key file \"%s\": the %s is not a 40-character Z85 "
-                         "key",
-                         path, kind);
-                e = GS_EFORMAT;
-            }
-            continue;
-        }
-        memcpy(out_key, v, 40);
-        out_key[40] = '\0';
-        uint8_t bin[32];
-        if (!zmq_z85_decode(bin, out_key)) {
-            snprintf(err, err_nbytes, "key file \"%s\": the %s is not valid Z85", path, kind);
+        int r = key_line(line, out_key, name, sizeof name);
+        if (r < 0 && strcmp(name, kind) == 0) {
+            snprintf(err, err_nbytes, "key file \"%s\": the %s is not a 40-character Z85 key", path,
+                     kind);
             e = GS_EFORMAT;
-        } else {
+        } else if (r > 0 && (!name[0] || strcmp(name, kind) == 0)) {
             e = GS_OK;
         }
     }

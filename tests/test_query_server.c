@@ -548,6 +548,44 @@ START_TEST(test_server_curve_and_client_keys)
 }
 END_TEST
 
+// Key files: Z85 keys may start with '#' and hold '=', and still read as keys.
+START_TEST(test_curve_key_files)
+{
+    char pub[41], sec[41], hash_key[41] = "", eq_key[41] = "", err[512], key[41];
+    for (int i = 0; i < 20000 && (!hash_key[0] || !eq_key[0]); i++) {
+        ck_assert_int_eq(gs_curve_keypair(pub, sec), GS_OK);
+        if (pub[0] == '#')
+            memcpy(hash_key, pub, 41);
+        if (strchr(pub, '=') && pub[0] != '#')
+            memcpy(eq_key, pub, 41);
+    }
+    ck_assert(hash_key[0] && eq_key[0]);
+    const char *dir = gs_test_tmpdir("query_keys");
+    char path[4200], text[512];
+    snprintf(path, sizeof path, "%s/keys", dir);
+    snprintf(text, sizeof text, "# comment\n\n%s\r\n  public-key = \"%s\"\nsecret-key = \"%s\"\n",
+             hash_key, eq_key, sec);
+    ck_assert_int_eq(gs_write_file_atomic(path, text, strlen(text)), GS_OK);
+    ck_assert_int_eq(gs_curve_read_key(path, "public-key", key, err, sizeof err), GS_OK);
+    ck_assert_str_eq(key, hash_key); // the bare key comes first
+    ck_assert_int_eq(gs_curve_read_key(path, "secret-key", key, err, sizeof err), GS_OK);
+    ck_assert_str_eq(key, hash_key);
+    snprintf(text, sizeof text, "public-key = \"%s\"\nsecret-key = \"%s\"\n", eq_key, sec);
+    ck_assert_int_eq(gs_write_file_atomic(path, text, strlen(text)), GS_OK);
+    ck_assert_int_eq(gs_curve_read_key(path, "public-key", key, err, sizeof err), GS_OK);
+    ck_assert_str_eq(key, eq_key);
+    ck_assert_int_eq(gs_curve_read_key(path, "secret-key", key, err, sizeof err), GS_OK);
+    ck_assert_str_eq(key, sec);
+    snprintf(text, sizeof text, "public-key = \"tooshort\"\n");
+    ck_assert_int_eq(gs_write_file_atomic(path, text, strlen(text)), GS_OK);
+    ck_assert_int_eq(gs_curve_read_key(path, "public-key", key, err, sizeof err), GS_EFORMAT);
+    ck_assert_int_eq(gs_curve_read_key(path, "secret-key", key, err, sizeof err), GS_ENOTFOUND);
+    ck_assert_ptr_nonnull(strstr(err, "holds no secret-key"));
+    snprintf(path, sizeof path, "%s/none", dir);
+    ck_assert_int_eq(gs_curve_read_key(path, "public-key", key, err, sizeof err), GS_ENOTFOUND);
+}
+END_TEST
+
 START_TEST(test_server_remote_bind_is_explicit)
 {
     GS_NEED_SHARED();
@@ -590,6 +628,7 @@ Suite *query_server_suite(void)
     tcase_add_test(tc, test_server_10000_mixed_requests);
     tcase_add_test(tc, test_server_curve_and_client_keys);
     tcase_add_test(tc, test_server_remote_bind_is_explicit);
+    tcase_add_test(tc, test_curve_key_files);
     suite_add_tcase(s, tc);
     return s;
 }
