@@ -1,7 +1,8 @@
 // The change coordinator (changes.h): the output, the settings identity, the scenes (store
 // records or opened), pairing and the plan, dispatch, the MPI loop, progress and the end of a
 // run. Commits, recovery and the indexes are in changes_commit.c. The containers (id maps,
-// queues), the task states and the message flow are the ingest coordinator's.
+// queues), the task states, the settings lines and the message flow are shared with the ingest
+// coordinator (coordinator/job_int.h).
 #define GS_LOG_MODULE "coordinator"
 #include <stdarg.h>
 #include <stdio.h>
@@ -21,17 +22,6 @@
 #include "jobs/warp_shard.h"
 
 enum { WAIT_MS = 100 };
-
-static void errf(char *err, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void errf(char *err, size_t n, const char *fmt, ...)
-{
-    if (!err || !n)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, n, fmt, ap);
-    va_end(ap);
-}
 
 // ---- ids and keys ---------------------------------------------------------------------------
 
@@ -80,39 +70,18 @@ char *gs__chreuse_path(const gs_chcoord_t *c, uint64_t task_id)
 
 // ---- settings -------------------------------------------------------------------------------
 
-static const char *edge_name(gs_job_edge_t e)
-{
-    return e == GS_JOB_EDGE_PAD ? "pad" : e == GS_JOB_EDGE_CLIP ? "clip" : "shift";
-}
-
 // settings_text: what decides the meaning of change records and caption vectors, one
 // "key=value" line each. Lines shared with ingest (encoder.*, tiling.*, composite.*) are
-// written as the ingest coordinator writes them, so that they can be compared to decide
-// whether stored tile embeddings may be reused. Pairing, gap, overlap and the gate may change
+// written by the ingest coordinator's helpers (coordinator/job_int.h), so that they can be
+// compared to decide whether stored tile embeddings may be reused. Pairing, gap, overlap and the gate may change
 // between runs (earlier records keep their captions).
 static char *settings_text(const gs_job_t *j, const gs_ingest_models_t *m)
 {
-    static const char *const scaling[] = {"auto", "none", "minmax", "percentile", "range"};
     static const char *const resample[] = {"nearest", "bilinear", "cubic"};
     gs_buf_t b;
     gs_buf_init(&b, 1 << 20);
-    gs_buf_printf(&b, "encoder.model_id=%s\nencoder.dim=%d\nencoder.preprocess=%s\n", m->encoder_id,
-                  m->dim, m->preprocess);
-    gs_buf_printf(&b, "tiling.size=%d\ntiling.overlap=%d\ntiling.edge=%s\n", j->tiling.size,
-                  j->tiling.overlap, edge_name(j->tiling.edge));
-    gs_buf_printf(&b, "tiling.min_valid_fraction=%.17g\n", j->tiling.min_valid_fraction);
-    gs_buf_printf(&b, "composite.mode=%s\ncomposite.bands=",
-                  j->composite.mode == GS_JOB_COMPOSITE_SAR ? "sar" : "rgb");
-    for (int i = 0; i < j->composite.n_bands; i++)
-        gs_buf_printf(&b, "%s%s", i ? "," : "", j->composite.bands[i]);
-    gs_buf_printf(&b, "\ncomposite.scaling=%s\n", scaling[j->composite.scaling]);
-    gs_buf_printf(&b, "composite.percentile=%.17g,%.17g\n", j->composite.percentile[0],
-                  j->composite.percentile[1]);
-    gs_buf_puts(&b, "composite.range=");
-    for (int i = 0; i < 6; i++)
-        gs_buf_printf(&b, "%s%.17g", i ? "," : "", j->composite.range[i]);
-    gs_buf_printf(&b, "\ncomposite.sar_units=%s\n",
-                  j->composite.sar_units == GS_JOB_SAR_LINEAR ? "linear" : "db");
+    gs__settings_encoder(&b, m);
+    gs__settings_image(&b, j);
     gs_buf_printf(&b, "changes.captioner_id=%s\n", m->captioner_id);
     if (*m->captioner_id)
         gs_buf_printf(&b, "changes.prompt=%s\ncaptioner.max_tokens=%d\n", j->changes.prompt,
@@ -125,36 +94,6 @@ static char *settings_text(const gs_job_t *j, const gs_ingest_models_t *m)
     return gs_buf_steal(&b);
 }
 
-// first_difference: the first line of `want` missing from `got`, for the refusal message.
-static void first_difference(const char *got, const char *want, char *out, size_t n)
-{
-    for (const char *p = want; *p;) {
-        const char *nl = strchr(p, '\n');
-        size_t len = nl ? (size_t)(nl - p) : strlen(p);
-        char line[1200];
-        snprintf(line, sizeof line, "\n%.*s\n", (int)len, p);
-        char *g = gs_xasprintf("\n%s", got);
-        int found = strstr(g, line) != NULL;
-        gs_free(g);
-        if (!found) {
-            const char *eq = memchr(p, '=', len);
-            size_t klen = eq ? (size_t)(eq - p) : len;
-            char key[128];
-            snprintf(key, sizeof key, "\n%.*s=", (int)klen, p);
-            char *g2 = gs_xasprintf("\n%s", got);
-            const char *o = strstr(g2, key);
-            size_t olen = o ? strcspn(o + strlen(key), "\n") : 0;
-            snprintf(out, n, "%.*s is \"%.*s\" in the output, \"%.*s\" in this job", (int)klen, p,
-                     (int)olen, o ? o + strlen(key) : "", (int)(len - klen - (eq ? 1 : 0)),
-                     eq ? eq + 1 : "");
-            gs_free(g2);
-            return;
-        }
-        p = nl ? nl + 1 : p + len;
-    }
-    snprintf(out, n, "the settings differ");
-}
-
 static gs_err check_settings(gs_chcoord_t *c, char *err, size_t err_nbytes)
 {
     const char *old = NULL;
@@ -164,15 +103,15 @@ static gs_err check_settings(gs_chcoord_t *c, char *err, size_t err_nbytes)
         if (strcmp(old, c->settings) == 0)
             return GS_OK;
         char diff[1024];
-        first_difference(old, c->settings, diff, sizeof diff);
-        errf(err, err_nbytes,
+        gs__settings_difference(old, c->settings, diff, sizeof diff);
+        gs__errf(err, err_nbytes,
              "the change records of output \"%s\" were made with other "
              "settings: %s; use another output or the settings of the first run",
              c->out, diff);
         return GS_EMISMATCH;
     }
     if (e != GS_ENOTFOUND) {
-        errf(err, err_nbytes, "could not read the settings of output \"%s\": %s", c->out,
+        gs__errf(err, err_nbytes, "could not read the settings of output \"%s\": %s", c->out,
              gs_strerror(e));
         return e;
     }
@@ -186,7 +125,7 @@ static gs_err check_settings(gs_chcoord_t *c, char *err, size_t err_nbytes)
     e = gs_capstore_write(c->store, b, true);
     gs_capstore_batch_destroy(&b);
     if (e != GS_OK)
-        errf(err, err_nbytes, "could not write the settings of output \"%s\"", c->out);
+        gs__errf(err, err_nbytes, "could not write the settings of output \"%s\"", c->out);
     return e;
 }
 
@@ -281,7 +220,7 @@ static gs_err list_scenes(gs_chcoord_t *c, char *err, size_t err_nbytes)
     c->sum.n_scenes = cat.n_scenes;
     gs_catalog_cleanup(&cat);
     if (e != GS_OK)
-        errf(err, err_nbytes, "could not read the scene records of \"%s\": %s", c->db_path,
+        gs__errf(err, err_nbytes, "could not read the scene records of \"%s\": %s", c->db_path,
              gs_strerror(e));
     return e;
 }
@@ -338,7 +277,7 @@ static gs_err plan(gs_chcoord_t *c, char *err, size_t err_nbytes)
         gs_capstore_batch_count(c->batch) ? gs_capstore_write(c->store, c->batch, false) : GS_OK;
     gs_capstore_batch_clear(c->batch);
     if (e != GS_OK)
-        errf(err, err_nbytes, "could not write the plan into \"%s\"", c->db_path);
+        gs__errf(err, err_nbytes, "could not write the plan into \"%s\"", c->db_path);
     return e;
 }
 
@@ -346,21 +285,12 @@ static gs_err plan(gs_chcoord_t *c, char *err, size_t err_nbytes)
 
 static gs_err prepare_output(gs_chcoord_t *c, char *err, size_t err_nbytes)
 {
-    char *index_dir = gs_path_join(c->out, "index");
-    const char *dirs[] = {c->out, c->staging, index_dir};
-    gs_err e = GS_OK;
-    for (int i = 0; i < 3 && e == GS_OK; i++)
-        if (gs_mkdir_p(dirs[i]) != GS_OK || access(dirs[i], W_OK) != 0) {
-            errf(err, err_nbytes, "output directory \"%s\" is not writable", dirs[i]);
-            e = GS_EIO;
-        }
-    gs_free(index_dir);
-    if (e != GS_OK)
-        return e;
+    GS_TRY(gs__job_output_dirs(c->out, c->staging, err, err_nbytes));
+    gs_err e;
     gs_capstore_opts_t o = {.create_if_missing = true};
     e = gs_capstore_open(c->db_path, &o, &c->store);
     if (e != GS_OK)
-        errf(err, err_nbytes,
+        gs__errf(err, err_nbytes,
              "could not open the store \"%s\" (%s); is an ingest or another "
              "change run working on this output?",
              c->db_path, gs_strerror(e));
@@ -395,11 +325,11 @@ gs_err gs_chcoord_open(const gs_job_t *job, const char *job_path, const gs_inges
     if (e == GS_OK)
         e = check_settings(c, err, err_nbytes);
     if (e == GS_OK && (e = record_models(c)) != GS_OK)
-        errf(err, err_nbytes, "could not write to the store \"%s\"", c->db_path);
+        gs__errf(err, err_nbytes, "could not write to the store \"%s\"", c->db_path);
     if (e == GS_OK) {
         c->batch = gs_capstore_batch_new(c->store);
         if ((e = gs_capstore_scan_jobs(c->store, ledger_entry, c)) != GS_OK)
-            errf(err, err_nbytes, "could not read the ledger of \"%s\"", c->db_path);
+            gs__errf(err, err_nbytes, "could not read the ledger of \"%s\"", c->db_path);
     }
     if (e == GS_OK)
         e = gs__ch_index_open(c, err, err_nbytes);
@@ -408,7 +338,7 @@ gs_err gs_chcoord_open(const gs_job_t *job, const char *job_path, const gs_inges
     if (e == GS_OK)
         e = plan(c, err, err_nbytes);
     if (e == GS_OK && (e = gs__ch_recover(c)) != GS_OK)
-        errf(err, err_nbytes, "could not recover the staged change shards of \"%s\": %s", c->out,
+        gs__errf(err, err_nbytes, "could not recover the staged change shards of \"%s\": %s", c->out,
              gs_strerror(e));
     if (e != GS_OK) {
         gs_chcoord_close(&c);

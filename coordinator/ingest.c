@@ -82,17 +82,6 @@ char *gs__shard_path(const gs_coord_t *c, uint64_t task_id)
 
 // ---- settings -------------------------------------------------------------------------------
 
-static const char *edge_name(gs_job_edge_t e)
-{
-    return e == GS_JOB_EDGE_PAD ? "pad" : e == GS_JOB_EDGE_CLIP ? "clip" : "shift";
-}
-
-static const char *scaling_name(gs_job_scaling_t s)
-{
-    static const char *const names[] = {"auto", "none", "minmax", "percentile", "range"};
-    return (unsigned)s < 5 ? names[s] : "?";
-}
-
 // settings_text: the settings that decide what an output's records and vectors mean, one
 // "key=value" line each. Everything else (inputs, batch, threads, time settings, nprobe) may
 // change between runs of one output.
@@ -100,8 +89,7 @@ static char *settings_text(const gs_job_t *j, const gs_ingest_models_t *m)
 {
     gs_buf_t b;
     gs_buf_init(&b, 1 << 20);
-    gs_buf_printf(&b, "encoder.model_id=%s\nencoder.dim=%d\nencoder.preprocess=%s\n", m->encoder_id,
-                  m->dim, m->preprocess);
+    gs__settings_encoder(&b, m);
     gs_buf_printf(&b, "captioner.model_id=%s\n", m->captioner_id ? m->captioner_id : "");
     if (m->captioner_id && *m->captioner_id) {
         gs_buf_printf(&b, "captioner.prompt=%s\ncaptioner.max_tokens=%d\n", j->captioner.prompt,
@@ -114,71 +102,12 @@ static char *settings_text(const gs_job_t *j, const gs_ingest_models_t *m)
             gs_buf_printf(&b, "captioner.select=%s\n",
                           j->captioner.select == GS_JOB_SELECT_NONE ? "none" : "all");
     }
-    gs_buf_printf(&b, "tiling.size=%d\ntiling.overlap=%d\ntiling.edge=%s\n", j->tiling.size,
-                  j->tiling.overlap, edge_name(j->tiling.edge));
-    gs_buf_printf(&b, "tiling.min_valid_fraction=%.17g\n", j->tiling.min_valid_fraction);
-    gs_buf_printf(&b, "composite.mode=%s\ncomposite.bands=",
-                  j->composite.mode == GS_JOB_COMPOSITE_SAR ? "sar" : "rgb");
-    for (int i = 0; i < j->composite.n_bands; i++)
-        gs_buf_printf(&b, "%s%s", i ? "," : "", j->composite.bands[i]);
-    gs_buf_printf(&b, "\ncomposite.scaling=%s\n", scaling_name(j->composite.scaling));
-    gs_buf_printf(&b, "composite.percentile=%.17g,%.17g\n", j->composite.percentile[0],
-                  j->composite.percentile[1]);
-    gs_buf_puts(&b, "composite.range=");
-    for (int i = 0; i < 6; i++)
-        gs_buf_printf(&b, "%s%.17g", i ? "," : "", j->composite.range[i]);
-    gs_buf_printf(&b, "\ncomposite.sar_units=%s\n",
-                  j->composite.sar_units == GS_JOB_SAR_LINEAR ? "linear" : "db");
+    gs__settings_image(&b, j);
     gs_buf_printf(&b, "scenes.checksum=%s\n",
                   j->scenes.checksum == GS_JOB_CHECKSUM_FULL ? "full" : "quick");
     gs_buf_printf(&b, "tasks.max_tiles=%d\nindex.type=%s\nindex.flat_max=%lld\n",
                   j->tasks.max_tiles, j->index.type, (long long)j->index.flat_max);
     return gs_buf_steal(&b);
-}
-
-// first_difference: the first line of `want` that `got` lacks, as "key" + both values.
-static void first_difference(const char *got, const char *want, char *out, size_t out_nbytes)
-{
-    const char *p = want;
-    while (*p) {
-        const char *nl = strchr(p, '\n');
-        size_t len = nl ? (size_t)(nl - p) : strlen(p);
-        const char *eq = memchr(p, '=', len);
-        size_t klen = eq ? (size_t)(eq - p) : len;
-        // the same key in `got`
-        const char *q = got, *found = NULL;
-        size_t flen = 0;
-        while (*q) {
-            const char *qn = strchr(q, '\n');
-            size_t ql = qn ? (size_t)(qn - q) : strlen(q);
-            if (ql > klen && strncmp(q, p, klen) == 0 && q[klen] == '=') {
-                found = q;
-                flen = ql;
-                break;
-            }
-            q = qn ? qn + 1 : q + ql;
-        }
-        if (!found || flen != len || strncmp(found, p, len) != 0) {
-            snprintf(out, out_nbytes, "%.*s is \"%.*s\" in the output, \"%.*s\" in this job",
-                     (int)klen, p, found ? (int)(flen - klen - 1) : 0,
-                     found ? found + klen + 1 : "", (int)(len - klen - (eq ? 1 : 0)),
-                     eq ? eq + 1 : "");
-            return;
-        }
-        p = nl ? nl + 1 : p + len;
-    }
-    snprintf(out, out_nbytes, "the settings differ");
-}
-
-static void errf(char *err, size_t n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void errf(char *err, size_t n, const char *fmt, ...)
-{
-    if (!err || !n)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, n, fmt, ap);
-    va_end(ap);
 }
 
 // is_empty: no scene, tile or ledger record yet.
@@ -208,29 +137,29 @@ static gs_err check_settings(gs_coord_t *c, char *err, size_t err_nbytes)
         if (strcmp(old, c->settings) == 0)
             return GS_OK;
         char diff[1024];
-        first_difference(old, c->settings, diff, sizeof diff);
+        gs__settings_difference(old, c->settings, diff, sizeof diff);
         const char *model = NULL;
         if (strstr(diff, "encoder.model_id") &&
             gs_capstore_meta_get(c->store, "encoder.model", c->arena, &model) == GS_OK)
-            errf(err, err_nbytes,
+            gs__errf(err, err_nbytes,
                  "output \"%s\" was made with another encoder model (\"%s\"): %s; use another "
                  "output directory or the model of the first run",
                  c->out, model, diff);
         else
-            errf(err, err_nbytes,
+            gs__errf(err, err_nbytes,
                  "output \"%s\" was made with other settings: %s; use another output "
                  "directory or the settings of the first run",
                  c->out, diff);
         return GS_EMISMATCH;
     }
     if (e != GS_ENOTFOUND) {
-        errf(err, err_nbytes, "could not read the settings of output \"%s\": %s", c->out,
+        gs__errf(err, err_nbytes, "could not read the settings of output \"%s\": %s", c->out,
              gs_strerror(e));
         return e;
     }
     uint64_t n_tiles = 0;
     if (gs_capstore_count(c->store, GS_CF_TILES, false, &n_tiles) == GS_OK && n_tiles > 0) {
-        errf(err, err_nbytes,
+        gs__errf(err, err_nbytes,
              "store \"%s\" holds tile records but no ingest settings: not an "
              "ingest output",
              c->db_path);
@@ -254,7 +183,7 @@ static gs_err check_settings(gs_coord_t *c, char *err, size_t err_nbytes)
     e = gs_capstore_write(c->store, b, true);
     gs_capstore_batch_destroy(&b);
     if (e != GS_OK)
-        errf(err, err_nbytes, "could not write the settings of output \"%s\"", c->out);
+        gs__errf(err, err_nbytes, "could not write the settings of output \"%s\"", c->out);
     return e;
 }
 
@@ -447,7 +376,7 @@ static gs_err plan(gs_coord_t *c, char *err, size_t err_nbytes)
         e = gs_capstore_write(c->store, b, false);
     gs_capstore_batch_destroy(&b);
     if (e != GS_OK)
-        errf(err, err_nbytes, "could not plan the job in \"%s\": %s", c->db_path, gs_strerror(e));
+        gs__errf(err, err_nbytes, "could not plan the job in \"%s\": %s", c->db_path, gs_strerror(e));
     return e;
 }
 
@@ -455,22 +384,12 @@ static gs_err plan(gs_coord_t *c, char *err, size_t err_nbytes)
 
 static gs_err prepare_output(gs_coord_t *c, char *err, size_t err_nbytes)
 {
-    const char *dirs[] = {c->out, c->staging, c->out /* placeholder */};
-    char *index_dir = gs_path_join(c->out, "index");
-    dirs[2] = index_dir;
-    gs_err e = GS_OK;
-    for (int i = 0; i < 3 && e == GS_OK; i++)
-        if (gs_mkdir_p(dirs[i]) != GS_OK || access(dirs[i], W_OK) != 0) {
-            errf(err, err_nbytes, "output directory \"%s\" is not writable", dirs[i]);
-            e = GS_EIO;
-        }
-    gs_free(index_dir);
-    if (e != GS_OK)
-        return e;
+    GS_TRY(gs__job_output_dirs(c->out, c->staging, err, err_nbytes));
+    gs_err e;
     gs_capstore_opts_t o = {.create_if_missing = true};
     e = gs_capstore_open(c->db_path, &o, &c->store);
     if (e != GS_OK) {
-        errf(err, err_nbytes,
+        gs__errf(err, err_nbytes,
              "could not open the store \"%s\" (%s); is another ingest running "
              "on this output?",
              c->db_path, gs_strerror(e));
@@ -486,7 +405,7 @@ static gs_err prepare_output(gs_coord_t *c, char *err, size_t err_nbytes)
     }
     gs_free(canon);
     if (e != GS_OK)
-        errf(err, err_nbytes, "could not write \"%s/job.yaml\"", c->out);
+        gs__errf(err, err_nbytes, "could not write \"%s/job.yaml\"", c->out);
     return e;
 }
 
@@ -532,7 +451,7 @@ gs_err gs_coord_open(const gs_job_t *job, const char *job_path, const gs_ingest_
         c->batch = gs_capstore_batch_new(c->store);
         e = gs_capstore_scan_jobs(c->store, ledger_entry, c);
         if (e != GS_OK)
-            errf(err, err_nbytes, "could not read the ledger of \"%s\"", c->db_path);
+            gs__errf(err, err_nbytes, "could not read the ledger of \"%s\"", c->db_path);
     }
     if (e == GS_OK)
         e = gs__vidx_open(c, err, err_nbytes);
@@ -541,7 +460,7 @@ gs_err gs_coord_open(const gs_job_t *job, const char *job_path, const gs_ingest_
     if (e == GS_OK) {
         e = gs__recover(c);
         if (e != GS_OK)
-            errf(err, err_nbytes, "could not recover the staged shards of \"%s\": %s", c->out,
+            gs__errf(err, err_nbytes, "could not recover the staged shards of \"%s\": %s", c->out,
                  gs_strerror(e));
     }
     if (e != GS_OK) {

@@ -1,9 +1,13 @@
 // Helpers shared by the ingest and change coordinators (coordinator/job_int.h).
 #define GS_LOG_MODULE "coordinator"
+#include <stdarg.h>
+#include <stdio.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "common/alloc.h"
+#include "common/fs.h"
 #include "common/log.h"
 #include "coordinator/job_int.h"
 #include "jobs/hash.h"
@@ -97,6 +101,101 @@ double gs__now(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+// ---- output and settings --------------------------------------------------------------------
+
+void gs__errf(char *err, size_t err_nbytes, const char *fmt, ...)
+{
+    if (!err || !err_nbytes)
+        return;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, err_nbytes, fmt, ap);
+    va_end(ap);
+}
+
+gs_err gs__job_output_dirs(const char *out, const char *staging, char *err, size_t err_nbytes)
+{
+    char *index_dir = gs_path_join(out, "index");
+    const char *dirs[] = {out, staging, index_dir};
+    gs_err e = GS_OK;
+    for (int i = 0; i < 3 && e == GS_OK; i++)
+        if (gs_mkdir_p(dirs[i]) != GS_OK || access(dirs[i], W_OK) != 0) {
+            gs__errf(err, err_nbytes, "output directory \"%s\" is not writable", dirs[i]);
+            e = GS_EIO;
+        }
+    gs_free(index_dir);
+    return e;
+}
+
+static const char *edge_name(gs_job_edge_t e)
+{
+    return e == GS_JOB_EDGE_PAD ? "pad" : e == GS_JOB_EDGE_CLIP ? "clip" : "shift";
+}
+
+static const char *scaling_name(gs_job_scaling_t s)
+{
+    static const char *const names[] = {"auto", "none", "minmax", "percentile", "range"};
+    return (unsigned)s < 5 ? names[s] : "?";
+}
+
+void gs__settings_encoder(gs_buf_t *b, const gs_ingest_models_t *m)
+{
+    gs_buf_printf(b, "encoder.model_id=%s\nencoder.dim=%d\nencoder.preprocess=%s\n", m->encoder_id,
+                  m->dim, m->preprocess);
+}
+
+void gs__settings_image(gs_buf_t *b, const gs_job_t *j)
+{
+    gs_buf_printf(b, "tiling.size=%d\ntiling.overlap=%d\ntiling.edge=%s\n", j->tiling.size,
+                  j->tiling.overlap, edge_name(j->tiling.edge));
+    gs_buf_printf(b, "tiling.min_valid_fraction=%.17g\n", j->tiling.min_valid_fraction);
+    gs_buf_printf(b, "composite.mode=%s\ncomposite.bands=",
+                  j->composite.mode == GS_JOB_COMPOSITE_SAR ? "sar" : "rgb");
+    for (int i = 0; i < j->composite.n_bands; i++)
+        gs_buf_printf(b, "%s%s", i ? "," : "", j->composite.bands[i]);
+    gs_buf_printf(b, "\ncomposite.scaling=%s\n", scaling_name(j->composite.scaling));
+    gs_buf_printf(b, "composite.percentile=%.17g,%.17g\n", j->composite.percentile[0],
+                  j->composite.percentile[1]);
+    gs_buf_puts(b, "composite.range=");
+    for (int i = 0; i < 6; i++)
+        gs_buf_printf(b, "%s%.17g", i ? "," : "", j->composite.range[i]);
+    gs_buf_printf(b, "\ncomposite.sar_units=%s\n",
+                  j->composite.sar_units == GS_JOB_SAR_LINEAR ? "linear" : "db");
+}
+
+void gs__settings_difference(const char *got, const char *want, char *out, size_t out_nbytes)
+{
+    const char *p = want;
+    while (*p) {
+        const char *nl = strchr(p, '\n');
+        size_t len = nl ? (size_t)(nl - p) : strlen(p);
+        const char *eq = memchr(p, '=', len);
+        size_t klen = eq ? (size_t)(eq - p) : len;
+        // the same key in `got`
+        const char *q = got, *found = NULL;
+        size_t flen = 0;
+        while (*q) {
+            const char *qn = strchr(q, '\n');
+            size_t ql = qn ? (size_t)(qn - q) : strlen(q);
+            if (ql > klen && strncmp(q, p, klen) == 0 && q[klen] == '=') {
+                found = q;
+                flen = ql;
+                break;
+            }
+            q = qn ? qn + 1 : q + ql;
+        }
+        if (!found || flen != len || strncmp(found, p, len) != 0) {
+            snprintf(out, out_nbytes, "%.*s is \"%.*s\" in the output, \"%.*s\" in this job",
+                     (int)klen, p, found ? (int)(flen - klen - 1) : 0,
+                     found ? found + klen + 1 : "", (int)(len - klen - (eq ? 1 : 0)),
+                     eq ? eq + 1 : "");
+            return;
+        }
+        p = nl ? nl + 1 : p + len;
+    }
+    snprintf(out, out_nbytes, "the settings differ");
 }
 
 // ---- dispatch -------------------------------------------------------------------------------

@@ -8,7 +8,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/buf.h"
 #include "common/err.h"
+#include "coordinator/ingest.h"
+#include "jobs/spec.h"
 #include "proto/geoscribe.pb-c.h"
 
 // Task states in memory (the ledger keeps done / failed / quarantined / planned).
@@ -36,6 +39,24 @@ void gs__u32s_push(gs__u32s_t *a, uint32_t x);
 
 // gs__now: seconds on the monotonic clock.
 double gs__now(void);
+
+// gs__errf: printf into err (when err and err_nbytes are set).
+void gs__errf(char *err, size_t err_nbytes, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+// gs__settings_encoder / gs__settings_image: the "key=value" lines of the settings identity
+// that both jobs record, written the same way so that the change job can compare them to the
+// ingest's (stored tile embeddings are reused only when they match): encoder.* (model id, dim,
+// preprocessing), and tiling.* + composite.*.
+void gs__settings_encoder(gs_buf_t *b, const gs_ingest_models_t *m);
+void gs__settings_image(gs_buf_t *b, const gs_job_t *j);
+
+// gs__settings_difference: the first line of `want` that `got` lacks, as "key is "old" in the
+// output, "new" in this job" into out.
+void gs__settings_difference(const char *got, const char *want, char *out, size_t out_nbytes);
+
+// gs__job_output_dirs: creates OUT, OUT/staging and OUT/index and checks they are writable.
+// GS_EIO (message in err).
+gs_err gs__job_output_dirs(const char *out, const char *staging, char *err, size_t err_nbytes);
 
 // gs__job_request_unpack: a worker's packed WorkRequest into *out (free_unpacked). A worker
 // that says it cannot work is logged, sets *fatal and *out_status = GS_EUNSUPPORTED (else
