@@ -376,6 +376,7 @@ static int serve(const args_t *a)
                            .vocab = a->vocab,
                            .n_threads = a->threads,
                            .nprobe = a->nprobe,
+                           .faiss_threads = 1, // requests run side by side: one thread each
                            .preload = true};
     gs_server_t *srv = NULL;
     gs_http_t *http = NULL;
@@ -418,6 +419,7 @@ static int serve(const args_t *a)
     sigemptyset(&sa.sa_mask);
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN); // a client gone mid-reply is an error return, not the end
     print_ready(a, srv, http);
     GS_LOG_INFO("serving \"%s\" zmq=%s http=%s vectors=%zu", a->db, gs_server_endpoint(srv),
                 http ? gs_http_url(http) : "-", gs_search_ntotal(sv.search));
