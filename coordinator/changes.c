@@ -377,9 +377,7 @@ void gs_chcoord_close(gs_chcoord_t **p)
     if (!p || !*p)
         return;
     gs_chcoord_t *c = *p;
-    for (size_t i = 0; i < c->n_pending; i++)
-        geoscribe__work_request__free_unpacked(c->pending[i], NULL);
-    gs_free(c->pending);
+    gs__reqs_cleanup(&c->pending);
     gs_vindex_destroy(&c->tiles);
     gs_vindex_destroy(&c->index);
     gs_capstore_batch_destroy(&c->batch);
@@ -454,11 +452,7 @@ gs_err gs_chcoord_handle(gs_chcoord_t *self, const void *req, size_t req_nbytes,
     GS_TRY(gs__job_request_unpack(req, req_nbytes, &c->fatal, &e, &r));
     bool has_results = r->n_results > 0;
     if (has_results) {
-        if (c->n_pending == c->cap_pending) {
-            c->cap_pending = c->cap_pending ? c->cap_pending * 2 : 16;
-            c->pending = gs_xrealloc(c->pending, c->cap_pending * sizeof *c->pending);
-        }
-        c->pending[c->n_pending++] = r;
+        gs__reqs_push(&c->pending, r);
     }
     Geoscribe__Task task, *ptr = &task;
     char *uris[2], hex[17];
@@ -468,7 +462,7 @@ gs_err gs_chcoord_handle(gs_chcoord_t *self, const void *req, size_t req_nbytes,
         fill_task(c, ti, r->rank, &task, uris, hex);
         b.n_tasks = 1;
         b.tasks = &ptr;
-    } else if (!c->fatal && (c->n_running > 0 || c->n_pending > 0)) {
+    } else if (!c->fatal && (c->n_running > 0 || c->pending.n > 0)) {
         b.wait_ms = WAIT_MS; // a running task may fail and come back
     } else {
         b.done = 1;
@@ -498,13 +492,13 @@ gs_err gs_chcoord_commit(gs_chcoord_t *self)
 {
     gs_chcoord_t *c = self;
     gs_err e = GS_OK;
-    for (size_t i = 0; i < c->n_pending; i++) {
-        Geoscribe__WorkRequest *r = c->pending[i];
+    for (size_t i = 0; i < c->pending.n; i++) {
+        Geoscribe__WorkRequest *r = c->pending.v[i];
         for (size_t j = 0; j < r->n_results && e == GS_OK; j++)
             e = gs__ch_commit_result(c, r->results[j]);
         geoscribe__work_request__free_unpacked(r, NULL);
     }
-    c->n_pending = 0;
+    c->pending.n = 0;
     if (e == GS_OK && c->index_dirty && gs__now() - c->last_persist > GS_COORD_PERSIST_S)
         e = gs__ch_persist(c);
     progress(c, false);

@@ -53,8 +53,7 @@ struct gs_chcoord {
     gs__u32s_t queue;
     size_t n_running;
 
-    Geoscribe__WorkRequest **pending;
-    size_t n_pending, cap_pending;
+    gs__reqs_t pending; // results waiting for the commit
     bool fatal;
 
     gs_vindex_t *tiles; // the ingest's tile index (read-only), NULL when not reusable

@@ -75,11 +75,7 @@ gs_err gs_coord_handle(gs_coord_t *self, const void *req, size_t req_nbytes, voi
     GS_TRY(gs__job_request_unpack(req, req_nbytes, &c->fatal, &e, &r));
     bool has_results = r->n_results > 0;
     if (has_results) {
-        if (c->n_pending == c->cap_pending) {
-            c->cap_pending = c->cap_pending ? c->cap_pending * 2 : 16;
-            c->pending = gs_xrealloc(c->pending, c->cap_pending * sizeof *c->pending);
-        }
-        c->pending[c->n_pending++] = r;
+        gs__reqs_push(&c->pending, r);
     }
     // choose: probes first while tile work runs short, so that workers do not idle
     Geoscribe__Task tasks[PROBES_PER_BATCH];
@@ -108,7 +104,7 @@ gs_err gs_coord_handle(gs_coord_t *self, const void *req, size_t req_nbytes, voi
     if (n == 0) {
         // running tasks (or results not yet committed) may still fail and be retried, or be
         // probes that plan more tasks: the job is over only when nothing is left in flight
-        if (!c->fatal && (c->n_running > 0 || c->n_pending > 0))
+        if (!c->fatal && (c->n_running > 0 || c->pending.n > 0))
             b.wait_ms = WAIT_MS;
         else
             b.done = 1;
@@ -123,13 +119,13 @@ gs_err gs_coord_commit(gs_coord_t *self)
 {
     gs_coord_t *c = self;
     gs_err e = GS_OK;
-    for (size_t i = 0; i < c->n_pending; i++) {
-        Geoscribe__WorkRequest *r = c->pending[i];
+    for (size_t i = 0; i < c->pending.n; i++) {
+        Geoscribe__WorkRequest *r = c->pending.v[i];
         for (size_t j = 0; j < r->n_results && e == GS_OK; j++)
             e = gs__commit_result(c, r->results[j]);
         geoscribe__work_request__free_unpacked(r, NULL);
     }
-    c->n_pending = 0;
+    c->pending.n = 0;
     if (e == GS_OK)
         e = gs__vidx_maybe_persist(c, false);
     gs__progress(c, false);
@@ -138,7 +134,7 @@ gs_err gs_coord_commit(gs_coord_t *self)
 
 bool gs_coord_finished(const gs_coord_t *self)
 {
-    return self->n_running == 0 && self->n_pending == 0 &&
+    return self->n_running == 0 && self->pending.n == 0 &&
            (self->fatal || (queued(&self->q_tiles) == 0 && queued(&self->q_probes) == 0));
 }
 

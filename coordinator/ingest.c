@@ -499,9 +499,7 @@ void gs_coord_close(gs_coord_t **p)
     if (!p || !*p)
         return;
     gs_coord_t *c = *p;
-    for (size_t i = 0; i < c->n_pending; i++)
-        geoscribe__work_request__free_unpacked(c->pending[i], NULL);
-    gs_free(c->pending);
+    gs__reqs_cleanup(&c->pending);
     gs_vindex_destroy(&c->index);
     gs_capstore_batch_destroy(&c->batch);
     gs_capstore_close(&c->store);

@@ -84,8 +84,7 @@ struct gs_coord {
     size_t n_running;
 
     // requests received, their results waiting for gs_coord_commit (owned, unpacked)
-    Geoscribe__WorkRequest **pending;
-    size_t n_pending, cap_pending;
+    gs__reqs_t pending; // results waiting for the commit
     bool fatal; // a worker failed fatally: hand out no more work
 
     // vector index

@@ -96,6 +96,23 @@ void gs__u32s_push(gs__u32s_t *a, uint32_t x)
     a->v[a->n++] = x;
 }
 
+void gs__reqs_push(gs__reqs_t *q, Geoscribe__WorkRequest *r)
+{
+    if (q->n == q->cap) {
+        q->cap = q->cap ? q->cap * 2 : 16;
+        q->v = gs_xrealloc(q->v, q->cap * sizeof *q->v);
+    }
+    q->v[q->n++] = r;
+}
+
+void gs__reqs_cleanup(gs__reqs_t *q)
+{
+    for (size_t i = 0; i < q->n; i++)
+        geoscribe__work_request__free_unpacked(q->v[i], NULL);
+    gs_free(q->v);
+    memset(q, 0, sizeof *q);
+}
+
 double gs__now(void)
 {
     struct timespec ts;

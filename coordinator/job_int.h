@@ -37,6 +37,15 @@ typedef struct {
 } gs__u32s_t;
 void gs__u32s_push(gs__u32s_t *a, uint32_t x);
 
+// Requests received whose results wait for the commit (owned, unpacked).
+typedef struct {
+    Geoscribe__WorkRequest **v;
+    size_t n, cap;
+} gs__reqs_t;
+void gs__reqs_push(gs__reqs_t *q, Geoscribe__WorkRequest *r);
+// gs__reqs_cleanup: frees the requests and the array; q is empty after.
+void gs__reqs_cleanup(gs__reqs_t *q);
+
 // gs__now: seconds on the monotonic clock.
 double gs__now(void);
 
