@@ -49,7 +49,7 @@
     document.querySelectorAll('.hit.active').forEach((n) => n.classList.remove('active'));
     hit.item.classList.add('active');
     hit.item.scrollIntoView({ block: 'nearest' });
-    map.fitBounds(hit.layer.getBounds(), { maxZoom: 13, padding: [40, 40] });
+    map.fitBounds(hit.layer.getBounds(), { maxZoom: 17, padding: [80, 80] });
     hit.layer.openPopup();
   }
 
