@@ -480,15 +480,6 @@ static gs_err caption_cell(gs_chworker_t *w, side_t *sb, side_t *sa, const gs_ti
 
 // ---- the pair task --------------------------------------------------------------------------
 
-static void fail(Geoscribe__TaskResult *r, gs_arena_t *msg, gs_err e, int problem, const char *why)
-{
-    r->status = e;
-    r->problem = problem;
-    r->message = gs_arena_strdup(msg, why);
-    if (!r->message)
-        r->message = (char *)"";
-}
-
 // The outputs of a pair task, built in the task arena (values in one buffer).
 typedef struct {
     size_t n_records, n_vectors;
@@ -714,7 +705,7 @@ static void pair_task(gs_chworker_t *w, const Geoscribe__Task *t, Geoscribe__Tas
                      (unsigned long long)t->task_id, t->n_uris > 0 ? t->uris[0] : "",
                      t->n_uris > 1 ? t->uris[1] : "", gs_strerror(e));
         GS_LOG_WARN("task=%016llx failed: %s", (unsigned long long)t->task_id, why);
-        fail(r, msg, e, pr, why);
+        gs__serve_fail(r, msg, e, pr, why);
     }
     if (w->test_delay_ms > 0) {
         struct timespec ts = {w->test_delay_ms / 1000, (long)(w->test_delay_ms % 1000) * 1000000L};

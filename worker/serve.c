@@ -15,6 +15,16 @@ static void pack_request(Geoscribe__WorkRequest *r, void **out, size_t *out_nbyt
     *out_nbytes = n;
 }
 
+void gs__serve_fail(Geoscribe__TaskResult *r, gs_arena_t *msg, gs_err e, int problem,
+                    const char *why)
+{
+    r->status = e;
+    r->problem = problem;
+    r->message = gs_arena_strdup(msg, why);
+    if (!r->message)
+        r->message = (char *)"";
+}
+
 void gs__serve_request(int rank, gs_err status, const char *message, void **out,
                        size_t *out_nbytes)
 {

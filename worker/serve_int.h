@@ -15,6 +15,11 @@
 typedef void (*gs__serve_task_fn)(void *self, const Geoscribe__Task *t, Geoscribe__TaskResult *res,
                                   gs_arena_t *msg);
 
+// gs__serve_fail: a failed task's result: status e, the scene problem (geoscribe.proto) and
+// why (copied into msg).
+void gs__serve_fail(Geoscribe__TaskResult *r, gs_arena_t *msg, gs_err e, int problem,
+                    const char *why);
+
 // gs__serve_handle_fn: a worker's gs_*worker_handle.
 typedef gs_err (*gs__serve_handle_fn)(void *self, int rank, const void *batch, size_t nbytes,
                                       void **out_req, size_t *out_nbytes, bool *out_done,

@@ -13,17 +13,9 @@
 #include "index/shard.h"
 #include "jobs/tiles.h"
 #include "worker/ingest_int.h"
+#include "worker/serve_int.h"
 
 // ---- scenes ---------------------------------------------------------------------------------
-
-static void fail(Geoscribe__TaskResult *r, gs_arena_t *msg, gs_err e, int problem, const char *why)
-{
-    r->status = e;
-    r->problem = problem;
-    r->message = gs_arena_strdup(msg, why);
-    if (!r->message)
-        r->message = (char *)"";
-}
 
 // scene_get: the open scene of `uri` (w->scene), from the cache or opened and checked now,
 // replacing the least recently used one.
@@ -163,12 +155,12 @@ void gs__worker_probe(gs_worker_t *w, const Geoscribe__Task *t, Geoscribe__TaskR
     char why[1024] = "";
     gs_scene_problem_t problem;
     if (t->n_uris != 1) {
-        fail(r, msg, GS_EFORMAT, 0, "a probe task names no scene");
+        gs__serve_fail(r, msg, GS_EFORMAT, 0, "a probe task names no scene");
         return;
     }
     gs_err e = scene_get(w, t->uris[0], &problem, why, sizeof why);
     if (e != GS_OK) {
-        fail(r, msg, e, problem, why);
+        gs__serve_fail(r, msg, e, problem, why);
         return;
     }
     const gs_scene_info_t *in = gs_scene_info(w->scene);
@@ -196,7 +188,7 @@ void gs__worker_probe(gs_worker_t *w, const Geoscribe__Task *t, Geoscribe__TaskR
     memcpy(rec.bbox, in->bbox, sizeof rec.bbox);
     if (w->llava && w->job->captioner.select == GS_JOB_SELECT_PER_SCENE &&
         (e = caption_cells(w, r, msg, why, sizeof why, &problem)) != GS_OK) {
-        fail(r, msg, e, problem, why);
+        gs__serve_fail(r, msg, e, problem, why);
         return;
     }
     gs_buf_t b;
@@ -206,7 +198,7 @@ void gs__worker_probe(gs_worker_t *w, const Geoscribe__Task *t, Geoscribe__TaskR
         memcpy(r->scene_record.data, b.data, b.len);
         r->scene_record.len = b.len;
     } else {
-        fail(r, msg, e != GS_OK ? e : GS_ENOMEM, 0, "could not encode the scene record");
+        gs__serve_fail(r, msg, e != GS_OK ? e : GS_ENOMEM, 0, "could not encode the scene record");
     }
     gs_buf_cleanup(&b);
 }
@@ -279,14 +271,14 @@ void gs__worker_tiles(gs_worker_t *w, const Geoscribe__Task *t, Geoscribe__TaskR
     char why[1024] = "";
     gs_scene_problem_t problem = GS_SCENE_OK;
     if (t->n_uris != 1 || t->n_cells == 0 || t->n_cells > (uint32_t)job->tasks.max_tiles) {
-        fail(r, msg, GS_EFORMAT, 0, "a tile task with no scene or a bad cell count");
+        gs__serve_fail(r, msg, GS_EFORMAT, 0, "a tile task with no scene or a bad cell count");
         return;
     }
     gs_err e = scene_get(w, t->uris[0], &problem, why, sizeof why);
     if (e == GS_OK)
         e = check_scene(w, t, why, sizeof why);
     if (e != GS_OK) {
-        fail(r, msg, e, problem, why);
+        gs__serve_fail(r, msg, e, problem, why);
         return;
     }
     const gs_scene_info_t *in = gs_scene_info(w->scene);
@@ -294,7 +286,7 @@ void gs__worker_tiles(gs_worker_t *w, const Geoscribe__Task *t, Geoscribe__TaskR
     e = gs_tile_grid_init(&grid, in->width, in->height, job->tiling.size, job->tiling.overlap,
                           job->tiling.edge);
     if (e != GS_OK || (uint64_t)t->first_cell + t->n_cells > (uint64_t)gs_tile_grid_count(&grid)) {
-        fail(r, msg, GS_EINVAL, 0, "the task's cells are outside the scene grid");
+        gs__serve_fail(r, msg, GS_EINVAL, 0, "the task's cells are outside the scene grid");
         return;
     }
     uint32_t n_kept = 0, n_skipped = 0, n_caps = 0;
@@ -307,7 +299,7 @@ void gs__worker_tiles(gs_worker_t *w, const Geoscribe__Task *t, Geoscribe__TaskR
         GS_LOG_WARN("task=%016llx failed: %s", (unsigned long long)t->task_id, why);
         if (e == GS_EFORMAT) // the scene is bad (truncated block, ...): drop it from the cache
             scene_drop(w);
-        fail(r, msg, e, problem, why);
+        gs__serve_fail(r, msg, e, problem, why);
         return;
     }
     gs_shard_data_t d = {.h = {.task_id = t->task_id,
@@ -331,7 +323,7 @@ void gs__worker_tiles(gs_worker_t *w, const Geoscribe__Task *t, Geoscribe__TaskR
     if (e != GS_OK) {
         snprintf(why, sizeof why, "could not write shard \"%s/%s\": %s", w->staging, name,
                  gs_strerror(e));
-        fail(r, msg, e, 0, why);
+        gs__serve_fail(r, msg, e, 0, why);
         return;
     }
     if (w->test_delay_ms > 0) {
@@ -345,5 +337,5 @@ void gs__worker_tiles(gs_worker_t *w, const Geoscribe__Task *t, Geoscribe__TaskR
     r->shard_path = gs_arena_strdup(msg, rel);
     r->shard_hash = gs_arena_strdup(msg, hash);
     if (!r->shard_path || !r->shard_hash)
-        fail(r, msg, GS_ENOMEM, 0, "out of memory");
+        gs__serve_fail(r, msg, GS_ENOMEM, 0, "out of memory");
 }
