@@ -330,19 +330,45 @@ static gs_err alloc_arena(gs_clip_t *self)
 
 // ---- bfloat16 weights ----------------------------------------------------------------------
 
-// prepare_stack: packs one tower's block weights and creates the matmuls for every row count a
-// shard can run (1..shard_cap sequences of n_tok tokens).
-static gs_err prepare_stack(gs_clip_t *self, gs__clip_stack_t *st, int n_tok)
+// The bf16 text tower's extra row counts: multiples of TEXT_ROW_STEP up to TEXT_ROW_SMALL.
+enum { TEXT_ROW_STEP = 16, TEXT_ROW_SMALL = 128 };
+
+// text_rows: the rows the text tower's row-wise steps run for `rows` = n * L real rows: the same
+// in float32; with bf16, the smallest row count prepare_stack made a matmul for.
+static int text_rows(const gs_clip_t *self, int rows)
+{
+    if (!self->bf16)
+        return rows;
+    int C = self->hp.context_length;
+    int best = (rows + C - 1) / C * C; // whole contexts: at most shard_cap of them
+    int small = (rows + TEXT_ROW_STEP - 1) / TEXT_ROW_STEP * TEXT_ROW_STEP;
+    return small <= TEXT_ROW_SMALL && small < best ? small : best;
+}
+
+// prepare_rows: the matmuls of one tower's blocks for `rows` rows.
+static gs_err prepare_rows(gs_clip_t *self, const gs__clip_stack_t *st, int rows)
 {
     int W = st->width, M = st->mlp;
-    for (int n = 1; n <= self->shard_cap; n++) {
-        int rows = n * n_tok;
-        if (st->fused_qkv)
-            GS_TRY(gs_ops_bf16_prepare(self->bf16, rows, W, 3 * W));
-        GS_TRY(gs_ops_bf16_prepare(self->bf16, rows, W, W));
-        GS_TRY(gs_ops_bf16_prepare(self->bf16, rows, W, M));
-        GS_TRY(gs_ops_bf16_prepare(self->bf16, rows, M, W));
-    }
+    if (st->fused_qkv)
+        GS_TRY(gs_ops_bf16_prepare(self->bf16, rows, W, 3 * W));
+    GS_TRY(gs_ops_bf16_prepare(self->bf16, rows, W, W));
+    GS_TRY(gs_ops_bf16_prepare(self->bf16, rows, W, M));
+    GS_TRY(gs_ops_bf16_prepare(self->bf16, rows, M, W));
+    return GS_OK;
+}
+
+// prepare_stack: packs one tower's block weights and creates the matmuls for every row count a
+// shard can run with whole sequences (1..shard_cap sequences of n_tok tokens). The text tower
+// runs shorter sequences (up to its longest text): those row counts run on the next larger
+// matmul (ops pads with zero rows), so it also gets row counts in steps of 16 up to 128 for
+// the common case of a few short texts.
+static gs_err prepare_stack(gs_clip_t *self, gs__clip_stack_t *st, int n_tok, bool text)
+{
+    for (int n = 1; n <= self->shard_cap; n++)
+        GS_TRY(prepare_rows(self, st, n * n_tok));
+    for (int rows = TEXT_ROW_STEP; text && rows <= TEXT_ROW_SMALL && rows < self->shard_cap * n_tok;
+         rows += TEXT_ROW_STEP)
+        GS_TRY(prepare_rows(self, st, rows));
     for (int i = 0; i < st->layers; i++) {
         gs__clip_block_t *b = &st->blocks[i];
         GS_TRY(gs_ops_bf16_pack(self->bf16, &b->q, &b->q16));
@@ -366,10 +392,10 @@ static gs_err prepare_bf16(gs_clip_t *self)
         for (int n = 1; n <= self->shard_cap; n++)
             GS_TRY(gs_ops_bf16_prepare(self->bf16, n * g * g, self->v_patch.n_in, hp->v_width));
         GS_TRY(gs_ops_bf16_pack(self->bf16, &self->v_patch, &self->v_patch16));
-        GS_TRY(prepare_stack(self, &self->vis, g * g + 1));
+        GS_TRY(prepare_stack(self, &self->vis, g * g + 1, false));
     }
     if (hp->has_text)
-        GS_TRY(prepare_stack(self, &self->txt, hp->context_length));
+        GS_TRY(prepare_stack(self, &self->txt, hp->context_length, true));
     return GS_OK;
 }
 
@@ -473,19 +499,23 @@ static void linear(const gs_clip_t *self, gs__clip_work_t *wk, const gs_ops_weig
                    const gs_ops_bf16_weight_t *w16, const float *bias, const float *x, int ld_x,
                    int rows, float beta, float *out, int ld_out)
 {
-    if (w16)
-        gs_ops_bf16_linear(self->bf16, wk->slot, w16, bias, x, ld_x, rows, beta, out, ld_out,
-                           wk->x16, wk->y32);
-    else
+    if (w16) {
+        // every row count a shard runs has a matmul (prepare_bf16): GS_EINVAL would be a bug
+        gs_err e = gs_ops_bf16_linear(self->bf16, wk->slot, w16, bias, x, ld_x, rows, beta, out,
+                                      ld_out, wk->x16, wk->y32);
+        GS_ASSERT(e != GS_EINVAL);
+    } else
         gs_ops_linear(w, bias, x, ld_x, rows, beta, out, ld_out);
 }
 
-// block_forward: one pre-LN residual block over rows = n_seq * n_tok rows of wk->x.
-// x += out_proj(MHA(ln_1(x))); x += c_proj(act(c_fc(ln_2(x)))).
+// block_forward: one pre-LN residual block over n_seq sequences of n_tok tokens in wk->x.
+// x += out_proj(MHA(ln_1(x))); x += c_proj(act(c_fc(ln_2(x)))). The row-wise steps run over
+// `rows` >= n_seq * n_tok rows: extra rows (bf16 padding to a prepared matmul size, see
+// text_rows) are computed like the others, and attention never reads them.
 static void block_forward(const gs_clip_t *self, gs__clip_work_t *wk, const gs__clip_stack_t *st,
-                          const gs__clip_block_t *b, int n_seq, int n_tok, bool causal)
+                          const gs__clip_block_t *b, int n_seq, int n_tok, int rows, bool causal)
 {
-    int W = st->width, M = st->mlp, rows = n_seq * n_tok;
+    int W = st->width, M = st->mlp;
     float *x = wk->x, *h = wk->h, *big = wk->big;
     gs_ops_layernorm(x, W, rows, W, b->ln1_w, b->ln1_b, st->eps, h, W);
     // q, k, v side by side in big: (rows, 3W)
@@ -538,10 +568,10 @@ static void vision_embed(gs_clip_t *self, gs__clip_work_t *wk, const float *pixe
 }
 
 static void run_blocks(gs_clip_t *self, gs__clip_work_t *wk, const gs__clip_stack_t *st, int first,
-                       int last, int n_seq, int n_tok, bool causal, const char *tower)
+                       int last, int n_seq, int n_tok, int rows, bool causal, const char *tower)
 {
     for (int k = first; k < last; k++) {
-        block_forward(self, wk, st, &st->blocks[k], n_seq, n_tok, causal);
+        block_forward(self, wk, st, &st->blocks[k], n_seq, n_tok, rows, causal);
         if (self->trace) {
             char name[32];
             snprintf(name, sizeof name, "block%d_out", k);
@@ -557,7 +587,7 @@ static void vision_batch(gs_clip_t *self, gs__clip_work_t *wk, const float *pixe
     const gs__clip_hparams_t *hp = &self->hp;
     int g = hp->image_size / hp->patch_size, T = g * g + 1, W = hp->v_width;
     vision_embed(self, wk, pixels, n);
-    run_blocks(self, wk, &self->vis, 0, hp->v_layers, n, T, false, "vision");
+    run_blocks(self, wk, &self->vis, 0, hp->v_layers, n, T, n * T, false, "vision");
     if (self->trace && hp->layout == GS__CLIP_LAYOUT_OPENCLIP) {
         gs_ops_layernorm(wk->x, W, n * T, W, self->v_ln_post_w, self->v_ln_post_b, hp->v_eps, wk->h,
                          W);
@@ -586,26 +616,39 @@ static int pool_position(const gs__clip_hparams_t *hp, const int32_t *ids)
     return 0; // transformers' argmax over an all-false mask
 }
 
+// text_batch: n <= shard_cap id sequences -> out (n x E). Only the first L positions of every
+// sequence are computed, L = the batch's last pooling position + 1 (about 10-20 for captions
+// instead of the 77 of the context): the mask is causal, so positions before a sequence's
+// pooling position never read the ones after it, and the pooled rows are the same as with the
+// whole context (ops' causal attention is independent of the sequence length).
 static void text_batch(gs_clip_t *self, gs__clip_work_t *wk, const int32_t *ids, int n, float *out)
 {
     const gs__clip_hparams_t *hp = &self->hp;
     int C = hp->context_length, W = hp->t_width;
+    int L = 1;
+    for (int b = 0; b < n; b++) {
+        int t = pool_position(hp, ids + (size_t)b * C);
+        L = t + 1 > L ? t + 1 : L;
+    }
     for (int b = 0; b < n; b++)
-        for (int t = 0; t < C; t++) {
+        for (int t = 0; t < L; t++) {
             const float *e = self->t_tok + (size_t)ids[(size_t)b * C + t] * W;
-            float *x = wk->x + ((size_t)b * C + t) * W;
+            float *x = wk->x + ((size_t)b * L + t) * W;
             for (int j = 0; j < W; j++)
                 x[j] = e[j] + self->t_pos[(size_t)t * W + j];
         }
-    TRACE("text", "embed", wk->x, n * C, W, W);
-    run_blocks(self, wk, &self->txt, 0, hp->t_layers, n, C, true, "text");
+    // bf16 padding rows start as zeros, so that every pass computes the same finite values
+    int rows = text_rows(self, n * L);
+    memset(wk->x + (size_t)n * L * W, 0, (size_t)(rows - n * L) * W * sizeof(float));
+    TRACE("text", "embed", wk->x, n * L, W, W);
+    run_blocks(self, wk, &self->txt, 0, hp->t_layers, n, L, rows, true, "text");
     if (self->trace) {
-        gs_ops_layernorm(wk->x, W, n * C, W, self->t_ln_w, self->t_ln_b, hp->t_eps, wk->h, W);
-        TRACE("text", "ln_final_out", wk->h, n * C, W, W);
+        gs_ops_layernorm(wk->x, W, n * L, W, self->t_ln_w, self->t_ln_b, hp->t_eps, wk->h, W);
+        TRACE("text", "ln_final_out", wk->h, n * L, W, W);
     }
     for (int b = 0; b < n; b++) {
         int t = pool_position(hp, ids + (size_t)b * C);
-        gs_ops_layernorm(wk->x + ((size_t)b * C + t) * W, W, 1, W, self->t_ln_w, self->t_ln_b,
+        gs_ops_layernorm(wk->x + ((size_t)b * L + t) * W, W, 1, W, self->t_ln_w, self->t_ln_b,
                          hp->t_eps, wk->pooled + (size_t)b * W, W);
     }
     TRACE("text", "pooled", wk->pooled, n, W, W);
@@ -651,7 +694,7 @@ static void run_shard(void *arg, int s)
     } else {
         int g = hp->image_size / hp->patch_size, T = g * g + 1;
         vision_embed(self, wk, j->pixels + (size_t)first * img, cnt);
-        run_blocks(self, wk, &self->vis, 0, j->layer, cnt, T, false, "vision");
+        run_blocks(self, wk, &self->vis, 0, j->layer, cnt, T, cnt * T, false, "vision");
         memcpy(out, wk->x, (size_t)cnt * T * hp->v_width * sizeof(float));
     }
 }

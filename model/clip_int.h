@@ -80,7 +80,8 @@ const gs__clip_hparams_t *gs__clip_hparams(const gs_clip_t *self);
 // vision: "patch_tokens" (n*g*g x width, conv1 output as tokens), "embed" (ln_pre input),
 //         "ln_pre_out", "block<k>_out" (k from 0), "ln_post_out" (all tokens; open_clip layout
 //         only), "pooled" (n x width, post-LN class token);
-// text:   "embed", "block<k>_out", "ln_final_out" (all tokens), "pooled" (n x width, the
+// text:   "embed", "block<k>_out", "ln_final_out" (n*L rows: a batch runs only up to its
+//         longest text, L = the last pooling position + 1), "pooled" (n x width, the
 //         ln_final row at the pooling position);
 // with `tower` "vision" or "text". Rows are `ld` floats apart. Used by the golden tests only:
 // tracing computes the extra all-token LayerNorms.

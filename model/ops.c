@@ -568,11 +568,18 @@ void gs_ops_attention(const float *qkv, int ld_qkv, int n_seq, int n_tok, int di
             // scores[i, j] = scale * q_i . k_j
             gs_ops_sgemm(false, true, n_tok, n_tok, hd, scale, q, ld_qkv, k, ld_qkv, 0.0f, scratch,
                          n_tok);
-            if (causal)
-                for (int i = 0; i < n_tok; i++)
-                    for (int j = i + 1; j < n_tok; j++)
-                        scratch[(size_t)i * n_tok + j] = -INFINITY;
-            gs_ops_softmax(scratch, n_tok, n_tok, n_tok);
+            if (causal) {
+                // row i sees keys 0..i: the softmax over those alone, exact zeros after. Row i's
+                // values then do not depend on n_tok, so a sequence cut after its last needed
+                // token (the CLIP text tower) gives the same rows as the full context.
+                for (int i = 0; i < n_tok; i++) {
+                    float *row = scratch + (size_t)i * n_tok;
+                    softmax_row(row, i + 1);
+                    memset(row + i + 1, 0, (size_t)(n_tok - i - 1) * sizeof(float));
+                }
+            } else {
+                gs_ops_softmax(scratch, n_tok, n_tok, n_tok);
+            }
             gs_ops_sgemm(false, false, n_tok, hd, n_tok, 1.0f, scratch, n_tok, v, ld_qkv, 0.0f,
                          o + h * hd, ld_out);
         }

@@ -106,17 +106,20 @@ static void check(const char *what, const float *got, const float *exp, size_t n
 
 // ---- trace collection ---------------------------------------------------------------------
 
-// Keeps the first sequence's rows of each traced activation (image 0 / caption 0).
+// Keeps the first sequence's rows of each traced activation (image 0 / caption 0); for the
+// text tower, whose sequences are as long as the batch's longest text, every row of the batch
+// (the first L rows are caption 0's, L = rows / n_rows of "pooled").
 typedef struct {
     char tower[8], name[32];
     int rows, cols;
+    int n_rows; // rows the model traced
     float *data;
 } traced_t;
 
 typedef struct {
     traced_t t[64];
     int n;
-    int rows_per_seq_vision, rows_per_seq_text; // rows of sequence 0 to keep
+    int rows_per_seq_vision; // rows of image 0 to keep
 } trace_t;
 
 static void on_trace(void *ud, const char *tower, const char *name, const float *data, int n_rows,
@@ -126,10 +129,10 @@ static void on_trace(void *ud, const char *tower, const char *name, const float 
     if (tr->n == 64)
         return;
     bool vision = strcmp(tower, "vision") == 0;
-    int keep = strcmp(name, "pooled") == 0 ? 1
-               : strcmp(name, "patch_tokens") == 0
-                   ? tr->rows_per_seq_vision - 1
-                   : (vision ? tr->rows_per_seq_vision : tr->rows_per_seq_text);
+    int keep = strcmp(name, "pooled") == 0         ? 1
+               : strcmp(name, "patch_tokens") == 0 ? tr->rows_per_seq_vision - 1
+               : vision                            ? tr->rows_per_seq_vision
+                                                   : n_rows;
     if (keep > n_rows)
         keep = n_rows;
     traced_t *t = &tr->t[tr->n++];
@@ -137,6 +140,7 @@ static void on_trace(void *ud, const char *tower, const char *name, const float 
     snprintf(t->name, sizeof t->name, "%s", name);
     t->rows = keep;
     t->cols = n_cols;
+    t->n_rows = n_rows;
     t->data = gs_xmalloc((size_t)keep * n_cols * sizeof(float));
     for (int r = 0; r < keep; r++)
         memcpy(t->data + (size_t)r * n_cols, data + (size_t)r * ld, (size_t)n_cols * sizeof(float));
@@ -164,6 +168,45 @@ static void check_traced(const trace_t *tr, const char *tower, const char *name,
     const traced_t *t = traced(tr, tower, name);
     const float *w = want(exp, exp_name, (int64_t)t->rows * t->cols);
     check(exp_name, t->data, w, (size_t)t->rows * t->cols, ACT_ATOL, ACT_RTOL);
+}
+
+// The fixtures' golden text intermediates of caption 0 (open_clip names), 77 rows each.
+static const char *const oc_text_trace[4][2] = {{"embed", "text0.embed_pos"},
+                                                {"block0_out", "text0.block0_out"},
+                                                {"block1_out", "text0.block1_out"},
+                                                {"ln_final_out", "text0.ln_final_out"}};
+
+// check_text_trace: the text tower ran the traced batch (the first n_seq sequences of `ids`)
+// up to its longest text, L = 1 + the last end-of-text position (the largest id), and caption
+// 0's L rows of every traced intermediate match the golden ones. Returns L.
+static int check_text_trace(const trace_t *tr, const gs_weights_t *exp, const int32_t *ids, int ctx)
+{
+    int n_seq = traced(tr, "text", "pooled")->n_rows, want_L = 0;
+    for (int s = 0; s < n_seq; s++) {
+        int best = 0;
+        for (int t = 1; t < ctx; t++)
+            if (ids[s * ctx + t] > ids[s * ctx + best])
+                best = t;
+        want_L = best + 1 > want_L ? best + 1 : want_L;
+    }
+    for (int i = 0; i < 4; i++) {
+        const traced_t *t = traced(tr, "text", oc_text_trace[i][0]);
+        ck_assert_msg(t->n_rows == n_seq * want_L, "%s: %d rows traced for %d texts of %d tokens",
+                      t->name, t->n_rows, n_seq, want_L);
+        const float *w = want(exp, oc_text_trace[i][1], (int64_t)ctx * t->cols);
+        check(oc_text_trace[i][1], t->data, w, (size_t)want_L * t->cols, ACT_ATOL, ACT_RTOL);
+    }
+    check_traced(tr, "text", "pooled", exp, "text0.pooled_before_proj");
+    return want_L;
+}
+
+// full_context_text: start, ctx - 2 copies of "a", end: a text whose end is the last position.
+static void full_context_text(int32_t *ids, int ctx)
+{
+    ids[0] = 49406;
+    for (int t = 1; t < ctx - 1; t++)
+        ids[t] = 320;
+    ids[ctx - 1] = 49407;
 }
 
 static double cosine(const float *a, const float *b, int n)
@@ -212,7 +255,7 @@ static void run_openclip(const char *path, const gs_clip_opts_t *opts, char *out
     ck_assert_int_eq(gs_clip_image_size(m), 32);
     ck_assert_int_eq(gs_clip_context_length(m), 77);
     gs_weights_t *exp = expected_open(OC_DIR);
-    trace_t tr = {.rows_per_seq_vision = 17, .rows_per_seq_text = 77};
+    trace_t tr = {.rows_per_seq_vision = 17};
     gs__clip_set_trace(m, on_trace, &tr);
 
     const float *pix = want(exp, "pixel_values", 4 * 3 * 32 * 32);
@@ -257,11 +300,20 @@ static void run_openclip(const char *path, const gs_clip_opts_t *opts, char *out
     float txt[6 * 32], txt_n[6 * 32];
     ck_assert_int_eq(gs_clip_encode_tokens(m, ids, n_txt, false, txt), GS_OK);
     check("text_features", txt, want(exp, "text_features", 6 * 32), 6 * 32, ACT_ATOL, ACT_RTOL);
-    check_traced(&tr, "text", "embed", exp, "text0.embed_pos");
-    check_traced(&tr, "text", "block0_out", exp, "text0.block0_out");
-    check_traced(&tr, "text", "block1_out", exp, "text0.block1_out");
-    check_traced(&tr, "text", "ln_final_out", exp, "text0.ln_final_out");
-    check_traced(&tr, "text", "pooled", exp, "text0.pooled_before_proj");
+    // the first batch runs up to its longest text (caption 0 has 9 tokens, the longest of the
+    // first 2 to 4 captions 13): those rows of caption 0 match
+    int L = check_text_trace(&tr, exp, ids, 77);
+    ck_assert_int_le(L, 13);
+    trace_free(&tr);
+    // next to a text that fills the context, all 77 rows of caption 0 are computed: all match,
+    // and caption 0's features are the same as in the short batch
+    int32_t two[2 * 77];
+    memcpy(two, ids, 77 * sizeof(int32_t));
+    full_context_text(two + 77, 77);
+    float two_f[2 * 32];
+    ck_assert_int_eq(gs_clip_encode_tokens(m, two, 2, false, two_f), GS_OK);
+    ck_assert_int_eq(check_text_trace(&tr, exp, two, 77), 77);
+    check("text_features (caption 0 next to a 77-token text)", two_f, txt, 32, 5e-6, 0);
     trace_free(&tr);
     gs__clip_set_trace(m, NULL, NULL);
     ck_assert_int_eq(gs_clip_encode_tokens(m, ids, n_txt, true, txt_n), GS_OK);
@@ -382,7 +434,7 @@ START_TEST(test_clip_hf_layout_matches_golden)
     gs_clip_opts_t o = {.n_threads = 1, .max_batch = 8};
     ck_assert_int_eq(gs_clip_open(HF_DIR, &o, &m), GS_OK);
     gs_weights_t *exp = expected_open(HF_DIR);
-    trace_t tr = {.rows_per_seq_vision = 17, .rows_per_seq_text = 77};
+    trace_t tr = {.rows_per_seq_vision = 17};
     gs__clip_set_trace(m, on_trace, &tr);
     const float *pix = want(exp, "pixel_values", 4 * 3 * 32 * 32);
     float img[4 * 32], img_n[4 * 32];
@@ -407,6 +459,8 @@ START_TEST(test_clip_hf_layout_matches_golden)
     while (eot < ctx && ids[eot] != 49407)
         eot++;
     ck_assert_int_lt(eot, ctx);
+    // all 6 captions in one batch, run up to the longest one (13 tokens)
+    ck_assert_int_eq(traced(&tr, "text", "embed")->n_rows, 6 * 13);
     const char *pairs[4][2] = {{"embed", "text0.embeddings_out"},
                                {"block0_out", "text0.layer0_out"},
                                {"block1_out", "text0.layer1_out"},
@@ -957,6 +1011,79 @@ START_TEST(test_clip_bf16_precision_matches_f32)
 }
 END_TEST
 
+// ---- text rows cut at the longest text ----------------------------------------------------
+
+// max_abs: the largest |a - b| over n values.
+static double max_abs(const float *a, const float *b, int n)
+{
+    double m = 0;
+    for (int i = 0; i < n; i++)
+        m = fabs((double)a[i] - b[i]) > m ? fabs((double)a[i] - b[i]) : m;
+    return m;
+}
+
+// The text tower computes each batch up to its longest text only. Each fixture caption gets
+// the same features alone (its own length), in the 6-caption batch (the longest caption's
+// length), split over 2 threads, and next to a 77-token text (the whole context, as before the
+// cut): float32 within 5e-6 (OpenBLAS rounds differently for other row counts: 1.6e-6 seen;
+// a wrong row would be off by O(1)), bf16 within cosine 0.9999.
+static void check_text_cut(const char *dir, gs_clip_precision_t precision, int n_threads)
+{
+    gs_clip_opts_t o = {.n_threads = n_threads, .max_batch = 4, .precision = precision};
+    gs_clip_t *m = NULL;
+    cap_start();
+    gs_err e = gs_clip_open(dir, &o, &m);
+    cap_stop();
+    if (e == GS_EUNSUPPORTED && precision == GS_CLIP_PRECISION_BF16) {
+        ASSERT_LOGGED("bf16 precision needs");
+        return; // a build without oneDNN: test_clip_bf16_precision_matches_f32 says so
+    }
+    ck_assert_int_eq(e, GS_OK);
+    gs_weights_t *exp = expected_open(dir);
+    int n_txt, ctx;
+    int32_t *ids =
+        ids_of(exp, strcmp(dir, OC_DIR) == 0 ? "text_tokens" : "input_ids", &n_txt, &ctx);
+    ck_assert_int_eq(n_txt, 6);
+    float batch[6 * 32];
+    ck_assert_int_eq(gs_clip_encode_tokens(m, ids, n_txt, false, batch), GS_OK);
+    for (int i = 0; i < n_txt; i++) {
+        int32_t two[2 * 77];
+        memcpy(two, ids + i * ctx, 77 * sizeof(int32_t));
+        full_context_text(two + 77, 77);
+        float alone[32], full[2 * 32];
+        ck_assert_int_eq(gs_clip_encode_tokens(m, ids + i * ctx, 1, false, alone), GS_OK);
+        ck_assert_int_eq(gs_clip_encode_tokens(m, two, 2, false, full), GS_OK);
+        if (precision == GS_CLIP_PRECISION_F32) {
+            char what[128];
+            snprintf(what, sizeof what, "%s caption %d alone vs full context", dir, i);
+            check(what, alone, full, 32, 5e-6, 0);
+            snprintf(what, sizeof what, "%s caption %d in the batch vs full context", dir, i);
+            check(what, batch + i * 32, full, 32, 5e-6, 0);
+        } else {
+            double c1 = cosine(alone, full, 32), c2 = cosine(batch + i * 32, full, 32);
+            ck_assert_msg(c1 >= 0.9999 && c2 >= 0.9999,
+                          "%s bf16 caption %d: cosine %.6f alone, %.6f in the batch (max |diff| "
+                          "%.3g)",
+                          dir, i, c1, c2, max_abs(alone, full, 32));
+        }
+    }
+    gs_free(ids);
+    gs_weights_close(&exp);
+    gs_clip_close(&m);
+}
+
+START_TEST(test_clip_text_cut_at_longest_text_gives_full_context_features)
+{
+    GS_NEED_SHARED();
+    const char *dirs[2] = {OC_DIR, HF_DIR};
+    for (int d = 0; d < 2; d++) {
+        check_text_cut(dirs[d], GS_CLIP_PRECISION_F32, 1);
+        check_text_cut(dirs[d], GS_CLIP_PRECISION_F32, 2);
+        check_text_cut(dirs[d], GS_CLIP_PRECISION_BF16, 2);
+    }
+}
+END_TEST
+
 Suite *model_clip_suite(void)
 {
     Suite *s = suite_create("model_clip");
@@ -975,6 +1102,7 @@ Suite *model_clip_suite(void)
     tcase_add_test(tc, test_clip_text_from_strings_via_tokenizer);
     tcase_add_test(tc, test_clip_missing_vocabulary_is_explained);
     tcase_add_test(tc, test_clip_bf16_precision_matches_f32);
+    tcase_add_test(tc, test_clip_text_cut_at_longest_text_gives_full_context_features);
     suite_add_tcase(s, tc);
     return s;
 }
