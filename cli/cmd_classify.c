@@ -9,21 +9,10 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "cli/clip_cli.h"
 #include "common/alloc.h"
 #include "common/buf.h"
 #include "model/clip.h"
-
-// shared CLIP command helpers (cli/cmd_embed.c)
-typedef struct {
-    const char *model, *arch, *config, *vocab;
-    int threads;
-    gs_clip_precision_t precision;
-} gs_cli_clip_args_t;
-int gs_cli_clip_option(const char *cmd, int c, const char *arg, gs_cli_clip_args_t *a);
-gs_err gs_cli_clip_open(const char *cmd, const gs_cli_clip_args_t *a, int max_batch,
-                        gs_clip_t **out);
-gs_err gs_cli_clip_read_image(gs_clip_t *m, const char *path, float *out_chw);
-void gs_cli_json_floats(gs_buf_t *b, const float *v, int n);
 
 enum { MAX_LABELS = 4096, MAX_TEMPLATES = 64, BATCH = 16 };
 

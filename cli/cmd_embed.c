@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "cli/clip_cli.h"
 #include "common/alloc.h"
 #include "common/buf.h"
 #include "common/config.h"
@@ -15,19 +16,6 @@
 #include "model/preprocess.h"
 
 // ---- shared by the CLIP commands ----------------------------------------------------------
-
-// The model options every CLIP command takes.
-typedef struct {
-    const char *model, *arch, *config, *vocab;
-    int threads;
-    gs_clip_precision_t precision;
-} gs_cli_clip_args_t;
-
-int gs_cli_clip_option(const char *cmd, int c, const char *arg, gs_cli_clip_args_t *a);
-gs_err gs_cli_clip_open(const char *cmd, const gs_cli_clip_args_t *a, int max_batch,
-                        gs_clip_t **out);
-gs_err gs_cli_clip_read_image(gs_clip_t *m, const char *path, float *out_chw);
-void gs_cli_json_floats(gs_buf_t *b, const float *v, int n);
 
 // gs_cli_clip_option: handles the model options (m: --model, A: --arch, C: --config,
 // V: --vocab, T: --threads, P: --precision). Returns 0 when handled, 2 on a usage error (printed),

@@ -7,20 +7,11 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "cli/clip_cli.h"
 #include "common/buf.h"
 #include "common/fs.h"
 #include "model/clip.h"
 #include "model/weights.h"
-
-// shared CLIP command helpers (cli/cmd_embed.c)
-typedef struct {
-    const char *model, *arch, *config, *vocab;
-    int threads;
-    gs_clip_precision_t precision;
-} gs_cli_clip_args_t;
-int gs_cli_clip_option(const char *cmd, int c, const char *arg, gs_cli_clip_args_t *a);
-gs_err gs_cli_clip_open(const char *cmd, const gs_cli_clip_args_t *a, int max_batch,
-                        gs_clip_t **out);
 
 static void json_str_or_null(gs_buf_t *b, const char *s)
 {

@@ -6,20 +6,11 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "cli/clip_cli.h"
 #include "common/alloc.h"
 #include "common/buf.h"
 #include "model/clip.h"
 #include "model/clip_bpe.h"
-
-// shared CLIP command helpers (cli/cmd_embed.c)
-typedef struct {
-    const char *model, *arch, *config, *vocab;
-    int threads;
-    gs_clip_precision_t precision;
-} gs_cli_clip_args_t;
-int gs_cli_clip_option(const char *cmd, int c, const char *arg, gs_cli_clip_args_t *a);
-gs_err gs_cli_clip_open(const char *cmd, const gs_cli_clip_args_t *a, int max_batch,
-                        gs_clip_t **out);
 
 static void print_one(gs_format_t fmt, const char *text, const int32_t *ids, int ctx, int n_tokens,
                       int n_untruncated, const gs_clip_t *m, const gs_clip_bpe_t *bpe)
