@@ -229,9 +229,15 @@ static gs_err bind_text(gs_clip_t *self)
         self->t_proj = (gs_ops_weight_t){.n_in = W, .n_out = E, .in_out = true};
         GS_TRY(bind(self, n, &self->t_proj.f32, SHAPE2(W, E), "text_projection"));
     }
+    // logit_scale is a 0-d parameter in open_clip and transformers; some training scripts
+    // store it with shape [1] (torch.ones([1]) * log(1 / 0.07)): both hold the one value
     const float *ls;
     int64_t n_ls = 0;
-    GS_TRY(bind(self, &n_ls, &ls, SHAPE0(), "logit_scale"));
+    char ls_name[512];
+    snprintf(ls_name, sizeof ls_name, "%slogit_scale", self->prefix);
+    const gs_tensor_t *ls_t = gs_weights_get(self->w, ls_name);
+    bool one_d = ls_t && ls_t->n_dims == 1 && ls_t->shape[0] == 1;
+    GS_TRY(bind(self, &n_ls, &ls, one_d ? SHAPE1(1) : SHAPE0(), "logit_scale"));
     self->n_params_other += n_ls;
     self->logit_scale = expf(ls[0]);
     return GS_OK;

@@ -674,10 +674,11 @@ static int captions(const char *dir, const char *key, const char *sub, char *out
 
 // ---- F16 / BF16 copies --------------------------------------------------------------------
 
-// write_st: the tensors of `w` whose name starts with one of `prefixes` (NULL: all) as a
-// safetensors file in `dtype` ("F32", "F16" or "BF16").
-static void write_st(const char *path, const gs_weights_t *w, const char *const *prefixes,
-                     const char *dtype)
+// write_st_ls: the tensors of `w` whose name starts with one of `prefixes` (NULL: all) as a
+// safetensors file in `dtype` ("F32", "F16" or "BF16"); ls_shape (NULL: as stored) replaces
+// the shape of "logit_scale" (e.g. "1" for [1]).
+static void write_st_ls(const char *path, const gs_weights_t *w, const char *const *prefixes,
+                        const char *dtype, const char *ls_shape)
 {
     size_t esz = strcmp(dtype, "F32") == 0 ? 4 : 2;
     gs_buf_t hdr;
@@ -692,8 +693,11 @@ static void write_st(const char *path, const gs_weights_t *w, const char *const 
         if (!take[i])
             continue;
         gs_buf_printf(&hdr, ",\"%s\":{\"dtype\":\"%s\",\"shape\":[", t->name, dtype);
-        for (int d = 0; d < t->n_dims; d++)
-            gs_buf_printf(&hdr, "%s%lld", d ? "," : "", (long long)t->shape[d]);
+        if (ls_shape && strcmp(t->name, "logit_scale") == 0)
+            gs_buf_puts(&hdr, ls_shape);
+        else
+            for (int d = 0; d < t->n_dims; d++)
+                gs_buf_printf(&hdr, "%s%lld", d ? "," : "", (long long)t->shape[d]);
         gs_buf_printf(&hdr, "],\"data_offsets\":[%zu,%zu]}", off, off + (size_t)t->n_elems * esz);
         off += (size_t)t->n_elems * esz;
     }
@@ -723,6 +727,12 @@ static void write_st(const char *path, const gs_weights_t *w, const char *const 
     gs_free(take);
     gs_free(file);
     gs_buf_cleanup(&hdr);
+}
+
+static void write_st(const char *path, const gs_weights_t *w, const char *const *prefixes,
+                     const char *dtype)
+{
+    write_st_ls(path, w, prefixes, dtype, NULL);
 }
 
 // write_converted: the openclip_tiny state dict with every tensor in `dtype` ("F16"/"BF16"),
@@ -837,6 +847,77 @@ START_TEST(test_clip_f16_bf16_weights_match_f32)
     }
     gs_free(ids);
     gs_weights_close(&exp);
+}
+END_TEST
+
+// ---- logit_scale of shape [1] ---------------------------------------------------------------
+
+// ls_folder: a copy of the fixture folder `src` (weights file `st`, other files `files`) under
+// dir whose logit_scale has shape [ls_shape].
+static void ls_folder(const char *src, const char *st, const char *const *files, const char *dir,
+                      const char *ls_shape)
+{
+    char p[4400], from[1024];
+    ck_assert_int_eq(gs_mkdir_p(dir), GS_OK);
+    snprintf(from, sizeof from, "%s/%s", src, st);
+    gs_weights_t *w = NULL;
+    ck_assert_int_eq(gs_weights_open(from, &w), GS_OK);
+    snprintf(p, sizeof p, "%s/%s", dir, st);
+    write_st_ls(p, w, NULL, "F32", ls_shape);
+    gs_weights_close(&w);
+    for (int i = 0; files[i]; i++) {
+        snprintf(from, sizeof from, "%s/%s", src, files[i]);
+        snprintf(p, sizeof p, "%s/%s", dir, files[i]);
+        copy_file(from, p, SIZE_MAX);
+    }
+}
+
+START_TEST(test_clip_logit_scale_of_shape_1_is_accepted)
+{
+    GS_NEED_SHARED();
+    // open_clip and transformers store a 0-d logit_scale; training scripts that save it as
+    // torch.ones([1]) * log(1 / 0.07) give shape [1]: the same value, the same model
+    const char *tmp = gs_test_tmpdir("clip_ls");
+    ck_assert_ptr_nonnull(tmp);
+    static const char *const oc_files[] = {"open_clip_config.json", NULL};
+    static const char *const hf_files[] = {"config.json", "preprocessor_config.json", NULL};
+    const char *src[2] = {OC_DIR, HF_DIR};
+    const char *st[2] = {"open_clip_model.safetensors", "model.safetensors"};
+    const char *const *files[2] = {oc_files, hf_files};
+    const char *emb[2] = {"image_features_normalized", "image_embeds"};
+    for (int d = 0; d < 2; d++) {
+        char dir[4200];
+        snprintf(dir, sizeof dir, "%s/%d_1", tmp, d);
+        ls_folder(src[d], st[d], files[d], dir, "1");
+        gs_clip_t *m = NULL, *ref = NULL;
+        ck_assert_int_eq(gs_clip_open(dir, NULL, &m), GS_OK);
+        ck_assert_int_eq(gs_clip_open(src[d], NULL, &ref), GS_OK);
+        gs_weights_t *exp = expected_open(src[d]);
+        float scale = gs_clip_logit_scale(m);
+        check("logit_scale_exp ([1])", &scale, want(exp, "logit_scale_exp", 1), 1, 1e-5, 1e-6);
+        gs_clip_info_t a, b;
+        gs_clip_describe(m, &a);
+        gs_clip_describe(ref, &b);
+        ck_assert_int_eq(a.n_params, b.n_params);
+        ck_assert(a.logit_scale == b.logit_scale);
+        float img[4 * 32];
+        ck_assert_int_eq(
+            gs_clip_encode_images(m, want(exp, "pixel_values", 4 * 3 * 32 * 32), 4, true, img),
+            GS_OK);
+        check(emb[d], img, want(exp, emb[d], 4 * 32), 4 * 32, EMB_ATOL, 0);
+        gs_weights_close(&exp);
+        gs_clip_close(&ref);
+        gs_clip_close(&m);
+        // any other shape holding one value is still refused, naming the tensor
+        snprintf(dir, sizeof dir, "%s/%d_1x1", tmp, d);
+        ls_folder(src[d], st[d], files[d], dir, "1,1");
+        cap_start();
+        ck_assert_int_eq(gs_clip_open(dir, NULL, &m), GS_EFORMAT);
+        cap_stop();
+        ck_assert_ptr_null(m);
+        ASSERT_LOGGED("tensor \"logit_scale\" in");
+        ASSERT_LOGGED("found [1, 1]");
+    }
 }
 END_TEST
 
@@ -1103,6 +1184,7 @@ Suite *model_clip_suite(void)
     tcase_add_test(tc, test_clip_missing_vocabulary_is_explained);
     tcase_add_test(tc, test_clip_bf16_precision_matches_f32);
     tcase_add_test(tc, test_clip_text_cut_at_longest_text_gives_full_context_features);
+    tcase_add_test(tc, test_clip_logit_scale_of_shape_1_is_accepted);
     suite_add_tcase(s, tc);
     return s;
 }
