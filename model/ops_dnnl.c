@@ -1,7 +1,10 @@
 // bfloat16 linear layers through oneDNN (the only includer of dnnl.h): weights packed once into
 // the blocked layout oneDNN's brgemm matmul picks for this CPU, one matmul primitive per
-// (rows, in, out) created ahead of use, and per-slot memory objects and streams so that
-// encoder threads run side by side without sharing mutable state. Without GS_HAVE_DNNL (the
+// (rows, in, out) created ahead of use, and per-slot memory objects, streams and scratchpads so
+// that encoder threads run side by side without sharing mutable state. The scratchpad is
+// user-managed: oneDNN's own (library mode) is shared by all primitives and may not be used
+// from several threads at once nor from a thread other than the creating one, which corrupted
+// results when two shards ran matmuls together. Without GS_HAVE_DNNL (the
 // default build) every entry point reports GS_EUNSUPPORTED.
 #define GS_LOG_MODULE "model"
 #include <stdbool.h>
@@ -29,6 +32,7 @@ typedef struct {
     int rows, n_in, n_out;
     dnnl_primitive_t prim;
     dnnl_memory_t *src, *dst; // (n_slots) memory objects whose data handles are set per call
+    dnnl_memory_t *scratch;   // (n_slots) over the slot's scratchpad; NULL entries: none needed
 } mm_t;
 
 struct gs_ops_bf16_weight {
@@ -45,6 +49,8 @@ struct gs_ops_bf16 {
     int n_mms, cap_mms;
     dnnl_memory_desc_t *packed_md; // weights layout per (n_in, n_out), from the first primitive
     gs_ops_bf16_weight_t *weights; // all packed weights (freed with the context)
+    void **scratch;                // (n_slots) scratchpads of scratch_nbytes, grown by prepare
+    size_t scratch_nbytes;         // the largest scratchpad of the prepared primitives
 };
 
 #define DNNL_OK(call) ((call) == dnnl_success)
@@ -70,6 +76,7 @@ gs_err gs_ops_bf16_new(int n_slots, gs_ops_bf16_t **out)
     }
     self->n_slots = n_slots > 0 ? n_slots : 1;
     self->streams = gs_xcalloc((size_t)self->n_slots, sizeof *self->streams);
+    self->scratch = gs_xcalloc((size_t)self->n_slots, sizeof *self->scratch);
     for (int i = 0; i < self->n_slots; i++)
         if ((st = dnnl_stream_create(&self->streams[i], self->engine, dnnl_stream_default_flags)) !=
             dnnl_success) {
@@ -90,9 +97,12 @@ void gs_ops_bf16_destroy(gs_ops_bf16_t **p)
         for (int s = 0; s < self->n_slots; s++) {
             dnnl_memory_destroy(m->src[s]);
             dnnl_memory_destroy(m->dst[s]);
+            if (m->scratch[s])
+                dnnl_memory_destroy(m->scratch[s]);
         }
         gs_free(m->src);
         gs_free(m->dst);
+        gs_free(m->scratch);
         dnnl_primitive_destroy(m->prim);
     }
     gs_free(self->mms);
@@ -102,10 +112,13 @@ void gs_ops_bf16_destroy(gs_ops_bf16_t **p)
         dnnl_memory_destroy(w->mem);
         gs_free(w);
     }
-    for (int i = 0; i < self->n_slots; i++)
+    for (int i = 0; i < self->n_slots; i++) {
         if (self->streams[i])
             dnnl_stream_destroy(self->streams[i]);
+        gs_free(self->scratch[i]);
+    }
     gs_free(self->streams);
+    gs_free(self->scratch);
     dnnl_engine_destroy(self->engine);
     gs_free(self);
     *p = NULL;
@@ -146,10 +159,19 @@ gs_err gs_ops_bf16_prepare(gs_ops_bf16_t *self, int rows, int n_in, int n_out)
         return fail("memory descriptor", dnnl_invalid_arguments);
     dnnl_matmul_desc_t md;
     dnnl_primitive_desc_t pd;
+    dnnl_primitive_attr_t attr = NULL;
     dnnl_status_t st = dnnl_matmul_desc_init(&md, &smd, &wmd, NULL, &dmd);
     if (st != dnnl_success)
         return fail("matmul descriptor", st);
-    if ((st = dnnl_primitive_desc_create(&pd, &md, NULL, self->engine, NULL)) != dnnl_success)
+    if ((st = dnnl_primitive_attr_create(&attr)) != dnnl_success ||
+        (st = dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user)) !=
+            dnnl_success) {
+        dnnl_primitive_attr_destroy(attr);
+        return fail("primitive attributes", st);
+    }
+    st = dnnl_primitive_desc_create(&pd, &md, attr, self->engine, NULL);
+    dnnl_primitive_attr_destroy(attr);
+    if (st != dnnl_success)
         return fail("matmul primitive descriptor", st);
     if (self->n_mms == self->cap_mms) {
         self->cap_mms = self->cap_mms ? 2 * self->cap_mms : 32;
@@ -160,6 +182,8 @@ gs_err gs_ops_bf16_prepare(gs_ops_bf16_t *self, int rows, int n_in, int n_out)
     mm_t *m = &self->mms[self->n_mms];
     memset(m, 0, sizeof *m);
     self->packed_md[self->n_mms] = *dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
+    dnnl_memory_desc_t scmd = *dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
+    size_t sc_nbytes = dnnl_memory_desc_get_size(&scmd);
     st = dnnl_primitive_create(&m->prim, pd);
     dnnl_primitive_desc_destroy(pd);
     if (st != dnnl_success)
@@ -169,11 +193,27 @@ gs_err gs_ops_bf16_prepare(gs_ops_bf16_t *self, int rows, int n_in, int n_out)
     m->n_out = n_out;
     m->src = gs_xcalloc((size_t)self->n_slots, sizeof *m->src);
     m->dst = gs_xcalloc((size_t)self->n_slots, sizeof *m->dst);
+    m->scratch = gs_xcalloc((size_t)self->n_slots, sizeof *m->scratch);
     self->n_mms++;
     for (int s = 0; s < self->n_slots; s++)
         if (!DNNL_OK(dnnl_memory_create(&m->src[s], &smd, self->engine, DNNL_MEMORY_NONE)) ||
-            !DNNL_OK(dnnl_memory_create(&m->dst[s], &dmd, self->engine, DNNL_MEMORY_NONE)))
+            !DNNL_OK(dnnl_memory_create(&m->dst[s], &dmd, self->engine, DNNL_MEMORY_NONE)) ||
+            (sc_nbytes > 0 &&
+             !DNNL_OK(dnnl_memory_create(&m->scratch[s], &scmd, self->engine, DNNL_MEMORY_NONE))))
             return fail("memory object", dnnl_out_of_memory);
+    // one scratchpad per slot, as large as the largest primitive's (a slot runs one at a time)
+    if (sc_nbytes > self->scratch_nbytes) {
+        for (int s = 0; s < self->n_slots; s++) {
+            gs_free(self->scratch[s]);
+            self->scratch[s] = gs_tryalloc_aligned(64, sc_nbytes);
+            if (!self->scratch[s]) {
+                GS_LOG_ERROR("out of memory for oneDNN scratchpads (%zu bytes)", sc_nbytes);
+                self->scratch_nbytes = 0;
+                return GS_ENOMEM;
+            }
+        }
+        self->scratch_nbytes = sc_nbytes;
+    }
     return GS_OK;
 }
 
@@ -259,9 +299,14 @@ gs_err gs_ops_bf16_linear(gs_ops_bf16_t *self, int slot, const gs_ops_bf16_weigh
         gs_ops_f32_to_bf16(x + (size_t)i * ld_x, (size_t)w->n_in, scratch_x + (size_t)i * w->n_in);
     dnnl_memory_set_data_handle(m->src[slot], scratch_x);
     dnnl_memory_set_data_handle(m->dst[slot], scratch_y);
-    dnnl_exec_arg_t args[3] = {
-        {DNNL_ARG_SRC, m->src[slot]}, {DNNL_ARG_WEIGHTS, w->mem}, {DNNL_ARG_DST, m->dst[slot]}};
-    dnnl_status_t st = dnnl_primitive_execute(m->prim, self->streams[slot], 3, args);
+    dnnl_exec_arg_t args[4] = {{DNNL_ARG_SRC, m->src[slot]},
+                               {DNNL_ARG_WEIGHTS, w->mem},
+                               {DNNL_ARG_DST, m->dst[slot]},
+                               {DNNL_ARG_SCRATCHPAD, m->scratch[slot]}};
+    if (m->scratch[slot])
+        dnnl_memory_set_data_handle(m->scratch[slot], self->scratch[slot]);
+    dnnl_status_t st =
+        dnnl_primitive_execute(m->prim, self->streams[slot], m->scratch[slot] ? 4 : 3, args);
     if (st == dnnl_success)
         st = dnnl_stream_wait(self->streams[slot]);
     if (st != dnnl_success)

@@ -1092,8 +1092,6 @@ START_TEST(test_clip_bf16_precision_matches_f32)
 }
 END_TEST
 
-// ---- text rows cut at the longest text ----------------------------------------------------
-
 // max_abs: the largest |a - b| over n values.
 static double max_abs(const float *a, const float *b, int n)
 {
@@ -1102,6 +1100,48 @@ static double max_abs(const float *a, const float *b, int n)
         m = fabs((double)a[i] - b[i]) > m ? fabs((double)a[i] - b[i]) : m;
     return m;
 }
+
+START_TEST(test_clip_bf16_shards_run_concurrently_without_interference)
+{
+    GS_NEED_SHARED();
+    // two shards run their oneDNN matmuls at the same time: each slot has its own scratchpad
+    // (oneDNN's library scratchpad is shared and gave wrong embeddings about every other run)
+    gs_clip_opts_t o = {.precision = GS_CLIP_PRECISION_BF16, .n_threads = 2, .max_batch = 8};
+    gs_clip_t *m = NULL;
+    cap_start();
+    gs_err e = gs_clip_open(OC_DIR, &o, &m);
+    cap_stop();
+    if (e == GS_EUNSUPPORTED) {
+        ASSERT_LOGGED("bf16 precision needs");
+        return; // a build without oneDNN: test_clip_bf16_precision_matches_f32 says so
+    }
+    ck_assert_int_eq(e, GS_OK);
+    gs_weights_t *exp = expected_open(OC_DIR);
+    const float *pix = want(exp, "pixel_values", 4 * 3 * 32 * 32);
+    const float *ref = want(exp, "image_features_normalized", 4 * 32);
+    float *pix8 = gs_xmalloc(8 * 3 * 32 * 32 * sizeof(float));
+    memcpy(pix8, pix, 4 * 3 * 32 * 32 * sizeof(float));
+    memcpy(pix8 + 4 * 3 * 32 * 32, pix, 4 * 3 * 32 * 32 * sizeof(float));
+    float first[8 * 32], again[8 * 32];
+    ck_assert_int_eq(gs_clip_encode_images(m, pix8, 8, true, first), GS_OK);
+    for (int i = 0; i < 8; i++) {
+        double c = cosine(first + i * 32, ref + (i % 4) * 32, 32);
+        ck_assert_msg(c >= 0.999, "image %d: cosine %.6f", i, c);
+    }
+    // the same 4 images in both shards give the same bits, every time
+    ck_assert(memcmp(first, first + 4 * 32, 4 * 32 * sizeof(float)) == 0);
+    for (int r = 0; r < 2000; r++) {
+        ck_assert_int_eq(gs_clip_encode_images(m, pix8, 8, true, again), GS_OK);
+        ck_assert_msg(memcmp(first, again, sizeof first) == 0, "run %d differs: max |diff| %.3g", r,
+                      max_abs(first, again, 8 * 32));
+    }
+    gs_free(pix8);
+    gs_weights_close(&exp);
+    gs_clip_close(&m);
+}
+END_TEST
+
+// ---- text rows cut at the longest text ----------------------------------------------------
 
 // The text tower computes each batch up to its longest text only. Each fixture caption gets
 // the same features alone (its own length), in the 6-caption batch (the longest caption's
@@ -1183,6 +1223,7 @@ Suite *model_clip_suite(void)
     tcase_add_test(tc, test_clip_text_from_strings_via_tokenizer);
     tcase_add_test(tc, test_clip_missing_vocabulary_is_explained);
     tcase_add_test(tc, test_clip_bf16_precision_matches_f32);
+    tcase_add_test(tc, test_clip_bf16_shards_run_concurrently_without_interference);
     tcase_add_test(tc, test_clip_text_cut_at_longest_text_gives_full_context_features);
     tcase_add_test(tc, test_clip_logit_scale_of_shape_1_is_accepted);
     suite_add_tcase(s, tc);
