@@ -282,6 +282,10 @@ gs_err gs_vindex_read(const char *path, const gs_vindex_opts_t *o, gs_vindex_t *
         e = set_nprobe_locked(self, o->nprobe);
     else if (e == GS_OK && self->kind != KIND_FLAT && self->nprobe == 0 && try_nprobe(self, 16))
         e = set_nprobe_locked(self, 16);
+    // opts->k_factor > 0 replaces the refine stage's stored one (its recall knob at query time).
+    if (e == GS_OK && o && o->k_factor > 0 && self->kind == KIND_REFINE)
+        faiss_IndexRefineFlat_set_k_factor(faiss_IndexRefineFlat_cast(sub_index(self)),
+                                           o->k_factor);
     if (e != GS_OK) {
         gs_vindex_destroy(&self);
         return e;

@@ -142,8 +142,9 @@ static gs_err open_files(gs_search_t *self, char *err, size_t err_nbytes)
         nprobe = 0;
     gs_free(np);
     gs_arena_destroy(&a);
-    gs_vindex_opts_t vo = {.nprobe = nprobe > 0 ? nprobe : 0,
-                           .n_threads = self->opts.faiss_threads};
+    float kf = self->opts.k_factor > 0 ? self->opts.k_factor : GS_SEARCH_K_FACTOR;
+    gs_vindex_opts_t vo = {
+        .nprobe = nprobe > 0 ? nprobe : 0, .k_factor = kf, .n_threads = self->opts.faiss_threads};
     e = gs_vindex_read(self->index_path, &vo, &self->index);
     if (e != GS_OK) {
         snprintf(err, err_nbytes, "could not read the index \"%s\": %s", self->index_path,

@@ -341,6 +341,10 @@ static void measure_one(const char *work, const char *name, size_t nq, size_t nq
         nq = qn / (DIM * sizeof(float));
     double t0 = now_s();
     gs_search_opts_t so = {.n_threads = 1, .faiss_threads = 1, .preload = true}; // as serve
+    const char *kf = getenv("K_FACTOR"); // the refine k_factor (default GS_SEARCH_K_FACTOR)
+    double kfv = 0;
+    if (kf && gs_parse_f64(kf, &kfv) == GS_OK && kfv > 0)
+        so.k_factor = (float)kfv;
     gs_search_t *s = NULL;
     if (gs_search_open(dir, &so, &s, err, sizeof err) != GS_OK) {
         fprintf(stderr, "bench_query: %s\n", err);

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """The peer of bench_query: the same index files searched by Debian's python3-faiss (1.7.3), one
 query at a time and one thread as a server would, with the settings geoscribe uses (nprobe 16,
-refine k_factor 16; k = 10000 at the nprobe geoscribe widens to). Wall and process CPU time per
+refine k_factor 32 or $K_FACTOR, nprobe widened as index/vindex.c does while short of k). Wall and process CPU time per
 query. Prints one JSON object per index.
 
 usage: faiss_peer.py WORK [NQ] [NQ_BIG]
@@ -15,6 +15,7 @@ import faiss
 import numpy as np
 
 DIM = 512
+K_FACTOR = float(os.environ.get("K_FACTOR", "32"))  # as GS_SEARCH_K_FACTOR (query/search.h)
 
 
 def pct(v, p):
@@ -23,17 +24,27 @@ def pct(v, p):
     return v[i]
 
 
-def ivf_of(index):
-    try:
-        return faiss.extract_index_ivf(index)
-    except RuntimeError:
-        return None
+def layers(index):
+    """the refine stage and the IVF of an IDMap2 index (None where absent)"""
+    sub = faiss.downcast_index(faiss.downcast_index(index).index)
+    if isinstance(sub, faiss.IndexRefine):
+        return sub, faiss.downcast_index(sub.base_index)
+    return None, sub if isinstance(sub, faiss.IndexIVF) else None
 
 
-def set_nprobe(index, nprobe):
-    ivf = ivf_of(index)
-    if ivf is not None:
-        ivf.nprobe = nprobe
+def search_widening(index, ivf, q, k, nprobe):
+    """geoscribe's search (index/vindex.c widen_search): an IVF search short of k hits is
+    repeated with nprobe scaled by the shortfall (1.5 x nprobe x k / hits, at least 2x)"""
+    want = min(k, index.ntotal)
+    while True:
+        if ivf is not None:
+            ivf.nprobe = nprobe
+        d, ids = index.search(q, k)
+        hits = int((ids[0] >= 0).sum())
+        if ivf is None or hits >= want or nprobe >= 65536:
+            return d, ids
+        nxt = 1.5 * nprobe * want / hits if hits else 4.0 * nprobe
+        nprobe = min(65536, int(max(nxt, 2.0 * nprobe)))
 
 
 def timed(fn):
@@ -58,13 +69,13 @@ def measure(work, name, nq, nq_big):
     q = np.fromfile(os.path.join(work, "queries.f32"), dtype=np.float32).reshape(-1, DIM)
     gt = np.fromfile(os.path.join(work, "gt.i64"), dtype=np.int64).reshape(-1, 10)
     nq = min(nq, len(q))
-    inner = faiss.downcast_index(faiss.downcast_index(index).index)
-    if isinstance(inner, faiss.IndexRefine):
-        inner.k_factor = 16
-    set_nprobe(index, 16)
+    refine, ivf = layers(index)
+    if refine is not None:
+        refine.k_factor = K_FACTOR
+    inner = refine if refine is not None else faiss.downcast_index(faiss.downcast_index(index).index)
     wall, cpu, found = [], [], 0
     for i in range(nq):
-        (_, ids), w, c = timed(lambda: index.search(q[i:i + 1], 10))
+        (_, ids), w, c = timed(lambda: search_widening(index, ivf, q[i:i + 1], 10, 16))
         wall.append(w)
         cpu.append(c)
         found += len(set(ids[0].tolist()) & set(gt[i].tolist()))
@@ -72,11 +83,10 @@ def measure(work, name, nq, nq_big):
            "index": type(inner).__name__, "open_s": round(open_s, 2),
            "recall_at_10": round(found / (nq * 10), 4), "nq": nq}
     stats(res, "k10", wall, cpu)
-    # k = 10,000: geoscribe widens nprobe (16 -> 64 at 1M) until the lists hold 10,000 vectors.
-    set_nprobe(index, 64)
+    # k = 10,000: both widen nprobe until the probed lists hold 10,000 hits.
     wall, cpu = [], []
     for i in range(nq_big):
-        (_, ids), w, c = timed(lambda: index.search(q[i:i + 1], 10000))
+        (_, ids), w, c = timed(lambda: search_widening(index, ivf, q[i:i + 1], 10000, 16))
         wall.append(w)
         cpu.append(c)
     stats(res, "k10000", wall, cpu)

@@ -10,6 +10,7 @@
 # and under 5 GB of memory at 1M. The text encoder is a random-weight ViT-B/32 (real size: the
 # weights of bench/encoder, written by its torch_clip.py when missing; needs python3-torch).
 # Then measures both outputs with bench_query and with faiss_peer.py, and prints the table.
+# K_FACTOR (default 32, GS_SEARCH_K_FACTOR) sets the refine stage of both sides.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
