@@ -69,8 +69,9 @@ gs_err gs_vindex_new(const gs_vindex_opts_t *opts, gs_vindex_t **out);
 // with the inner-product metric) fully into memory. opts may be NULL; opts->dim > 0 checks the
 // dimension, opts->nprobe > 0 overrides the stored nprobe, opts->k_factor > 0 the stored
 // refine k_factor (query/ reads with 32: recall@10 0.935 -> 0.994 on clustered 1M x 512,
-// bench/query), n_threads as above. The caller owns *out. GS_ENOTFOUND (no such file, logged), GS_EBACKEND (FAISS could not parse it),
-// GS_EFORMAT (not an IDMap2 inner-product index), GS_EMISMATCH (another dimension).
+// bench/query), n_threads as above. The caller owns *out. GS_ENOTFOUND (no such file,
+// logged), GS_EBACKEND (FAISS could not parse it), GS_EFORMAT (not an IDMap2 inner-product
+// index), GS_EMISMATCH (another dimension).
 gs_err gs_vindex_read(const char *path, const gs_vindex_opts_t *opts, gs_vindex_t **out);
 
 // gs_vindex_destroy: frees the index; NULLs *p; accepts NULL or *p == NULL. Not concurrent
