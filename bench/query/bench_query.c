@@ -341,6 +341,9 @@ static void measure_one(const char *work, const char *name, size_t nq, size_t nq
         nq = qn / (DIM * sizeof(float));
     double t0 = now_s();
     gs_search_opts_t so = {.n_threads = 1, .faiss_threads = 1, .preload = true}; // as serve
+    const char *et = getenv("ENC_THREADS"); // text encoder threads (serve --threads), 1
+    if (et && gs_parse_int(et, 1, 64, &so.n_threads) != GS_OK)
+        so.n_threads = 1;
     const char *kf = getenv("K_FACTOR"); // the refine k_factor (default GS_SEARCH_K_FACTOR)
     double kfv = 0;
     if (kf && gs_parse_f64(kf, &kfv) == GS_OK && kfv > 0)
@@ -455,7 +458,10 @@ int main(int argc, char **argv)
             return 2;
         measure_one(argv[2], "out_ivf", (size_t)nq, (size_t)nq_big);
         // A flat search reads every vector (2 GB at 1M x 512) per query: fewer queries.
-        measure_one(argv[2], "out_flat", nq < 100 ? (size_t)nq : 100, nq_big < 10 ? nq_big : 10);
+        const char *only = getenv("ONLY_IVF");
+        if (!only || !only[0])
+            measure_one(argv[2], "out_flat", nq < 100 ? (size_t)nq : 100,
+                        nq_big < 10 ? nq_big : 10);
         return 0;
     }
     fprintf(stderr, "usage: bench_query build WORK N MODEL_DIR VOCAB\n"
