@@ -65,6 +65,28 @@ code=$($py -c 'import sys, urllib.request, urllib.error
 try: urllib.request.urlopen(sys.argv[1]); print(200)
 except urllib.error.HTTPError as e: print(e.code)' "${url}api/search?q=x&k=100001")
 [ "$code" = 413 ] || fail "k over the HTTP limit: status $code, want 413"
+# HTTP errors: status and a JSON error body; the server goes on.
+while read -r want method path; do
+  got=$($py -c 'import json, sys, urllib.request, urllib.error
+req = urllib.request.Request(sys.argv[1], method=sys.argv[2])
+try: urllib.request.urlopen(req); print(200)
+except urllib.error.HTTPError as e:
+    body = json.loads(e.read())
+    assert body["error"]["message"] and body["error"]["name"].startswith("GS_E"), body
+    print(e.code)' "${url}$path" "$method") || fail "HTTP $method $path: no JSON error"
+  [ "$got" = "$want" ] || fail "HTTP $method $path: status $got, want $want"
+done <<EOF
+400 GET api/search?q=x&bbox=1,2,3
+400 GET api/search?q=x&from=yesterday
+400 GET api/search?k=5
+400 GET api/search?q=x&format=xml
+404 GET api/tile/12345.png
+400 GET api/tile/x.png
+404 GET nothing/here
+404 GET ../etc/passwd
+400 POST api/search?q=x
+EOF
+http_get "${url}api/health" | grep -q '"status":"ok"' || fail "HTTP health after errors"
 
 # GeoJSON opens in ogrinfo: one polygon feature per hit, the properties as fields.
 ogrinfo -ro -al -so "$tmp/local.3.geojson" >"$tmp/ogr.txt" 2>&1 || fail "ogrinfo: $(cat "$tmp/ogr.txt")"
