@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "cli/clip_cli.h"
 #include "common/alloc.h"
 #include "common/buf.h"
 #include "common/config.h"
@@ -27,15 +28,6 @@
 #include "model/llava.h"
 #include "model/ops.h"
 
-// shared CLIP command helpers (cli/cmd_embed.c)
-typedef struct {
-    const char *model, *arch, *config, *vocab;
-    int threads;
-} gs_cli_clip_args_t;
-int gs_cli_clip_option(const char *cmd, int c, const char *arg, gs_cli_clip_args_t *a);
-gs_err gs_cli_clip_open(const char *cmd, const gs_cli_clip_args_t *a, int max_batch,
-                        gs_clip_t **out);
-gs_err gs_cli_clip_read_image(gs_clip_t *m, const char *path, float *out_chw);
 
 enum { MAX_TEMPLATES = 64, DEFAULT_BATCH = 32, MAX_NEW_TOKENS = 1024 };
 
