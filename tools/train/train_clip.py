@@ -17,6 +17,10 @@ import random
 import sys
 import time
 
+# One thread each: on a shared, loaded machine two OpenMP/OpenBLAS threads spend most of
+# their time waiting for each other (measured: 8x slower per image than one thread).
+for _v in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_v, "1")
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -24,6 +28,7 @@ import torch.nn.functional as F
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import bpe  # noqa: E402
 import gslib  # noqa: E402
+import teacher as teacher_mod  # noqa: E402
 from models import ClipModel  # noqa: E402
 
 
@@ -33,7 +38,7 @@ def parse():
     ap.add_argument("--work", default=os.path.join(os.path.dirname(os.path.abspath(__file__)),
                                                    "runs", "clip"))
     ap.add_argument("--seed", type=int, default=1234)
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--wd", type=float, default=0.05)
@@ -56,6 +61,10 @@ def parse():
     ap.add_argument("--align-batch", type=int, default=256)
     ap.add_argument("--views", type=int, default=4, help="cached train views for phase 2")
     ap.add_argument("--word-weight", type=float, default=1.0)
+    ap.add_argument("--ema", type=float, default=0.99, help="EMA decay of the image tower")
+    ap.add_argument("--teacher-minutes", type=float, default=0.0, help="CNN teacher budget")
+    ap.add_argument("--distill", type=float, default=0.5, help="weight of the teacher's targets")
+    ap.add_argument("--mix", type=float, default=0.0, help="probability of CutMix/mixup")
     ap.add_argument("--src-size", type=int, default=128, help="cached source image size")
     ap.add_argument("--patch-init", type=int, default=1, help="PCA start for the patch filters")
     ap.add_argument("--resume", action="store_true")
@@ -203,8 +212,26 @@ def save_ckpt(path, obj):
 
 def phase_vision(a, model, train, classes, aug, val, val_px, work):
     """Phase 1: the image tower alone, supervised by the train split's class labels
-    (cross-entropy, label smoothing) and by the words of each image's captions (multi-label)."""
+    (cross-entropy, label smoothing, CutMix/mixup), by the soft predictions of a small CNN
+    teacher trained first on the same data (DeiT-style distillation), and by the words of
+    each image's captions (multi-label)."""
     vm = model.vision_model
+    teacher = None
+    if a.teacher_minutes > 0:
+        tpath = os.path.join(work, "teacher.pt")
+        if a.resume and os.path.exists(tpath):
+            teacher = teacher_mod.SmallResNet(len(classes))
+            teacher.load_state_dict(torch.load(tpath))
+            teacher.eval()
+        else:
+            teacher, n = teacher_mod.train_teacher(a, train, classes, aug, val_px,
+                                                   a.teacher_minutes, a.seed + 3)
+            save_ckpt(tpath, teacher.state_dict())
+            acc = teacher_mod.accuracy(teacher, val_px, torch.tensor(
+                [classes.index(it["cls"]) for it in val]))
+            gslib.log("teacher: %d steps, val top1 %.3f" % (n, acc))
+        for p in teacher.parameters():
+            p.requires_grad = False
     words = caption_words(train)
     wt = torch.zeros(len(train), len(words))
     for i, it in enumerate(train):
@@ -232,6 +259,10 @@ def phase_vision(a, model, train, classes, aug, val, val_px, work):
         gslib.log("vision: resumed at step %d (%.1f min)" % (st["step"], st["elapsed"] / 60))
         if st.get("done"):
             return st
+    # An exponential moving average of the tower's weights is what phase 2 and the export use.
+    ema = [p.detach().clone() for p in vm.parameters()]
+    if a.resume and os.path.exists(ckpt) and "ema" in c:
+        ema = c["ema"]
     budget = a.vision_minutes * 60
     rng = random.Random(a.seed * 7 + st["step"])
     t0 = time.time() - st["elapsed"]
@@ -246,22 +277,37 @@ def phase_vision(a, model, train, classes, aug, val, val_px, work):
             perm = list(range(len(train)))
             rng.shuffle(perm)
         idx, perm = perm[:a.batch], perm[a.batch:]
-        f = vm(aug(idx, rng))
-        l_cls = F.cross_entropy(heads["cls"](f), cls_idx[idx], label_smoothing=0.1)
-        l_w = F.binary_cross_entropy_with_logits(heads["words"](f), wt[idx])
+        x = aug(idx, rng)
+        t = F.one_hot(cls_idx[idx], len(classes)).float() * 0.9 + 0.1 / len(classes)
+        tw = wt[idx]
+        if a.mix > 0:
+            x, t, mp, lam = teacher_mod.mix_batch(x, t, rng, a.mix)
+            tw = lam * tw + (1 - lam) * tw[mp]
+        f = vm(x)
+        logp = heads["cls"](f).log_softmax(-1)
+        l_cls = -(t * logp).sum(-1).mean()
+        if teacher is not None:
+            with torch.no_grad():
+                pt = teacher(x).softmax(-1)
+            l_cls = (1 - a.distill) * l_cls - a.distill * (pt * logp).sum(-1).mean()
+        l_w = F.binary_cross_entropy_with_logits(heads["words"](f), tw)
         loss = l_cls + a.word_weight * l_w
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
         st["step"] += 1
+        with torch.no_grad():
+            d = min(a.ema, (1 + st["step"]) / (10 + st["step"]))
+            for e, p in zip(ema, vm.parameters()):
+                e.mul_(d).add_(p.detach(), alpha=1 - d)
         if st["step"] % 20 == 0:
             gslib.log("vision step %d ep %.1f lr %.2e cls %.3f words %.3f" % (
                 st["step"], st["step"] * a.batch / len(train), lr, l_cls.item(), l_w.item()))
         if time.time() - last > a.eval_every * 60:
             last = time.time()
             vm.eval()
-            with torch.no_grad():
+            with torch.no_grad(), swapped(vm, ema):
                 acc = float((heads["cls"](vm(torch.from_numpy(val_px))).argmax(-1) == val_lab)
                             .float().mean())
             vm.train()
@@ -269,9 +315,11 @@ def phase_vision(a, model, train, classes, aug, val, val_px, work):
             st["history"].append({"step": st["step"], "min": st["elapsed"] / 60, "head_top1": acc})
             gslib.log("VAL vision step %d: linear-head top1 %.3f" % (st["step"], acc))
             save_ckpt(ckpt, {"vm": vm.state_dict(), "heads": heads.state_dict(),
-                             "opt": opt.state_dict(), "state": st})
+                             "opt": opt.state_dict(), "state": st, "ema": ema})
     vm.eval()
     with torch.no_grad():
+        for e, p in zip(ema, vm.parameters()):
+            p.copy_(e)
         acc = float((heads["cls"](vm(torch.from_numpy(val_px))).argmax(-1) == val_lab)
                     .float().mean())
     st["elapsed"] = time.time() - t0
@@ -279,8 +327,24 @@ def phase_vision(a, model, train, classes, aug, val, val_px, work):
     st["done"] = True
     gslib.log("vision done: %d steps, linear-head val top1 %.3f" % (st["step"], acc))
     save_ckpt(ckpt, {"vm": vm.state_dict(), "heads": heads.state_dict(),
-                     "opt": opt.state_dict(), "state": st})
+                     "opt": opt.state_dict(), "state": st, "ema": ema})
     return st
+
+
+class swapped:
+    """Temporarily load the EMA weights into a module."""
+
+    def __init__(self, module, weights):
+        self.m, self.w = module, weights
+
+    def __enter__(self):
+        self.saved = [p.detach().clone() for p in self.m.parameters()]
+        for p, e in zip(self.m.parameters(), self.w):
+            p.data.copy_(e)
+
+    def __exit__(self, *exc):
+        for p, s in zip(self.m.parameters(), self.saved):
+            p.data.copy_(s)
 
 
 @torch.no_grad()
