@@ -32,6 +32,14 @@ SPACED = {
 }
 
 
+def cosine_frac(elapsed, budget, warm_frac=0.03):
+    """Learning-rate factor: linear warm-up over warm_frac of the budget, then cosine to 0."""
+    warm = warm_frac * budget
+    if elapsed < warm:
+        return elapsed / warm
+    return 0.5 * (1 + math.cos(math.pi * min(1.0, (elapsed - warm) / (budget - warm))))
+
+
 def log(msg):
     print(time.strftime("%H:%M:%S"), msg, flush=True)
 

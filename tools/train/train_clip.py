@@ -7,7 +7,10 @@ preprocessor_config.json, vocab.json, merges.txt, tokenizer_config.json).
 
 Train split only: captions, plus the train split's class labels as extra captions
 ("a satellite image of {class}." and two other forms). The val split is only evaluated.
-Checkpoints go to --work (resumable with --resume).
+Phases (budgets by wall time): 0. a small CNN teacher (teacher.py) on the class labels;
+1. the ViT image tower on the class labels (CutMix/mixup, label smoothing), the teacher's
+soft predictions and the caption words; 2. the tower frozen, the text tower and both
+projections contrastively. Checkpoints go to --work (resumable with --resume).
 """
 import argparse
 import json
@@ -41,7 +44,7 @@ def parse():
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--batch", type=int, default=64)
     ap.add_argument("--lr", type=float, default=2e-3)
-    ap.add_argument("--wd", type=float, default=0.05)
+    ap.add_argument("--wd", type=float, default=0.1)
     ap.add_argument("--image-size", type=int, default=64)
     ap.add_argument("--patch", type=int, default=16)
     ap.add_argument("--vwidth", type=int, default=128)
@@ -54,17 +57,17 @@ def parse():
     ap.add_argument("--merges", type=int, default=1500)
     ap.add_argument("--p-prompt", type=float, default=0.3, help="share of class-label captions")
     ap.add_argument("--cls-weight", type=float, default=1.0, help="zero-shot classifier loss")
-    ap.add_argument("--crop-min", type=float, default=0.5)
-    ap.add_argument("--eval-every", type=float, default=2.0, help="minutes between val evals")
-    ap.add_argument("--vision-minutes", type=float, default=20.0, help="phase 1 wall budget")
+    ap.add_argument("--crop-min", type=float, default=0.25)
+    ap.add_argument("--eval-every", type=float, default=3.0, help="minutes between val evals")
+    ap.add_argument("--vision-minutes", type=float, default=15.0, help="phase 1 wall budget")
     ap.add_argument("--align-minutes", type=float, default=4.0, help="phase 2 wall budget")
     ap.add_argument("--align-batch", type=int, default=256)
     ap.add_argument("--views", type=int, default=4, help="cached train views for phase 2")
     ap.add_argument("--word-weight", type=float, default=1.0)
     ap.add_argument("--ema", type=float, default=0.99, help="EMA decay of the image tower")
-    ap.add_argument("--teacher-minutes", type=float, default=0.0, help="CNN teacher budget")
+    ap.add_argument("--teacher-minutes", type=float, default=10.0, help="CNN teacher budget")
     ap.add_argument("--distill", type=float, default=0.5, help="weight of the teacher's targets")
-    ap.add_argument("--mix", type=float, default=0.0, help="probability of CutMix/mixup")
+    ap.add_argument("--mix", type=float, default=0.8, help="probability of CutMix/mixup")
     ap.add_argument("--src-size", type=int, default=128, help="cached source image size")
     ap.add_argument("--patch-init", type=int, default=1, help="PCA start for the patch filters")
     ap.add_argument("--resume", action="store_true")
