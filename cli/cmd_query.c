@@ -3,6 +3,7 @@
 // so they print the same bytes. Also home of the protobuf helpers that `serve` shares (the
 // messages of proto/query.proto <-> gs_search_req_t / gs_search_hit_t).
 #include <getopt.h>
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -30,6 +31,11 @@ gs_err gs_cli_query_req_from_pb(const Geoscribe__Query__SearchRequest *pb, gs_se
 void gs_cli_query_hit_to_pb(const gs_search_hit_t *h, Geoscribe__Query__Hit *pb, double *bbox4,
                             char *time_buf);
 void gs_cli_query_hit_from_pb(const Geoscribe__Query__Hit *pb, gs_search_hit_t *h);
+gs_err gs_cli_query_chreq_from_pb(const Geoscribe__Query__ChangeSearchRequest *pb,
+                                  gs_chsearch_req_t *req, char *err, size_t err_nbytes);
+void gs_cli_query_chhit_to_pb(const gs_chsearch_hit_t *h, Geoscribe__Query__ChangeHit *pb,
+                              double *bbox4, char *time_buf);
+void gs_cli_query_chhit_from_pb(const Geoscribe__Query__ChangeHit *pb, gs_chsearch_hit_t *h);
 
 // gs_cli_query_filters: --from / --to text into req (a date as --to means its end).
 
@@ -133,6 +139,109 @@ void gs_cli_query_hit_from_pb(const Geoscribe__Query__Hit *pb, gs_search_hit_t *
         h->bbox[i] = pb->bbox[i];
     h->caption = pb->has_caption ? pb->caption : NULL;
     h->x = pb->x, h->y = pb->y, h->w = pb->w, h->h = pb->h;
+}
+
+// gs_cli_query_chreq_from_pb: a ChangeSearchRequest as a change search request; pointers
+// borrowed from pb. GS_ETOOBIG (text or k over the caps), GS_EINVAL (bbox, times, min_score).
+gs_err gs_cli_query_chreq_from_pb(const Geoscribe__Query__ChangeSearchRequest *pb,
+                                  gs_chsearch_req_t *req, char *err, size_t err_nbytes)
+{
+    memset(req, 0, sizeof *req);
+    req->text = pb->text && pb->text[0] ? pb->text : NULL;
+    if (req->text && strlen(req->text) > GS_SEARCH_TEXT_MAX) {
+        snprintf(err, err_nbytes, "the query text is longer than %u bytes", GS_SEARCH_TEXT_MAX);
+        return GS_ETOOBIG;
+    }
+    req->k = pb->k ? pb->k : 10;
+    if (req->k > GS_CHSEARCH_K_MAX) {
+        snprintf(err, err_nbytes, "k = %zu is over the limit of %u", req->k, GS_CHSEARCH_K_MAX);
+        return GS_ETOOBIG;
+    }
+    if (pb->n_bbox != 0 && pb->n_bbox != 4) {
+        snprintf(err, err_nbytes, "bbox wants 4 values (W, S, E, N), not %zu", pb->n_bbox);
+        return GS_EINVAL;
+    }
+    if (pb->n_bbox == 4) {
+        for (int i = 0; i < 4; i++)
+            if (!isfinite(pb->bbox[i]) || fabs(pb->bbox[i]) > (i % 2 ? 90.0 : 180.0)) {
+                snprintf(err, err_nbytes,
+                         "bbox values must be W,S,E,N within -180..180 and -90..90 degrees");
+                return GS_EINVAL;
+            }
+        if (pb->bbox[1] > pb->bbox[3]) {
+            snprintf(err, err_nbytes, "bbox south %g is north of its north %g", pb->bbox[1],
+                     pb->bbox[3]);
+            return GS_EINVAL;
+        }
+        req->has_bbox = true;
+        memcpy(req->bbox, pb->bbox, sizeof req->bbox);
+    }
+    if (!isfinite(pb->min_score)) {
+        snprintf(err, err_nbytes, "min_score must be a finite number");
+        return GS_EINVAL;
+    }
+    req->min_score = pb->min_score;
+    req->caption_contains =
+        pb->caption_contains && pb->caption_contains[0] ? pb->caption_contains : NULL;
+    gs_search_req_t t = {0};
+    GS_TRY(gs_cli_query_filters(pb->from, pb->to, &t, err, err_nbytes));
+    req->has_from = t.has_from, req->from = t.from;
+    req->has_to = t.has_to, req->to = t.to;
+    return GS_OK;
+}
+
+// gs_cli_query_chhit_to_pb: a change hit as a ChangeHit message; bbox4 (4 doubles) and
+// time_buf (64 bytes: both times) are the caller's storage the message points into.
+void gs_cli_query_chhit_to_pb(const gs_chsearch_hit_t *h, Geoscribe__Query__ChangeHit *pb,
+                              double *bbox4, char *time_buf)
+{
+    geoscribe__query__change_hit__init(pb);
+    pb->rank = h->rank;
+    pb->pair_id = h->pair_id;
+    pb->has_similarity = h->has_similarity;
+    pb->similarity = h->similarity;
+    pb->score = h->score;
+    pb->before_scene_id = h->before_scene;
+    pb->before_scene = (char *)(h->before_uri ? h->before_uri : "");
+    pb->before_time_unix = h->before_time;
+    gs_qtime_format(h->before_time, time_buf, 32);
+    pb->before_time = time_buf;
+    pb->before_tile_id = h->before_tile;
+    pb->after_scene_id = h->after_scene;
+    pb->after_scene = (char *)(h->after_uri ? h->after_uri : "");
+    pb->after_time_unix = h->after_time;
+    gs_qtime_format(h->after_time, time_buf + 32, 32);
+    pb->after_time = time_buf + 32;
+    pb->after_tile_id = h->after_tile;
+    memcpy(bbox4, h->bbox, 4 * sizeof *bbox4);
+    pb->n_bbox = 4;
+    pb->bbox = bbox4;
+    pb->has_caption = h->caption != NULL;
+    pb->caption = (char *)(h->caption ? h->caption : "");
+    pb->model_id = (char *)(h->model_id ? h->model_id : "");
+}
+
+// gs_cli_query_chhit_from_pb: a ChangeHit message as a change hit; strings borrowed from pb.
+void gs_cli_query_chhit_from_pb(const Geoscribe__Query__ChangeHit *pb, gs_chsearch_hit_t *h)
+{
+    memset(h, 0, sizeof *h);
+    h->rank = pb->rank;
+    h->pair_id = pb->pair_id;
+    h->has_similarity = pb->has_similarity;
+    h->similarity = pb->similarity;
+    h->score = pb->score;
+    h->before_scene = pb->before_scene_id;
+    h->before_uri = pb->before_scene ? pb->before_scene : "";
+    h->before_time = pb->before_time_unix;
+    h->before_tile = pb->before_tile_id;
+    h->after_scene = pb->after_scene_id;
+    h->after_uri = pb->after_scene ? pb->after_scene : "";
+    h->after_time = pb->after_time_unix;
+    h->after_tile = pb->after_tile_id;
+    for (size_t i = 0; i < 4 && i < pb->n_bbox; i++)
+        h->bbox[i] = pb->bbox[i];
+    h->caption = pb->has_caption ? pb->caption : NULL;
+    h->model_id = pb->model_id ? pb->model_id : "";
 }
 
 // ---- output ---------------------------------------------------------------------------------
@@ -291,13 +400,13 @@ static int parse_args(int argc, char **argv, args_t *a)
         return gs_cli_usage_error("query", "give --db DIR (search locally) or --server "
                                            "ENDPOINT (ask a running `geoscribe serve`)");
     int n_q = (a->text != NULL) + (a->like_tile != NULL) + (a->like_image != NULL);
-    if (a->changes && (a->server || a->like_tile || a->like_image || a->scene))
-        return gs_cli_usage_error("query", "--changes searches change captions of --db DIR by "
-                                           "TEXT (or lists changes by score without it); --server, "
-                                           "--like-tile, --like-image and --scene do not apply");
-    if (a->changes)
-        return 0;
-    if (n_q != 1)
+    if (a->changes && (a->like_tile || a->like_image || a->scene || a->nprobe))
+        return gs_cli_usage_error("query", "--changes searches change captions by TEXT (or lists "
+                                           "changes by score without it); --like-tile, "
+                                           "--like-image, --scene and --nprobe do not apply");
+    if (a->changes && a->k > GS_CHSEARCH_K_MAX)
+        return gs_cli_usage_error("query", "-k wants 1..%u with --changes", GS_CHSEARCH_K_MAX);
+    if (!a->changes && n_q != 1)
         return gs_cli_usage_error("query", n_q ? "give one query: TEXT, --like-tile or "
                                                  "--like-image"
                                                : "no query: give TEXT, --like-tile ID or "
@@ -433,9 +542,13 @@ static int show_reply(const args_t *a, const Geoscribe__Query__Reply *rep)
     return rc;
 }
 
-static int run_remote(const args_t *a, const gs_search_req_t *req)
+// call_server: sends r to --server and unpacks the reply into *out_rep (free with
+// geoscribe__query__reply__free_unpacked). Returns 0, or 1 with the reason printed.
+static int call_server(const args_t *a, const Geoscribe__Query__Request *r,
+                       Geoscribe__Query__Reply **out_rep)
 {
     char err[512], skey[41], ckey[41];
+    *out_rep = NULL;
     gs_qclient_opts_t co = {.timeout_ms = a->timeout_ms};
     if (a->server_key) {
         if (read_key(a->server_key, "public-key", skey))
@@ -449,15 +562,9 @@ static int run_remote(const args_t *a, const gs_search_req_t *req)
             return 1;
         co.curve_secret_key = ckey;
     }
-    Geoscribe__Query__SearchRequest sreq;
-    pb_from_req(a, req, &sreq);
-    Geoscribe__Query__Request r = GEOSCRIBE__QUERY__REQUEST__INIT;
-    r.request_id = (uint64_t)time(NULL);
-    r.body_case = GEOSCRIBE__QUERY__REQUEST__BODY_SEARCH;
-    r.search = &sreq;
-    size_t n = geoscribe__query__request__get_packed_size(&r);
+    size_t n = geoscribe__query__request__get_packed_size(r);
     uint8_t *packed = gs_xmalloc(n ? n : 1);
-    geoscribe__query__request__pack(&r, packed);
+    geoscribe__query__request__pack(r, packed);
     gs_qclient_t *c = NULL;
     gs_buf_t reply;
     gs_buf_init(&reply, (size_t)1 << 31);
@@ -468,13 +575,11 @@ static int run_remote(const args_t *a, const gs_search_req_t *req)
     if (e != GS_OK) {
         fprintf(stderr, "geoscribe query: server \"%s\": %s\n", a->server, err);
     } else {
-        Geoscribe__Query__Reply *rep =
-            geoscribe__query__reply__unpack(NULL, reply.len, (const uint8_t *)reply.data);
-        if (!rep)
+        *out_rep = geoscribe__query__reply__unpack(NULL, reply.len, (const uint8_t *)reply.data);
+        if (!*out_rep)
             fprintf(stderr, "geoscribe query: server \"%s\" sent a malformed reply\n", a->server);
         else
-            rc = show_reply(a, rep);
-        geoscribe__query__reply__free_unpacked(rep, NULL);
+            rc = 0;
     }
     gs_qclient_close(&c);
     gs_buf_cleanup(&reply);
@@ -482,35 +587,30 @@ static int run_remote(const args_t *a, const gs_search_req_t *req)
     return rc;
 }
 
+static int run_remote(const args_t *a, const gs_search_req_t *req)
+{
+    Geoscribe__Query__SearchRequest sreq;
+    pb_from_req(a, req, &sreq);
+    Geoscribe__Query__Request r = GEOSCRIBE__QUERY__REQUEST__INIT;
+    r.request_id = (uint64_t)time(NULL);
+    r.body_case = GEOSCRIBE__QUERY__REQUEST__BODY_SEARCH;
+    r.search = &sreq;
+    Geoscribe__Query__Reply *rep = NULL;
+    int rc = call_server(a, &r, &rep);
+    if (rc == 0)
+        rc = show_reply(a, rep);
+    geoscribe__query__reply__free_unpacked(rep, NULL);
+    return rc;
+}
+
 // ---- change search (--changes) --------------------------------------------------------------
 
-static int run_changes(const args_t *a, const gs_search_req_t *f)
+// print_changes: change hits in the --format asked for (the same bytes from --db and --server).
+static int print_changes(gs_format_t fmt, const gs_chsearch_hit_t *hits, size_t n,
+                         uint64_t n_cand)
 {
-    char err[GS_SEARCH_ERR_NBYTES];
-    gs_chsearch_opts_t so = {
-        .model = a->model, .arch = a->arch, .vocab = a->vocab, .n_threads = a->threads};
-    gs_chsearch_t *s = NULL;
-    if (gs_chsearch_open(a->db, &so, &s, err, sizeof err) != GS_OK) {
-        fprintf(stderr, "geoscribe query: %s\n", err);
-        return 1;
-    }
-    gs_chsearch_req_t q = {.text = a->text,
-                           .k = (size_t)a->k,
-                           .has_bbox = f->has_bbox,
-                           .has_from = f->has_from,
-                           .has_to = f->has_to,
-                           .from = f->from,
-                           .to = f->to,
-                           .caption_contains = a->caption};
-    memcpy(q.bbox, f->bbox, sizeof q.bbox);
-    gs_arena_t *arena = gs_arena_new(1 << 20, 0);
-    gs_chsearch_hit_t *hits = NULL;
-    size_t n = 0;
-    uint64_t n_cand = 0;
     int rc = 1;
-    if (gs_chsearch_run(s, &q, arena, &hits, &n, &n_cand, err, sizeof err) != GS_OK) {
-        fprintf(stderr, "geoscribe query: %s\n", err);
-    } else if (a->fmt == GS_FORMAT_TEXT) {
+    if (fmt == GS_FORMAT_TEXT) {
         for (size_t i = 0; i < n; i++) {
             char t0[40], t1[40];
             gs_qtime_format(hits[i].before_time, t0, sizeof t0);
@@ -526,7 +626,7 @@ static int run_changes(const args_t *a, const gs_search_req_t *f)
     } else {
         gs_buf_t b;
         gs_buf_init(&b, (size_t)1 << 31);
-        gs_err e = gs_chsearch_format(&b, hits, n, a->fmt == GS_FORMAT_GEOJSON);
+        gs_err e = gs_chsearch_format(&b, hits, n, fmt == GS_FORMAT_GEOJSON);
         if (e == GS_OK && b.len)
             fwrite(b.data, 1, b.len, stdout);
         gs_buf_cleanup(&b);
@@ -534,8 +634,84 @@ static int run_changes(const args_t *a, const gs_search_req_t *f)
         if (e != GS_OK)
             fprintf(stderr, "geoscribe query: could not format the results: %s\n", gs_strerror(e));
     }
+    return rc;
+}
+
+static gs_chsearch_req_t chreq_from_args(const args_t *a, const gs_search_req_t *f)
+{
+    gs_chsearch_req_t q = {.text = a->text,
+                           .k = (size_t)a->k,
+                           .has_bbox = f->has_bbox,
+                           .has_from = f->has_from,
+                           .has_to = f->has_to,
+                           .from = f->from,
+                           .to = f->to,
+                           .caption_contains = a->caption};
+    memcpy(q.bbox, f->bbox, sizeof q.bbox);
+    return q;
+}
+
+static int run_changes(const args_t *a, const gs_search_req_t *f)
+{
+    char err[GS_SEARCH_ERR_NBYTES];
+    gs_chsearch_opts_t so = {
+        .model = a->model, .arch = a->arch, .vocab = a->vocab, .n_threads = a->threads};
+    gs_chsearch_t *s = NULL;
+    if (gs_chsearch_open(a->db, &so, &s, err, sizeof err) != GS_OK) {
+        fprintf(stderr, "geoscribe query: %s\n", err);
+        return 1;
+    }
+    gs_chsearch_req_t q = chreq_from_args(a, f);
+    gs_arena_t *arena = gs_arena_new(1 << 20, 0);
+    gs_chsearch_hit_t *hits = NULL;
+    size_t n = 0;
+    uint64_t n_cand = 0;
+    int rc = 1;
+    if (gs_chsearch_run(s, &q, arena, &hits, &n, &n_cand, err, sizeof err) != GS_OK)
+        fprintf(stderr, "geoscribe query: %s\n", err);
+    else
+        rc = print_changes(a->fmt, hits, n, n_cand);
     gs_arena_destroy(&arena);
     gs_chsearch_close(&s);
+    return rc;
+}
+
+// run_changes_remote: the same search through `geoscribe serve` (a ChangeSearchRequest).
+static int run_changes_remote(const args_t *a, const gs_search_req_t *f)
+{
+    Geoscribe__Query__ChangeSearchRequest cr = GEOSCRIBE__QUERY__CHANGE_SEARCH_REQUEST__INIT;
+    cr.text = a->text ? a->text : "";
+    cr.k = (uint32_t)a->k;
+    if (f->has_bbox) {
+        cr.n_bbox = 4;
+        cr.bbox = (double *)f->bbox;
+    }
+    cr.from = (char *)(a->from ? a->from : "");
+    cr.to = (char *)(a->to ? a->to : "");
+    cr.caption_contains = (char *)(a->caption ? a->caption : "");
+    Geoscribe__Query__Request r = GEOSCRIBE__QUERY__REQUEST__INIT;
+    r.request_id = (uint64_t)time(NULL);
+    r.body_case = GEOSCRIBE__QUERY__REQUEST__BODY_CHANGES;
+    r.changes = &cr;
+    Geoscribe__Query__Reply *rep = NULL;
+    int rc = call_server(a, &r, &rep);
+    if (rc != 0)
+        return rc;
+    rc = 1;
+    if (rep->body_case == GEOSCRIBE__QUERY__REPLY__BODY_ERROR) {
+        fprintf(stderr, "geoscribe query: the server refused the request (%s): %s\n",
+                rep->error->name, rep->error->message);
+    } else if (rep->body_case != GEOSCRIBE__QUERY__REPLY__BODY_CHANGES) {
+        fprintf(stderr, "geoscribe query: the server sent a reply of another kind\n");
+    } else {
+        const Geoscribe__Query__ChangeSearchReply *cs = rep->changes;
+        gs_chsearch_hit_t *hits = gs_xcalloc(cs->n_hits ? cs->n_hits : 1, sizeof *hits);
+        for (size_t i = 0; i < cs->n_hits; i++)
+            gs_cli_query_chhit_from_pb(cs->hits[i], &hits[i]);
+        rc = print_changes(a->fmt, hits, cs->n_hits, cs->n_candidates);
+        gs_free(hits);
+    }
+    geoscribe__query__reply__free_unpacked(rep, NULL);
     return rc;
 }
 
@@ -548,7 +724,7 @@ static int run(int argc, char **argv)
     if (rc == 0 && a.changes) {
         rc = build_req(&a, &req, &rgb);
         if (rc == 0)
-            rc = run_changes(&a, &req);
+            rc = a.db ? run_changes(&a, &req) : run_changes_remote(&a, &req);
         gs_free(a.text);
         return rc;
     }
@@ -582,7 +758,7 @@ const gs_cli_cmd_t gs_cli_cmd_query = {
         "                         2021-06-01, 2021-06-01T10:30:00Z; --to 2021-06 = to its end)\n"
         "  --scene S              one scene: its id, its URI or its file name\n"
         "  --caption-contains S   captions containing S (ASCII case-insensitive)\n"
-        "changes (--db only; docs/CHANGES.md):\n"
+        "changes (--db or --server; docs/CHANGES.md):\n"
         "  --changes              search change captions of `geoscribe changes` instead: TEXT\n"
         "                         against the caption embeddings (no TEXT: by change score);\n"
         "                         --bbox, --from/--to (both times of a pair inside) and\n"
@@ -606,7 +782,8 @@ const gs_cli_cmd_t gs_cli_cmd_query = {
         "  geoscribe query --db out --bbox 10.5,45,11,45.5 --from 2021-06 -k 10000 \\\n"
         "      --format geojson river > hits.geojson\n"
         "  geoscribe query --server tcp://127.0.0.1:7700 --like-tile 0x1234abcd\n"
-        "  geoscribe query --db out --changes \"new buildings\" --from 2015 --to 2020",
+        "  geoscribe query --db out --changes \"new buildings\" --from 2015 --to 2020\n"
+        "  geoscribe query --server tcp://127.0.0.1:7700 --changes --bbox -75,-9,-74,-8",
     .order = 60,
     .run = run,
 };

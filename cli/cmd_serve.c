@@ -31,10 +31,16 @@ gs_err gs_cli_query_req_from_pb(const Geoscribe__Query__SearchRequest *pb, gs_se
                                 char *err, size_t err_nbytes);
 void gs_cli_query_hit_to_pb(const gs_search_hit_t *h, Geoscribe__Query__Hit *pb, double *bbox4,
                             char *time_buf);
+gs_err gs_cli_query_chreq_from_pb(const Geoscribe__Query__ChangeSearchRequest *pb,
+                                  gs_chsearch_req_t *req, char *err, size_t err_nbytes);
+void gs_cli_query_chhit_to_pb(const gs_chsearch_hit_t *h, Geoscribe__Query__ChangeHit *pb,
+                              double *bbox4, char *time_buf);
 
 typedef struct {
     gs_search_t *search;
-    atomic_uint_fast64_t n_requests, n_errors, n_searches, search_us;
+    gs_chsearch_t *changes; // NULL when the output has no change records
+    char changes_err[512];  // why not (the reply to a change search then)
+    atomic_uint_fast64_t n_requests, n_errors, n_searches, n_change_searches, search_us;
     double t_start;
 } serve_t;
 
@@ -144,6 +150,59 @@ static void do_search(serve_t *sv, const Geoscribe__Query__Request *rq, gs_arena
     atomic_fetch_add(&sv->search_us, (uint64_t)(sr.search_s * 1e6));
 }
 
+// do_changes: a ChangeSearchRequest (query/chsearch.h), answered as a ChangeSearchReply.
+static void do_changes(serve_t *sv, const Geoscribe__Query__Request *rq, gs_arena_t *a,
+                       gs_buf_t *out)
+{
+    char err[GS_SEARCH_ERR_NBYTES];
+    double t0 = now_s();
+    if (!sv->changes) {
+        error_reply(sv, GS_ENOTFOUND, sv->changes_err, out);
+        return;
+    }
+    gs_chsearch_req_t req;
+    gs_chsearch_hit_t *res = NULL;
+    size_t n = 0;
+    uint64_t n_cand = 0;
+    gs_err e = gs_cli_query_chreq_from_pb(rq->changes, &req, err, sizeof err);
+    if (e == GS_OK)
+        e = gs_chsearch_run(sv->changes, &req, a, &res, &n, &n_cand, err, sizeof err);
+    if (e != GS_OK) {
+        error_reply(sv, e, err, out);
+        return;
+    }
+    Geoscribe__Query__ChangeHit *hits = gs_arena_alloc(a, (n ? n : 1) * sizeof *hits);
+    Geoscribe__Query__ChangeHit **ptrs = gs_arena_alloc(a, (n ? n : 1) * sizeof *ptrs);
+    double *boxes = gs_arena_alloc(a, (n ? n : 1) * 4 * sizeof *boxes);
+    char *times = gs_arena_alloc(a, (n ? n : 1) * 64);
+    if (!hits || !ptrs || !boxes || !times) {
+        error_reply(sv, GS_ENOMEM, "the reply is over the request's memory cap", out);
+        return;
+    }
+    for (size_t i = 0; i < n; i++) {
+        gs_cli_query_chhit_to_pb(&res[i], &hits[i], boxes + 4 * i, times + 64 * i);
+        ptrs[i] = &hits[i];
+    }
+    Geoscribe__Query__ChangeSearchReply cr = GEOSCRIBE__QUERY__CHANGE_SEARCH_REPLY__INIT;
+    cr.n_hits = n;
+    cr.hits = ptrs;
+    cr.n_candidates = n_cand;
+    cr.search_s = now_s() - t0;
+    Geoscribe__Query__Reply r = GEOSCRIBE__QUERY__REPLY__INIT;
+    r.request_id = rq->request_id;
+    r.body_case = GEOSCRIBE__QUERY__REPLY__BODY_CHANGES;
+    r.changes = &cr;
+    if (pack_reply(&r, out) != GS_OK) {
+        snprintf(err, sizeof err, "a reply of %zu changes is over the reply size limit: ask for "
+                                  "fewer", n);
+        error_reply(sv, GS_ETOOBIG, err, out);
+        return;
+    }
+    atomic_fetch_add(&sv->n_searches, 1);
+    atomic_fetch_add(&sv->n_change_searches, 1);
+    atomic_fetch_add(&sv->search_us, (uint64_t)(cr.search_s * 1e6));
+}
+
 static void do_info(serve_t *sv, const Geoscribe__Query__Request *rq, gs_buf_t *out)
 {
     char desc[256];
@@ -157,6 +216,7 @@ static void do_info(serve_t *sv, const Geoscribe__Query__Request *rq, gs_buf_t *
         h.model_id = (char *)gs_search_model_id(sv->search);
         h.n_vectors = gs_search_ntotal(sv->search);
         h.dim = gs_search_dim(sv->search);
+        h.n_changes = sv->changes ? gs_chsearch_n_records(sv->changes) : 0;
         r.body_case = GEOSCRIBE__QUERY__REPLY__BODY_HEALTH;
         r.health = &h;
     } else {
@@ -168,6 +228,7 @@ static void do_info(serve_t *sv, const Geoscribe__Query__Request *rq, gs_buf_t *
         st.n_vectors = gs_search_ntotal(sv->search);
         st.index = desc;
         st.search_s_total = (double)atomic_load(&sv->search_us) * 1e-6;
+        st.n_change_searches = atomic_load(&sv->n_change_searches);
         r.body_case = GEOSCRIBE__QUERY__REPLY__BODY_STATS;
         r.stats = &st;
     }
@@ -187,9 +248,12 @@ static void handle(void *ud, const void *req, size_t n, gs_arena_t *arena, gs_bu
     }
     switch (rq->body_case) {
     case GEOSCRIBE__QUERY__REQUEST__BODY_SEARCH: do_search(sv, rq, arena, out); break;
+    case GEOSCRIBE__QUERY__REQUEST__BODY_CHANGES: do_changes(sv, rq, arena, out); break;
     case GEOSCRIBE__QUERY__REQUEST__BODY_HEALTH:
     case GEOSCRIBE__QUERY__REQUEST__BODY_STATS: do_info(sv, rq, out); break;
-    default: error_reply(sv, GS_EFORMAT, "the request has no body (search, health or stats)", out);
+    default:
+        error_reply(sv, GS_EFORMAT, "the request has no body (search, changes, health or stats)",
+                    out);
     }
     geoscribe__query__request__free_unpacked(rq, &al);
 }
@@ -380,13 +444,18 @@ static int serve(const args_t *a)
                            .preload = true};
     gs_server_t *srv = NULL;
     gs_http_t *http = NULL;
-    gs_chsearch_t *changes = NULL; // change search for /api/changes (docs/CHANGES.md)
     int rc = 1;
     gs_err e = GS_OK;
     if (a->secret_key && gs_curve_read_key(a->secret_key, "secret-key", key, err, sizeof err))
         goto fail;
     if ((e = gs_search_open(a->db, &so, &sv.search, err, sizeof err)) != GS_OK)
         goto fail;
+    // Change search (docs/CHANGES.md) for ZeroMQ and /api/changes, when the output has change
+    // records; without them change requests get GS_ENOTFOUND with the reason.
+    gs_chsearch_opts_t co = {
+        .model = a->model, .arch = a->arch, .vocab = a->vocab, .n_threads = a->threads};
+    if (gs_chsearch_open(a->db, &co, &sv.changes, sv.changes_err, sizeof sv.changes_err) != GS_OK)
+        GS_LOG_INFO("no change search: %s", sv.changes_err);
     gs_server_opts_t o = {.endpoint = a->bind,
                           .allow_remote = a->allow_remote,
                           .curve_secret_key = a->secret_key ? key : NULL,
@@ -405,11 +474,7 @@ static int serve(const args_t *a)
                              .leaflet_dir = a->leaflet,
                              .cache_dir = a->cache,
                              .thumb = render_thumb};
-        gs_chsearch_opts_t co = {
-            .model = a->model, .arch = a->arch, .vocab = a->vocab, .n_threads = a->threads};
-        char cerr[512];
-        if (gs_chsearch_open(a->db, &co, &changes, cerr, sizeof cerr) == GS_OK)
-            ho.changes = changes; // else: no change records, /api/changes answers 404
+        ho.changes = sv.changes; // NULL: no change records, /api/changes answers 404
         if ((e = gs_http_start(sv.search, &ho, &http, err, sizeof err)) != GS_OK)
             goto fail;
     }
@@ -421,8 +486,9 @@ static int serve(const args_t *a)
     sigaction(SIGTERM, &sa, NULL);
     signal(SIGPIPE, SIG_IGN); // a client gone mid-reply is an error return, not the end
     print_ready(a, srv, http);
-    GS_LOG_INFO("serving \"%s\" zmq=%s http=%s vectors=%zu", a->db, gs_server_endpoint(srv),
-                http ? gs_http_url(http) : "-", gs_search_ntotal(sv.search));
+    GS_LOG_INFO("serving \"%s\" zmq=%s http=%s vectors=%zu changes=%zu", a->db,
+                gs_server_endpoint(srv), http ? gs_http_url(http) : "-",
+                gs_search_ntotal(sv.search), sv.changes ? gs_chsearch_n_records(sv.changes) : 0);
     e = gs_server_run(srv);
     g_server = NULL;
     GS_LOG_INFO("stopping: requests=%llu searches=%llu errors=%llu",
@@ -435,7 +501,7 @@ fail:
     fprintf(stderr, "geoscribe serve: %s\n", err);
 out:
     gs_http_stop(&http);
-    gs_chsearch_close(&changes);
+    gs_chsearch_close(&sv.changes);
     gs_server_destroy(&srv);
     gs_search_close(&sv.search);
     return rc;
@@ -460,7 +526,8 @@ const gs_cli_cmd_t gs_cli_cmd_serve = {
         "Answers searches over the output DIR (of `geoscribe ingest`) until SIGINT or SIGTERM.\n"
         "ZeroMQ: a ROUTER socket taking geoscribe.query.Request messages (proto/query.proto;\n"
         "clients: `geoscribe query --server ENDPOINT`). HTTP: the web map page at / and the\n"
-        "API /api/search, /api/tile/<id>.png, /api/health (docs/QUERY.md).\n"
+        "API /api/search, /api/changes, /api/tile/<id>.png, /api/health (docs/QUERY.md).\n"
+        "Change search (of `geoscribe changes`) is served when the output has change records.\n"
         "When ready it prints the endpoints on stdout (--format json: one JSON object).\n"
         "\n"
         "  --bind ENDPOINT        ZeroMQ endpoint (tcp://127.0.0.1:7700; port '*' = any free)\n"
