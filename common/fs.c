@@ -1,10 +1,13 @@
 // File helpers (POSIX).
 #define GS_LOG_MODULE "common"
+#define _XOPEN_SOURCE 700 // realpath
 #include "common/fs.h"
 
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
+#include <limits.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -140,6 +143,16 @@ int gs_is_dir(const char *path)
 {
     struct stat st;
     return stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+char *gs_path_absolute(const char *path)
+{
+    if (!path || !*path)
+        return gs_xasprintf("%s", path ? path : "");
+    char buf[PATH_MAX];
+    if (!realpath(path, buf))
+        return gs_xasprintf("%s", path);
+    return gs_xasprintf("%s", buf);
 }
 
 char *gs_path_join(const char *a, const char *b)

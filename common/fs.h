@@ -20,3 +20,7 @@ int gs_path_exists(const char *path);
 int gs_is_dir(const char *path);
 // gs_path_join: "a" + "/" + "b" into a new string (free with gs_free).
 char *gs_path_join(const char *a, const char *b);
+// gs_path_absolute: the canonical absolute form of an existing path (realpath), or a copy of
+// `path` when it does not resolve (empty, missing, a hub name); free with gs_free. Used for the
+// model paths an output records, so that a search from another directory still finds them.
+char *gs_path_absolute(const char *path);

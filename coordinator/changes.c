@@ -134,9 +134,13 @@ static gs_err check_settings(gs_chcoord_t *c, char *err, size_t err_nbytes)
 static gs_err record_models(gs_chcoord_t *c)
 {
     gs_capstore_batch_t *b = gs_capstore_batch_new(c->store);
-    gs_capstore_batch_meta_set(b, "changes.encoder.model", c->job->encoder.model);
+    char *enc_abs = gs_path_absolute(c->job->encoder.model);
+    char *voc_abs = gs_path_absolute(c->job->encoder.vocab);
+    gs_capstore_batch_meta_set(b, "changes.encoder.model", enc_abs);
     gs_capstore_batch_meta_set(b, "changes.encoder.arch", c->job->encoder.arch);
-    gs_capstore_batch_meta_set(b, "changes.encoder.vocab", c->job->encoder.vocab);
+    gs_capstore_batch_meta_set(b, "changes.encoder.vocab", voc_abs);
+    gs_free(enc_abs);
+    gs_free(voc_abs);
     gs_err e = gs_capstore_write(c->store, b, false);
     gs_capstore_batch_destroy(&b);
     return e;

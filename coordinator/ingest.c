@@ -172,13 +172,21 @@ static gs_err check_settings(gs_coord_t *c, char *err, size_t err_nbytes)
     gs_capstore_batch_meta_set(b, "ingest.settings", c->settings);
     gs_capstore_batch_meta_set(b, "ingest.settings_hash", hash);
     gs_capstore_batch_meta_set(b, "encoder.model_id", c->models.encoder_id);
-    gs_capstore_batch_meta_set(b, "encoder.model", c->job->encoder.model);
+    // absolute paths, so that a search started in another directory finds the models
+    char *enc_abs = gs_path_absolute(c->job->encoder.model);
+    char *voc_abs = gs_path_absolute(c->job->encoder.vocab);
+    char *cap_abs = gs_path_absolute(c->job->captioner.model);
+    gs_capstore_batch_meta_set(b, "encoder.model", enc_abs);
+    gs_capstore_batch_meta_set(b, "encoder.arch", c->job->encoder.arch);
     gs_capstore_batch_meta_set(b, "encoder.dim", dim);
     gs_capstore_batch_meta_set(b, "encoder.preprocess", c->models.preprocess);
     if (*c->job->encoder.vocab) // where search finds the text tower's vocabulary
-        gs_capstore_batch_meta_set(b, "encoder.vocab", c->job->encoder.vocab);
+        gs_capstore_batch_meta_set(b, "encoder.vocab", voc_abs);
     gs_capstore_batch_meta_set(b, "captioner.model_id", c->models.captioner_id);
-    gs_capstore_batch_meta_set(b, "captioner.model", c->job->captioner.model);
+    gs_capstore_batch_meta_set(b, "captioner.model", cap_abs);
+    gs_free(enc_abs);
+    gs_free(voc_abs);
+    gs_free(cap_abs);
     gs_capstore_batch_meta_set(b, "job.name", c->job->name);
     e = gs_capstore_write(c->store, b, true);
     gs_capstore_batch_destroy(&b);
