@@ -8,7 +8,8 @@ gs_check_test(test_query SUITE query_suite SOURCES test_query.c query_mkdb.c
   MODULES query index model jobs common TIMEOUT 600)
 target_compile_definitions(test_query PRIVATE QMK_BIN="$<TARGET_FILE:query_mkdb>")
 add_dependencies(test_query query_mkdb)
-# The service end to end: a real `geoscribe serve` on loopback, 10,000 mixed requests.
+# The service end to end: a real `geoscribe serve` on loopback, 10,000 mixed requests; change
+# search over a real `geoscribe ingest` + `changes` store of ../shared's Landsat Pucallpa series.
 gs_check_test(test_query_server SUITE query_server_suite SOURCES test_query_server.c query_mkdb.c
   MODULES query proto index model jobs common LIBS Threads::Threads TIMEOUT 600)
 target_compile_definitions(test_query_server PRIVATE QMK_BIN="$<TARGET_FILE:query_mkdb>")

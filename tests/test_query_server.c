@@ -2,8 +2,12 @@
 // mixed requests from 8 client threads (searches checked hit for hit against a local search,
 // health, stats, malformed, empty, oversized and invalid requests), keeps answering afterwards
 // and stops cleanly on SIGTERM; CURVE with an allow-list of client keys; binding beyond
-// loopback refused unless explicit.
+// loopback refused unless explicit; change search (query/chsearch.h) over a real change store
+// made by `geoscribe ingest` + `geoscribe changes` of the Landsat Pucallpa series: canned
+// change requests checked hit for hit against a local search, filters, error replies for bad
+// change requests, and `geoscribe query --server --changes` printing the bytes of `--db`.
 #include <check.h>
+#include <ctype.h>
 #include <math.h>
 #include <poll.h>
 #include <pthread.h>
@@ -19,7 +23,9 @@
 #include "common/buf.h"
 #include "common/fs.h"
 #include "proto/query.pb-c.h"
+#include "query/chsearch.h"
 #include "query/client.h"
+#include "query/format.h"
 #include "query/search.h"
 #include "query/server.h"
 #include "query_mkdb.h"
@@ -619,6 +625,379 @@ START_TEST(test_server_remote_bind_is_explicit)
 }
 END_TEST
 
+// ---- change search (ChangeSearchRequest) ---------------------------------------------------
+
+#define MPI_ENV                                                                                    \
+    "OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 "                                   \
+    "OMPI_MCA_rmaps_base_oversubscribe=1 OMPI_MCA_mca_base_component_disable_dlclose=1 "           \
+    "PMIX_MCA_mca_base_component_disable_dlclose=1 "                                               \
+    "ASAN_OPTIONS=\"${ASAN_OPTIONS:-}:fast_unwind_on_malloc=0\" OMP_WAIT_POLICY=PASSIVE "
+#define PUC GS_SHARED_DIR "/data/scenes/landsat-pucallpa"
+#define CH_N_PAIRS 3   // 2005>2010, 2010>2015, 2015>2020
+#define CH_PER_PAIR 18 // 697 x 377 px in 128-px tiles: 6 x 3 cells
+#define CH_CAPTIONED 5 // top 25 % of 18
+
+static char g_ch_dir[4200], g_ch_out[4300];
+
+// setup_changes: ingest + changes of four Pucallpa dates with the tiny fixture models (the job
+// of tests/test_changes.c), once for the TCase.
+static void setup_changes(void)
+{
+    if (!gs_test_shared())
+        return;
+    const char *tmp = gs_test_tmpdir("query_server_changes");
+    ck_assert_ptr_nonnull(tmp);
+    snprintf(g_ch_dir, sizeof g_ch_dir, "%s", tmp);
+    snprintf(g_ch_out, sizeof g_ch_out, "%s/out", g_ch_dir);
+    char job[4400], cmd[16384];
+    snprintf(job, sizeof job, "%s/job.yaml", g_ch_dir);
+    FILE *f = fopen(job, "w");
+    ck_assert_ptr_nonnull(f);
+    fprintf(f,
+            "name: t\ninputs: [%s/2005.tif, %s/2010.tif, %s/2015.tif, %s/2020.tif]\n"
+            "output: %s\ntiling: {size: 128}\ncomposite: {bands: [1, 2, 3], scaling: none}\n"
+            "time: {from: filename, pattern: \"%%Y.tif\"}\n"
+            "encoder: {model: %s/fixtures/openclip_tiny, vocab: "
+            "%s/fixtures/clip_bpe/bpe_simple_vocab_16e6.txt.gz, batch: 8, threads: 1}\n"
+            "captioner: {max_tokens: 12}\n"
+            "changes: {max_gap_days: 2000, top_fraction: 0.25, caption_model: "
+            "%s/fixtures/llava_tiny}\n",
+            PUC, PUC, PUC, PUC, g_ch_out, GS_SHARED_DIR, GS_SHARED_DIR, GS_SHARED_DIR);
+    fclose(f);
+    const char *steps[] = {"ingest", "changes"};
+    for (int i = 0; i < 2; i++) {
+        snprintf(cmd, sizeof cmd, MPI_ENV "'%s' %s '%s' >'%s/%s.log' 2>&1", GS_BIN, steps[i], job,
+                 g_ch_dir, steps[i]);
+        int st = system(cmd);
+        ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "geoscribe %s failed: see %s/%s.log",
+                      steps[i], g_ch_dir, steps[i]);
+    }
+}
+
+static void teardown_changes(void)
+{
+}
+
+static Geoscribe__Query__Reply *change_call(gs_qclient_t *c, const Geoscribe__Query__ChangeSearchRequest *cr,
+                                            uint64_t id, gs_buf_t *req, gs_buf_t *rep, char *err)
+{
+    Geoscribe__Query__Request r = GEOSCRIBE__QUERY__REQUEST__INIT;
+    r.request_id = id;
+    r.body_case = GEOSCRIBE__QUERY__REQUEST__BODY_CHANGES;
+    r.changes = (Geoscribe__Query__ChangeSearchRequest *)cr;
+    size_t n = pack_request(&r, req);
+    return call(c, req->data, n, rep, err, 256);
+}
+
+// same_changes: the reply holds exactly the local hits, field for field; returns the count.
+static size_t same_changes(const Geoscribe__Query__Reply *r, const gs_chsearch_hit_t *w, size_t n,
+                           uint64_t n_cand, const char *what)
+{
+    ck_assert_msg(r && r->body_case == GEOSCRIBE__QUERY__REPLY__BODY_CHANGES, "%s: %s", what,
+                  r && r->body_case == GEOSCRIBE__QUERY__REPLY__BODY_ERROR ? r->error->message
+                                                                           : "no change reply");
+    const Geoscribe__Query__ChangeSearchReply *cs = r->changes;
+    ck_assert_msg(cs->n_hits == n, "%s: %zu hits, locally %zu", what, cs->n_hits, n);
+    ck_assert_uint_eq(cs->n_candidates, n_cand);
+    for (size_t i = 0; i < n; i++) {
+        const Geoscribe__Query__ChangeHit *h = cs->hits[i];
+        char t0[32], t1[32];
+        gs_qtime_format(w[i].before_time, t0, sizeof t0);
+        gs_qtime_format(w[i].after_time, t1, sizeof t1);
+        ck_assert_msg(h->rank == i + 1 && h->pair_id == w[i].pair_id &&
+                          h->has_similarity == w[i].has_similarity &&
+                          h->similarity == w[i].similarity && h->score == w[i].score,
+                      "%s hit %zu: pair %llu score %g, locally %llu %g", what, i,
+                      (unsigned long long)h->pair_id, h->score, (unsigned long long)w[i].pair_id,
+                      w[i].score);
+        ck_assert_uint_eq(h->before_tile_id, w[i].before_tile);
+        ck_assert_uint_eq(h->after_tile_id, w[i].after_tile);
+        ck_assert_uint_eq(h->before_scene_id, w[i].before_scene);
+        ck_assert_uint_eq(h->after_scene_id, w[i].after_scene);
+        ck_assert_str_eq(h->before_scene, w[i].before_uri);
+        ck_assert_str_eq(h->after_scene, w[i].after_uri);
+        ck_assert_int_eq(h->before_time_unix, w[i].before_time);
+        ck_assert_int_eq(h->after_time_unix, w[i].after_time);
+        ck_assert_str_eq(h->before_time, t0);
+        ck_assert_str_eq(h->after_time, t1);
+        ck_assert_uint_eq(h->n_bbox, 4);
+        ck_assert(memcmp(h->bbox, w[i].bbox, sizeof w[i].bbox) == 0);
+        ck_assert_int_eq(h->has_caption, w[i].caption != NULL);
+        ck_assert_str_eq(h->caption, w[i].caption ? w[i].caption : "");
+        ck_assert_str_eq(h->model_id, w[i].model_id);
+    }
+    return n;
+}
+
+// ci_contains: ASCII case-insensitive substring.
+static bool ci_contains(const char *s, const char *sub)
+{
+    size_t n = strlen(sub);
+    for (; *s; s++) {
+        size_t i = 0;
+        while (i < n && s[i] && tolower((unsigned char)s[i]) == tolower((unsigned char)sub[i]))
+            i++;
+        if (i == n)
+            return true;
+    }
+    return n == 0;
+}
+
+typedef struct {
+    gs_chsearch_t *local;
+    gs_arena_t *arena;
+    gs_qclient_t *c;
+    gs_buf_t req, rep;
+    uint64_t next_id;
+    size_t n_ok;
+} chctx_t;
+
+// check_change: one request through the server and locally; the reply is the local answer.
+// Returns the hits (in ctx->arena) and their count.
+static gs_chsearch_hit_t *check_change(chctx_t *x, const Geoscribe__Query__ChangeSearchRequest *cr,
+                                       const gs_chsearch_req_t *q, size_t *out_n, const char *what)
+{
+    char err[GS_SEARCH_ERR_NBYTES];
+    gs_chsearch_hit_t *w = NULL;
+    size_t n = 0;
+    uint64_t n_cand = 0;
+    ck_assert_msg(gs_chsearch_run(x->local, q, x->arena, &w, &n, &n_cand, err, sizeof err) ==
+                      GS_OK,
+                  "%s: %s", what, err);
+    uint64_t id = ++x->next_id;
+    Geoscribe__Query__Reply *r = change_call(x->c, cr, id, &x->req, &x->rep, err);
+    ck_assert_msg(r, "%s: %s", what, err);
+    ck_assert_uint_eq(r->request_id, id);
+    same_changes(r, w, n, n_cand, what);
+    geoscribe__query__reply__free_unpacked(r, NULL);
+    x->n_ok++;
+    *out_n = n;
+    return w;
+}
+
+static void expect_change_error(chctx_t *x, const void *raw, size_t raw_n,
+                                const Geoscribe__Query__ChangeSearchRequest *cr, gs_err code,
+                                const char *what)
+{
+    char err[256], fail[512] = "";
+    Geoscribe__Query__Reply *r = raw ? call(x->c, raw, raw_n, &x->rep, err, sizeof err)
+                                     : change_call(x->c, cr, ++x->next_id, &x->req, &x->rep, err);
+    ck_assert_msg(r, "%s: %s", what, err);
+    bool ok = expect_error(r, code, fail, sizeof fail, what);
+    geoscribe__query__reply__free_unpacked(r, NULL);
+    ck_assert_msg(ok, "%s", fail);
+}
+
+START_TEST(test_server_change_search)
+{
+    GS_NEED_SHARED();
+    char err[GS_SEARCH_ERR_NBYTES];
+    chctx_t x = {.arena = gs_arena_new(1 << 20, 0)};
+    ck_assert_msg(gs_chsearch_open(g_ch_out, NULL, &x.local, err, sizeof err) == GS_OK, "%s", err);
+    const size_t n_all = CH_N_PAIRS * CH_PER_PAIR;
+    ck_assert_uint_eq(gs_chsearch_n_records(x.local), n_all);
+    proc_t p;
+    const char *args[] = {"--db", g_ch_out, "--bind", "tcp://127.0.0.1:*", NULL};
+    ck_assert_msg(spawn_serve(&p, args) == 0, "serve did not start: %s", p.line);
+    gs_qclient_opts_t co = {.timeout_ms = 60000};
+    ck_assert_int_eq(gs_qclient_open(p.endpoint, &co, &x.c, err, sizeof err), GS_OK);
+    gs_buf_init(&x.req, 1 << 20);
+    gs_buf_init(&x.rep, 64u << 20);
+    Geoscribe__Query__Reply *h = health(x.c, &x.req, &x.rep, err);
+    ck_assert_msg(h && h->body_case == GEOSCRIBE__QUERY__REPLY__BODY_HEALTH, "%s", err);
+    ck_assert_uint_eq(h->health->n_changes, n_all);
+    geoscribe__query__reply__free_unpacked(h, NULL);
+
+    // No text: every record, by change score (non-increasing), both times 5 years apart.
+    Geoscribe__Query__ChangeSearchRequest cr = GEOSCRIBE__QUERY__CHANGE_SEARCH_REQUEST__INIT;
+    cr.k = 1000;
+    gs_chsearch_req_t q = {.k = 1000};
+    size_t n = 0;
+    gs_chsearch_hit_t *all = check_change(&x, &cr, &q, &n, "all by score");
+    ck_assert_uint_eq(n, n_all);
+    size_t n_captioned = 0;
+    for (size_t i = 0; i < n; i++) {
+        ck_assert(!all[i].has_similarity);
+        if (i)
+            ck_assert(all[i].score <= all[i - 1].score);
+        for (size_t j = 0; j < i; j++)
+            ck_assert_uint_ne(all[i].pair_id, all[j].pair_id);
+        double years = (double)(all[i].after_time - all[i].before_time) / 31557600.0;
+        ck_assert_msg(fabs(years - 5) < 0.01, "pair %zu: %.3f years apart", i, years);
+        ck_assert(strstr(all[i].before_uri, "landsat-pucallpa/") != NULL);
+        n_captioned += all[i].caption != NULL;
+    }
+    ck_assert_uint_eq(n_captioned, CH_N_PAIRS * CH_CAPTIONED);
+
+    // Text: the captioned records only, by similarity (non-increasing); k = 3 is its head.
+    cr.text = "new buildings";
+    cr.k = 100;
+    q = (gs_chsearch_req_t){.text = "new buildings", .k = 100};
+    gs_chsearch_hit_t *tx = check_change(&x, &cr, &q, &n, "text");
+    ck_assert_uint_eq(n, CH_N_PAIRS * CH_CAPTIONED);
+    for (size_t i = 0; i < n; i++) {
+        ck_assert(tx[i].has_similarity && tx[i].caption);
+        if (i)
+            ck_assert(tx[i].similarity <= tx[i - 1].similarity);
+    }
+    cr.k = 3;
+    q.k = 3;
+    gs_chsearch_hit_t *top3 = check_change(&x, &cr, &q, &n, "text k=3");
+    ck_assert_uint_eq(n, 3);
+    for (size_t i = 0; i < 3; i++)
+        ck_assert_uint_eq(top3[i].pair_id, tx[i].pair_id);
+
+    // Time window: both times inside 2010..2020 keeps the 2010>2015 and 2015>2020 pairs.
+    cr = (Geoscribe__Query__ChangeSearchRequest)GEOSCRIBE__QUERY__CHANGE_SEARCH_REQUEST__INIT;
+    cr.k = 1000;
+    cr.from = "2010";
+    cr.to = "2020";
+    q = (gs_chsearch_req_t){
+        .k = 1000, .has_from = true, .has_to = true, .from = 1262304000, .to = 1609459199};
+    gs_chsearch_hit_t *win = check_change(&x, &cr, &q, &n, "time window");
+    ck_assert_uint_eq(n, 2 * CH_PER_PAIR);
+    for (size_t i = 0; i < n; i++)
+        ck_assert(win[i].before_time >= 1262304000 && win[i].after_time <= 1609459199);
+
+    // Caption substring: the first word of the best caption, case-insensitively.
+    char word[64];
+    size_t wn = strcspn(tx[0].caption, " ");
+    ck_assert_uint_gt(wn, 0);
+    snprintf(word, sizeof word, "%.*s", (int)(wn < 63 ? wn : 63), tx[0].caption);
+    for (char *c = word; *c; c++)
+        *c = (char)toupper((unsigned char)*c);
+    size_t want = 0;
+    for (size_t i = 0; i < n_all; i++)
+        want += all[i].caption && ci_contains(all[i].caption, word);
+    cr = (Geoscribe__Query__ChangeSearchRequest)GEOSCRIBE__QUERY__CHANGE_SEARCH_REQUEST__INIT;
+    cr.k = 1000;
+    cr.caption_contains = word;
+    q = (gs_chsearch_req_t){.k = 1000, .caption_contains = word};
+    gs_chsearch_hit_t *sub = check_change(&x, &cr, &q, &n, "caption substring");
+    ck_assert_uint_ge(n, 1);
+    ck_assert_uint_eq(n, want);
+    for (size_t i = 0; i < n; i++)
+        ck_assert_msg(ci_contains(sub[i].caption, word), "\"%s\" lacks \"%s\"", sub[i].caption,
+                      word);
+
+    // Box: a small box inside one tile meets that place in each of the three pairs.
+    const double *tb = all[0].bbox;
+    double cx = (tb[0] + tb[2]) / 2, cy = (tb[1] + tb[3]) / 2;
+    double box[4] = {cx - 1e-4, cy - 1e-4, cx + 1e-4, cy + 1e-4};
+    cr = (Geoscribe__Query__ChangeSearchRequest)GEOSCRIBE__QUERY__CHANGE_SEARCH_REQUEST__INIT;
+    cr.k = 1000;
+    cr.n_bbox = 4;
+    cr.bbox = box;
+    q = (gs_chsearch_req_t){.k = 1000, .has_bbox = true};
+    memcpy(q.bbox, box, sizeof box);
+    gs_chsearch_hit_t *inbox = check_change(&x, &cr, &q, &n, "box");
+    ck_assert_uint_eq(n, CH_N_PAIRS);
+    for (size_t i = 0; i < n; i++)
+        ck_assert(memcmp(inbox[i].bbox, tb, sizeof inbox[i].bbox) == 0);
+    double far[4] = {10, 10, 11, 11};
+    cr.bbox = far;
+    memcpy(q.bbox, far, sizeof far);
+    check_change(&x, &cr, &q, &n, "box far away");
+    ck_assert_uint_eq(n, 0);
+
+    // Bad change requests get error replies; the server goes on answering.
+    const uint8_t garbage[] = {0x2a, 0x05, 0x0a, 0x09, 'b', 'a', 'd'}; // changes{text: truncated}
+    expect_change_error(&x, garbage, sizeof garbage, NULL, GS_EFORMAT, "truncated change request");
+    double bbox3[3] = {1, 2, 3}, badbox[4] = {-74, 5, -73, -5};
+    char *long_text = gs_xcalloc(1, 5001);
+    memset(long_text, 'x', 5000);
+    Geoscribe__Query__ChangeSearchRequest bad[7];
+    for (int i = 0; i < 7; i++)
+        bad[i] = (Geoscribe__Query__ChangeSearchRequest)GEOSCRIBE__QUERY__CHANGE_SEARCH_REQUEST__INIT;
+    bad[0].n_bbox = 3, bad[0].bbox = bbox3;
+    bad[1].n_bbox = 4, bad[1].bbox = badbox;
+    bad[2].from = "yesterday";
+    bad[3].from = "2020", bad[3].to = "2010";
+    bad[4].k = 200000;
+    bad[5].text = long_text;
+    bad[6].min_score = NAN;
+    const gs_err codes[7] = {GS_EINVAL, GS_EINVAL, GS_EINVAL, GS_EINVAL,
+                             GS_ETOOBIG, GS_ETOOBIG, GS_EINVAL};
+    for (int i = 0; i < 7; i++) {
+        char what[64];
+        snprintf(what, sizeof what, "bad change request %d", i);
+        expect_change_error(&x, NULL, 0, &bad[i], codes[i], what);
+        cr = (Geoscribe__Query__ChangeSearchRequest)GEOSCRIBE__QUERY__CHANGE_SEARCH_REQUEST__INIT;
+        cr.k = 7;
+        q = (gs_chsearch_req_t){.k = 7};
+        check_change(&x, &cr, &q, &n, "valid after a bad one");
+        ck_assert_uint_eq(n, 7);
+    }
+    gs_free(long_text);
+    // Stats count the change searches answered.
+    Geoscribe__Query__StatsRequest st = GEOSCRIBE__QUERY__STATS_REQUEST__INIT;
+    Geoscribe__Query__Request r = GEOSCRIBE__QUERY__REQUEST__INIT;
+    r.body_case = GEOSCRIBE__QUERY__REQUEST__BODY_STATS;
+    r.stats = &st;
+    size_t rn = pack_request(&r, &x.req);
+    Geoscribe__Query__Reply *s = call(x.c, x.req.data, rn, &x.rep, err, 256);
+    ck_assert_msg(s && s->body_case == GEOSCRIBE__QUERY__REPLY__BODY_STATS, "%s", err);
+    ck_assert_uint_eq(s->stats->n_change_searches, x.n_ok);
+    ck_assert_uint_eq(s->stats->n_errors, 8);
+    geoscribe__query__reply__free_unpacked(s, NULL);
+
+    // The command line through the server prints the bytes of the local search.
+    const char *cli[] = {"new buildings -k 7", "-k 1000 --format text",
+                         "--from 2010 --to 2020 -k 1000 --format geojson",
+                         "--caption-contains a -k 100"};
+    for (int i = 0; i < 4; i++) {
+        static char cmd[65536];
+        snprintf(cmd, sizeof cmd,
+                 "'%s' query --db '%s' --changes %s >'%s/l%d.out' 2>/dev/null && "
+                 "'%s' query --server '%s' --changes %s >'%s/s%d.out' && "
+                 "test -s '%s/l%d.out' && cmp '%s/l%d.out' '%s/s%d.out'",
+                 GS_BIN, g_ch_out, cli[i], g_ch_dir, i, GS_BIN, p.endpoint, cli[i], g_ch_dir, i,
+                 g_ch_dir, i, g_ch_dir, i, g_ch_dir, i);
+        ck_assert_msg(system(cmd) == 0, "query --server --changes %s differs from --db (%s)",
+                      cli[i], g_ch_dir);
+    }
+    gs_qclient_close(&x.c);
+    gs_buf_cleanup(&x.req);
+    gs_buf_cleanup(&x.rep);
+    ck_assert_int_eq(stop_serve(&p, SIGTERM), 0);
+    gs_chsearch_close(&x.local);
+    gs_arena_destroy(&x.arena);
+}
+END_TEST
+
+// An output without change records: change requests get GS_ENOTFOUND, the rest is served.
+START_TEST(test_server_change_search_without_records)
+{
+    GS_NEED_SHARED();
+    char err[256];
+    proc_t p;
+    const char *args[] = {"--db", g_dir, "--bind", "tcp://127.0.0.1:*", NULL};
+    ck_assert_msg(spawn_serve(&p, args) == 0, "serve did not start: %s", p.line);
+    gs_qclient_t *c = NULL;
+    gs_buf_t req, rep;
+    gs_buf_init(&req, 1 << 16);
+    gs_buf_init(&rep, 1 << 20);
+    ck_assert_int_eq(gs_qclient_open(p.endpoint, NULL, &c, err, sizeof err), GS_OK);
+    Geoscribe__Query__ChangeSearchRequest cr = GEOSCRIBE__QUERY__CHANGE_SEARCH_REQUEST__INIT;
+    cr.text = "new buildings";
+    Geoscribe__Query__Reply *r = change_call(c, &cr, 1, &req, &rep, err);
+    char fail[512] = "";
+    bool ok = expect_error(r, GS_ENOTFOUND, fail, sizeof fail, "change search without records");
+    ck_assert_msg(ok, "%s", fail);
+    ck_assert_ptr_nonnull(strstr(r->error->message, "change"));
+    geoscribe__query__reply__free_unpacked(r, NULL);
+    Geoscribe__Query__Reply *h = health(c, &req, &rep, err);
+    ck_assert_msg(h && h->body_case == GEOSCRIBE__QUERY__REPLY__BODY_HEALTH, "%s", err);
+    ck_assert_uint_eq(h->health->n_changes, 0);
+    ck_assert_uint_eq(h->health->n_vectors, g_truth.n);
+    geoscribe__query__reply__free_unpacked(h, NULL);
+    gs_qclient_close(&c);
+    gs_buf_cleanup(&req);
+    gs_buf_cleanup(&rep);
+    ck_assert_int_eq(stop_serve(&p, SIGTERM), 0);
+}
+END_TEST
+
 Suite *query_server_suite(void)
 {
     Suite *s = suite_create("query_server");
@@ -629,6 +1008,12 @@ Suite *query_server_suite(void)
     tcase_add_test(tc, test_server_curve_and_client_keys);
     tcase_add_test(tc, test_server_remote_bind_is_explicit);
     tcase_add_test(tc, test_curve_key_files);
+    tcase_add_test(tc, test_server_change_search_without_records);
     suite_add_tcase(s, tc);
+    TCase *tch = tcase_create("changes");
+    tcase_add_unchecked_fixture(tch, setup_changes, teardown_changes);
+    tcase_set_timeout(tch, 600);
+    tcase_add_test(tch, test_server_change_search);
+    suite_add_tcase(s, tch);
     return s;
 }
