@@ -166,7 +166,16 @@ static int ledger_entry(const gs_job_rec_t *r, void *ud)
 
 // ---- scenes ---------------------------------------------------------------------------------
 
-// scene_facts: time and box of a scene, from its ingest record, else from the scene itself.
+static void keep_footprint(gs__chscene_t *s, const double *fp, int n)
+{
+    if (!fp || n < 3)
+        return;
+    s->footprint = gs_xmalloc((size_t)n * 2 * sizeof *s->footprint);
+    memcpy(s->footprint, fp, (size_t)n * 2 * sizeof *s->footprint);
+    s->n_footprint = n;
+}
+
+// scene_facts: time, box and footprint of a scene, from its ingest record, else from the scene itself.
 static gs_err scene_facts(gs_chcoord_t *c, gs__chscene_t *s, const void *rec, size_t rec_nbytes)
 {
     gs_scene_rec_t r;
@@ -176,6 +185,7 @@ static gs_err scene_facts(gs_chcoord_t *c, gs__chscene_t *s, const void *rec, si
         memcpy(s->bbox, r.bbox, sizeof s->bbox);
         s->width = r.width;
         s->height = r.height;
+        keep_footprint(s, r.footprint, (int)r.n_footprint);
         return GS_OK;
     }
     c->sum.n_unrecorded++;
@@ -192,6 +202,7 @@ static gs_err scene_facts(gs_chcoord_t *c, gs__chscene_t *s, const void *rec, si
     s->has_time = in->has_time;
     s->time = in->time;
     memcpy(s->bbox, in->bbox, sizeof s->bbox);
+    keep_footprint(s, in->footprint, in->n_footprint);
     gs_scene_close(&sc);
     return GS_OK;
 }
@@ -219,6 +230,7 @@ static gs_err list_scenes(gs_chcoord_t *c, char *err, size_t err_nbytes)
                 c->sum.n_timeless++;
         } else {
             gs_free(s.uri);
+            gs_free(s.footprint);
         }
     }
     c->sum.n_scenes = cat.n_scenes;
@@ -240,6 +252,8 @@ static gs_err plan(gs_chcoord_t *c, char *err, size_t err_nbytes)
         items[i] = (gs_warp_item_t){.id = s->id,
                                     .has_time = s->has_time,
                                     .time = s->time,
+                                    .footprint = s->footprint,
+                                    .n_footprint = s->n_footprint,
                                     .paired = gs__map_get(&c->paired_map, s->id, &v)};
         memcpy(items[i].bbox, s->bbox, sizeof items[i].bbox);
     }
@@ -386,8 +400,10 @@ void gs_chcoord_close(gs_chcoord_t **p)
     gs_vindex_destroy(&c->index);
     gs_capstore_batch_destroy(&c->batch);
     gs_capstore_close(&c->store);
-    for (size_t i = 0; i < c->n_scenes; i++)
+    for (size_t i = 0; i < c->n_scenes; i++) {
         gs_free(c->scenes[i].uri);
+        gs_free(c->scenes[i].footprint);
+    }
     gs_free(c->scenes);
     gs_free(c->tasks);
     for (size_t i = 0; i < c->n_committed; i++)

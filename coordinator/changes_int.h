@@ -21,6 +21,8 @@ typedef struct {
     int64_t time;
     double bbox[4];
     int width, height; // the scene's own grid (0 when it has no ingest record)
+    double *footprint; // (lon, lat) pairs (owned; NULL when unknown: pairing uses the box)
+    int n_footprint;
 } gs__chscene_t;
 
 typedef struct {

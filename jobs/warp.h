@@ -23,6 +23,8 @@ typedef struct {
     int has_time;   // scenes without a time are never paired
     int64_t time;   // seconds since the epoch, UTC
     double bbox[4]; // W, S, E, N in degrees
+    const double *footprint; // (lon, lat) pairs of the outline ring, or NULL: the box only
+    int n_footprint;         // points in footprint
     int paired;     // 1 when this scene was already the later scene of a finished pair (the
                     // ledger says so): with changes.pairing = latest it is not paired again
 } gs_warp_item_t;
@@ -30,7 +32,7 @@ typedef struct {
 // A pair: indexes into the item array, earlier scene first.
 typedef struct {
     uint32_t before, after;
-    double overlap; // bbox overlap / the smaller bbox, 0..1
+    double overlap; // footprint (or box) overlap / the smaller one, 0..1
 } gs_warp_pair_t;
 
 // gs_warp_overlap: the area of the intersection of two lon/lat boxes over the area of the
@@ -38,8 +40,17 @@ typedef struct {
 // antimeridian (W > E) are not split: they count as not overlapping. Pure.
 double gs_warp_overlap(const double a[4], const double b[4]);
 
+// gs_warp_footprint_overlap: the same ratio for two footprints ((lon, lat) pairs, rings open or
+// closed): the area of the intersection of their convex hulls over the smaller hull's area,
+// in the lon/lat plane. A scene footprint is a projected rectangle, so its hull is the
+// footprint itself up to the slight bend of its edges; unlike the boxes, two rotated
+// footprints (a UTM scene in lon/lat) that only share box corners do not count as overlapping.
+// Footprints wider than 180 degrees (across the antimeridian) give -1: use the boxes. Pure.
+double gs_warp_footprint_overlap(const double *a, int n_a, const double *b, int n_b);
+
 // gs_warp_pairs: the pairs of `items` under the job's changes.* keys. A scene S pairs with the
-// latest scene O taken before it (time strictly earlier) whose box overlaps S's by at least
+// latest scene O taken before it (time strictly earlier) whose footprint (box when either has
+// none) overlaps S's by at least
 // changes.min_overlap, within changes.max_gap_days (0 = any gap); ties in time go to the
 // larger overlap, then the smaller id. pairing = latest does this for each scene not yet
 // `paired` (the nightly case: each new scene with the latest earlier one); consecutive does it

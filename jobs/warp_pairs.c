@@ -1,5 +1,5 @@
-// Pairing scenes for change captioning (warp.h): the same place (lon/lat boxes overlapping by
-// at least changes.min_overlap of the smaller one) at two times (the latest earlier scene
+// Pairing scenes for change captioning (warp.h): the same place (lon/lat footprints, or boxes,
+// overlapping by at least changes.min_overlap of the smaller one) at two times (the latest earlier scene
 // within changes.max_gap_days); and the keys of change records. Pure code: no GDAL, no store.
 #include <math.h>
 #include <stdlib.h>
@@ -28,6 +28,118 @@ double gs_warp_overlap(const double a[4], const double b[4])
         return 0;
     double f = w * h / smaller;
     return f > 1 ? 1 : f;
+}
+
+// ---- footprint polygons --------------------------------------------------------------------
+
+#define HULL_MAX 256 // footprints hold at most 65 points (16 per edge); more are subsampled
+
+static double cross(const double *o, const double *a, const double *b)
+{
+    return (a[0] - o[0]) * (b[1] - o[1]) - (a[1] - o[1]) * (b[0] - o[0]);
+}
+
+static int by_xy(const void *pa, const void *pb)
+{
+    const double *a = pa, *b = pb;
+    if (a[0] != b[0])
+        return a[0] < b[0] ? -1 : 1;
+    return (a[1] > b[1]) - (a[1] < b[1]);
+}
+
+// hull: the convex hull of n points (monotone chain), counter-clockwise, into out (room for
+// HULL_MAX + 1 points); returns its point count (< 3 when degenerate).
+static int hull(const double *pts, int n, double out[][2])
+{
+    double p[HULL_MAX][2];
+    int step = n > HULL_MAX ? (n + HULL_MAX - 1) / HULL_MAX : 1, m = 0;
+    for (int i = 0; i < n && m < HULL_MAX; i += step)
+        if (isfinite(pts[2 * i]) && isfinite(pts[2 * i + 1]))
+            p[m][0] = pts[2 * i], p[m][1] = pts[2 * i + 1], m++;
+    if (m < 3)
+        return 0;
+    qsort(p, (size_t)m, sizeof p[0], by_xy);
+    int k = 0;
+    for (int i = 0; i < m; i++) { // lower chain
+        while (k >= 2 && cross(out[k - 2], out[k - 1], p[i]) <= 0)
+            k--;
+        out[k][0] = p[i][0], out[k][1] = p[i][1], k++;
+    }
+    for (int i = m - 2, lo = k + 1; i >= 0; i--) { // upper chain
+        while (k >= lo && cross(out[k - 2], out[k - 1], p[i]) <= 0)
+            k--;
+        out[k][0] = p[i][0], out[k][1] = p[i][1], k++;
+    }
+    return k - 1; // the last point repeats the first
+}
+
+static double area(double p[][2], int n)
+{
+    double s = 0;
+    for (int i = 0; i < n; i++) {
+        int j = (i + 1) % n;
+        s += p[i][0] * p[j][1] - p[j][0] * p[i][1];
+    }
+    return 0.5 * fabs(s);
+}
+
+// clip: subject polygon (n points) clipped by one directed edge (a -> b) of a convex
+// counter-clockwise polygon, keeping the left side (Sutherland-Hodgman). Returns the count.
+static int clip(double in[][2], int n, const double *a, const double *b, double out[][2], int cap)
+{
+    int m = 0;
+    for (int i = 0; i < n && m + 2 <= cap; i++) {
+        const double *p = in[i], *q = in[(i + 1) % n];
+        double sp = cross(a, b, p), sq = cross(a, b, q);
+        if (sp >= 0)
+            out[m][0] = p[0], out[m][1] = p[1], m++;
+        if ((sp >= 0) != (sq >= 0)) {
+            double t = sp / (sp - sq);
+            out[m][0] = p[0] + t * (q[0] - p[0]);
+            out[m][1] = p[1] + t * (q[1] - p[1]);
+            m++;
+        }
+    }
+    return m;
+}
+
+double gs_warp_footprint_overlap(const double *a, int n_a, const double *b, int n_b)
+{
+    static _Thread_local double ha[HULL_MAX + 1][2], hb[HULL_MAX + 1][2];
+    static _Thread_local double w1[2 * HULL_MAX + 4][2], w2[2 * HULL_MAX + 4][2];
+    if (!a || !b)
+        return -1;
+    int na = hull(a, n_a, ha), nb = hull(b, n_b, hb);
+    if (na < 3 || nb < 3)
+        return -1;
+    for (int i = 0; i < na; i++) // across the antimeridian: the boxes decide
+        if (fabs(ha[i][0] - ha[0][0]) > 180)
+            return -1;
+    for (int i = 0; i < nb; i++)
+        if (fabs(hb[i][0] - hb[0][0]) > 180)
+            return -1;
+    double area_a = area(ha, na), area_b = area(hb, nb), smaller = fmin(area_a, area_b);
+    if (!(smaller > 0))
+        return 0;
+    int n = na, cap = 2 * HULL_MAX + 4;
+    memcpy(w1, ha, (size_t)na * sizeof w1[0]);
+    for (int j = 0; j < nb && n > 0; j++) {
+        n = clip(w1, n, hb[j], hb[(j + 1) % nb], w2, cap);
+        memcpy(w1, w2, (size_t)n * sizeof w1[0]);
+    }
+    double f = n >= 3 ? area(w1, n) / smaller : 0;
+    return f > 1 ? 1 : f;
+}
+
+// item_overlap: footprints when both have one, else boxes.
+static double item_overlap(const gs_warp_item_t *o, const gs_warp_item_t *s)
+{
+    double box = gs_warp_overlap(o->bbox, s->bbox);
+    if (box <= 0 || !o->footprint || !s->footprint)
+        return box;
+    double f = gs_warp_footprint_overlap(o->footprint, o->n_footprint, s->footprint,
+                                         s->n_footprint);
+    return f < 0 ? box : f;
 }
 
 // The item array, for the sort comparator (qsort has no user data).
@@ -60,7 +172,7 @@ static long partner(const gs_job_t *job, const entry_t *e, size_t i, double *out
             break; // every later candidate of the best time was seen
         if (max_gap_s > 0 && (double)(s->time - o->time) > max_gap_s)
             break;
-        double ov = gs_warp_overlap(o->bbox, s->bbox);
+        double ov = item_overlap(o, s);
         if (ov <= 0 || ov < job->changes.min_overlap)
             continue;
         // the same time as the best so far: the larger overlap, then the smaller id

@@ -47,6 +47,74 @@ START_TEST(test_changes_overlap)
 }
 END_TEST
 
+// diamond: a square turned by 45 degrees around (cx, cy), "radius" 1, as a ring of 4 * per
+// points (per points on each edge) closed by repeating the first point; box into bb.
+static void diamond(double cx, double cy, int per, double *ring, double bb[4])
+{
+    const double v[5][2] = {{1, 0}, {0, 1}, {-1, 0}, {0, -1}, {1, 0}};
+    int n = 0;
+    for (int e = 0; e < 4; e++)
+        for (int k = 0; k < per; k++) {
+            double t = (double)k / per;
+            ring[2 * n] = cx + v[e][0] + t * (v[e + 1][0] - v[e][0]);
+            ring[2 * n + 1] = cy + v[e][1] + t * (v[e + 1][1] - v[e][1]);
+            n++;
+        }
+    ring[2 * n] = ring[0], ring[2 * n + 1] = ring[1];
+    bb[0] = cx - 1, bb[1] = cy - 1, bb[2] = cx + 1, bb[3] = cy + 1;
+}
+
+START_TEST(test_changes_footprint_overlap)
+{
+    // two turned squares one unit apart: their boxes overlap by half, the squares by a quarter
+    // (the intersection is a square of area 0.5; each diamond has area 2)
+    double a[2 * 65], b[2 * 65], c[2 * 65], ba[4], bb[4], bc[4];
+    diamond(0, 0, 16, a, ba);
+    diamond(1, 0, 1, b, bb); // 4 corners + the closing point: the hull is the same shape
+    diamond(1, 1, 16, c, bc);
+    ck_assert_double_eq_tol(gs_warp_overlap(ba, bb), 0.5, 1e-12);
+    ck_assert_double_eq_tol(gs_warp_footprint_overlap(a, 65, b, 5), 0.25, 1e-9);
+    ck_assert_double_eq_tol(gs_warp_footprint_overlap(b, 5, a, 65), 0.25, 1e-9);
+    ck_assert_double_eq_tol(gs_warp_footprint_overlap(a, 65, a, 65), 1.0, 1e-9);
+    // diagonal neighbours only touch along an edge: boxes say 0.25, footprints 0
+    ck_assert_double_eq_tol(gs_warp_overlap(ba, bc), 0.25, 1e-12);
+    ck_assert_double_eq_tol(gs_warp_footprint_overlap(a, 65, c, 65), 0.0, 1e-9);
+    // far apart, and degenerate or missing footprints
+    diamond(10, 10, 4, c, bc);
+    ck_assert_double_eq_tol(gs_warp_footprint_overlap(a, 65, c, 17), 0.0, 1e-12);
+    ck_assert_double_eq(gs_warp_footprint_overlap(a, 2, c, 17), -1);
+    ck_assert_double_eq(gs_warp_footprint_overlap(NULL, 0, c, 17), -1);
+    // across the antimeridian: the boxes decide (-1)
+    double am[8] = {179.5, 0, -179.5, 0, -179.5, 1, 179.5, 1};
+    ck_assert_double_eq(gs_warp_footprint_overlap(am, 4, am, 4), -1);
+}
+END_TEST
+
+// Pairing uses the footprints when both scenes have one: turned squares whose boxes overlap by
+// half pair at min_overlap 0.4 without footprints and not with them.
+START_TEST(test_changes_pairs_use_footprints)
+{
+    gs_job_t *j = job_of("changes: {min_overlap: 0.4}\n");
+    double a[2 * 65], b[2 * 65];
+    gs_warp_item_t it[2] = {{.id = 1, .has_time = 1, .time = 0},
+                            {.id = 2, .has_time = 1, .time = 10 * DAY}};
+    diamond(0, 0, 16, a, it[0].bbox);
+    diamond(1, 0, 16, b, it[1].bbox);
+    gs_warp_pair_t *p = NULL;
+    size_t n = 0;
+    gs_warp_pairs(j, it, 2, &p, &n);
+    ck_assert_uint_eq(n, 1); // boxes only
+    ck_assert_double_eq_tol(p[0].overlap, 0.5, 1e-12);
+    gs_free(p);
+    it[0].footprint = a, it[0].n_footprint = 65;
+    it[1].footprint = b, it[1].n_footprint = 65;
+    gs_warp_pairs(j, it, 2, &p, &n);
+    ck_assert_uint_eq(n, 0);
+    gs_free(p);
+    gs_job_destroy(&j);
+}
+END_TEST
+
 START_TEST(test_changes_pairs_latest_within_gap)
 {
     gs_job_t *j = job_of("changes: {max_gap_days: 100, min_overlap: 0.5}\n");
@@ -240,6 +308,8 @@ Suite *changes_warp_suite(void)
     Suite *s = suite_create("changes_warp");
     TCase *tc = tcase_create("pairs");
     tcase_add_test(tc, test_changes_overlap);
+    tcase_add_test(tc, test_changes_footprint_overlap);
+    tcase_add_test(tc, test_changes_pairs_use_footprints);
     tcase_add_test(tc, test_changes_pairs_latest_within_gap);
     tcase_add_test(tc, test_changes_pairs_consecutive_backfill);
     tcase_add_test(tc, test_changes_spec_grid_crs_needs_crs);
