@@ -335,8 +335,9 @@ static enum MHD_Result api_health(gs_http_t *h, struct MHD_Connection *c)
     gs_buf_init(&b, 4096);
     gs_buf_puts(&b, "{\"status\":\"ok\",\"version\":\"" GS_VERSION "\",\"model_id\":");
     gs_buf_json_str(&b, gs_search_model_id(h->search));
-    gs_buf_printf(&b, ",\"n_vectors\":%zu,\"dim\":%d}\n", gs_search_ntotal(h->search),
-                  gs_search_dim(h->search));
+    gs_buf_printf(&b, ",\"n_vectors\":%zu,\"dim\":%d,\"n_changes\":%zu}\n",
+                  gs_search_ntotal(h->search), gs_search_dim(h->search),
+                  h->o.changes ? gs_chsearch_n_records(h->o.changes) : 0);
     enum MHD_Result ok = send_bytes(c, MHD_HTTP_OK, "application/json", b.data, b.len);
     gs_buf_cleanup(&b);
     return ok;

@@ -8,7 +8,8 @@
 //   GET /api/changes?q=&k=&bbox=&from=&to=&caption=&format=json|geojson
 //                                 change pairs (query/chsearch.h), the same bytes as
 //                                 `geoscribe query --changes`; 404 without change records
-//   GET /api/health               {"status":"ok","model_id":...,"n_vectors":...,"dim":...}
+//   GET /api/health               {"status":"ok","model_id":...,"n_vectors":...,"dim":...,
+//                                  "n_changes":...} (n_changes: change records, 0 = none)
 // Errors are JSON {"error":{"code":1,"name":"GS_EINVAL","message":"..."}} with status 400
 // (bad request), 404 (unknown tile or path), 413 (too big) or 500.
 // Thumbnails need GDAL, which query/ may not include: the program installs a render callback
