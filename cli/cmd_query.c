@@ -606,8 +606,7 @@ static int run_remote(const args_t *a, const gs_search_req_t *req)
 // ---- change search (--changes) --------------------------------------------------------------
 
 // print_changes: change hits in the --format asked for (the same bytes from --db and --server).
-static int print_changes(gs_format_t fmt, const gs_chsearch_hit_t *hits, size_t n,
-                         uint64_t n_cand)
+static int print_changes(gs_format_t fmt, const gs_chsearch_hit_t *hits, size_t n, uint64_t n_cand)
 {
     int rc = 1;
     if (fmt == GS_FORMAT_TEXT) {

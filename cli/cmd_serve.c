@@ -39,7 +39,8 @@ void gs_cli_query_chhit_to_pb(const gs_chsearch_hit_t *h, Geoscribe__Query__Chan
 typedef struct {
     gs_search_t *search;
     gs_chsearch_t *changes; // NULL when the output has no change records
-    char changes_err[512];  // why not (the reply to a change search then)
+    gs_err changes_code;    // why not: the error reply to a change search then
+    char changes_err[512];
     atomic_uint_fast64_t n_requests, n_errors, n_searches, n_change_searches, search_us;
     double t_start;
 } serve_t;
@@ -157,7 +158,7 @@ static void do_changes(serve_t *sv, const Geoscribe__Query__Request *rq, gs_aren
     char err[GS_SEARCH_ERR_NBYTES];
     double t0 = now_s();
     if (!sv->changes) {
-        error_reply(sv, GS_ENOTFOUND, sv->changes_err, out);
+        error_reply(sv, sv->changes_code, sv->changes_err, out);
         return;
     }
     gs_chsearch_req_t req;
@@ -193,8 +194,10 @@ static void do_changes(serve_t *sv, const Geoscribe__Query__Request *rq, gs_aren
     r.body_case = GEOSCRIBE__QUERY__REPLY__BODY_CHANGES;
     r.changes = &cr;
     if (pack_reply(&r, out) != GS_OK) {
-        snprintf(err, sizeof err, "a reply of %zu changes is over the reply size limit: ask for "
-                                  "fewer", n);
+        snprintf(err, sizeof err,
+                 "a reply of %zu changes is over the reply size limit: ask for "
+                 "fewer",
+                 n);
         error_reply(sv, GS_ETOOBIG, err, out);
         return;
     }
@@ -454,7 +457,9 @@ static int serve(const args_t *a)
     // records; without them change requests get GS_ENOTFOUND with the reason.
     gs_chsearch_opts_t co = {
         .model = a->model, .arch = a->arch, .vocab = a->vocab, .n_threads = a->threads};
-    if (gs_chsearch_open(a->db, &co, &sv.changes, sv.changes_err, sizeof sv.changes_err) != GS_OK)
+    sv.changes_code =
+        gs_chsearch_open(a->db, &co, &sv.changes, sv.changes_err, sizeof sv.changes_err);
+    if (sv.changes_code != GS_OK)
         GS_LOG_INFO("no change search: %s", sv.changes_err);
     gs_server_opts_t o = {.endpoint = a->bind,
                           .allow_remote = a->allow_remote,

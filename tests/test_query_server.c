@@ -674,11 +674,10 @@ static void setup_changes(void)
     }
 }
 
-static void teardown_changes(void)
-{
-}
+static void teardown_changes(void) {}
 
-static Geoscribe__Query__Reply *change_call(gs_qclient_t *c, const Geoscribe__Query__ChangeSearchRequest *cr,
+static Geoscribe__Query__Reply *change_call(gs_qclient_t *c,
+                                            const Geoscribe__Query__ChangeSearchRequest *cr,
                                             uint64_t id, gs_buf_t *req, gs_buf_t *rep, char *err)
 {
     Geoscribe__Query__Request r = GEOSCRIBE__QUERY__REQUEST__INIT;
@@ -761,8 +760,7 @@ static gs_chsearch_hit_t *check_change(chctx_t *x, const Geoscribe__Query__Chang
     gs_chsearch_hit_t *w = NULL;
     size_t n = 0;
     uint64_t n_cand = 0;
-    ck_assert_msg(gs_chsearch_run(x->local, q, x->arena, &w, &n, &n_cand, err, sizeof err) ==
-                      GS_OK,
+    ck_assert_msg(gs_chsearch_run(x->local, q, x->arena, &w, &n, &n_cand, err, sizeof err) == GS_OK,
                   "%s: %s", what, err);
     uint64_t id = ++x->next_id;
     Geoscribe__Query__Reply *r = change_call(x->c, cr, id, &x->req, &x->rep, err);
@@ -908,7 +906,8 @@ START_TEST(test_server_change_search)
     memset(long_text, 'x', 5000);
     Geoscribe__Query__ChangeSearchRequest bad[7];
     for (int i = 0; i < 7; i++)
-        bad[i] = (Geoscribe__Query__ChangeSearchRequest)GEOSCRIBE__QUERY__CHANGE_SEARCH_REQUEST__INIT;
+        bad[i] =
+            (Geoscribe__Query__ChangeSearchRequest)GEOSCRIBE__QUERY__CHANGE_SEARCH_REQUEST__INIT;
     bad[0].n_bbox = 3, bad[0].bbox = bbox3;
     bad[1].n_bbox = 4, bad[1].bbox = badbox;
     bad[2].from = "yesterday";
@@ -916,7 +915,7 @@ START_TEST(test_server_change_search)
     bad[4].k = 200000;
     bad[5].text = long_text;
     bad[6].min_score = NAN;
-    const gs_err codes[7] = {GS_EINVAL, GS_EINVAL, GS_EINVAL, GS_EINVAL,
+    const gs_err codes[7] = {GS_EINVAL,  GS_EINVAL,  GS_EINVAL, GS_EINVAL,
                              GS_ETOOBIG, GS_ETOOBIG, GS_EINVAL};
     for (int i = 0; i < 7; i++) {
         char what[64];
