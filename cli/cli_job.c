@@ -1,6 +1,7 @@
 // The start-up shared by `geoscribe ingest` and `geoscribe changes` (cli/cli_job.h).
 #define GS_LOG_MODULE "cli"
 #include "cli/cli_job.h"
+#include "query/pubsub.h"
 
 #include <getopt.h>
 #include <stdio.h>
@@ -146,4 +147,30 @@ gs_err gs_cli_job_recv_start(Geoscribe__Start **out)
     *out = geoscribe__start__unpack(NULL, n, buf);
     gs_free(buf);
     return *out ? GS_OK : GS_EFORMAT;
+}
+
+// ---- progress over ZeroMQ -------------------------------------------------------------------
+
+struct gs_pub *gs_cli_job_publisher(const gs_job_t *job)
+{
+    if (!*job->progress.publish)
+        return NULL;
+    gs_pub_t *p = NULL;
+    char err[512] = "";
+    if (gs_pub_open(job->progress.publish, &p, err, sizeof err) != GS_OK) {
+        GS_LOG_WARN("progress is not published: %s", err);
+        return NULL;
+    }
+    GS_LOG_INFO("progress published on %s", job->progress.publish);
+    return p;
+}
+
+void gs_cli_job_publish(void *pub, const char *topic, const void *packed, size_t nbytes)
+{
+    gs_pub_send(pub, topic, packed, nbytes); // a dropped report is replaced by the next one
+}
+
+void gs_cli_job_publisher_close(struct gs_pub **pub)
+{
+    gs_pub_close(pub, 2000);
 }

@@ -39,3 +39,12 @@ gs_err gs_cli_job_send_start(gs_err status, const char *message, uint64_t settin
 // gs_cli_job_recv_start: a worker's side of gs_cli_job_send_start. *out is new
 // (geoscribe__start__free_unpacked). GS_EMPI, GS_EFORMAT.
 gs_err gs_cli_job_recv_start(Geoscribe__Start **out);
+
+// gs_cli_job_publisher: with progress.publish set, a ZeroMQ PUB socket for rank 0's progress
+// reports (query/pubsub.h); NULL without it, or when it cannot be opened (a warning: a
+// monitor's port in use must not stop a nightly job). gs_cli_job_publish is the
+// gs_progress_sink_fn that sends on it; gs_cli_job_publisher_close gives the last report up to
+// two seconds to leave.
+struct gs_pub *gs_cli_job_publisher(const gs_job_t *job);
+void gs_cli_job_publish(void *pub, const char *topic, const void *packed, size_t nbytes);
+void gs_cli_job_publisher_close(struct gs_pub **pub);

@@ -140,12 +140,16 @@ static int run_rank0(gs_job_t *job, const gs_cli_job_args_t *a)
         gs_chworker_close(&w);
         return GS_CLI_EXIT_FATAL;
     }
+    struct gs_pub *pub = gs_cli_job_publisher(job);
+    if (pub)
+        gs_chcoord_set_progress_sink(c, gs_cli_job_publish, pub);
     e = gs_cli_size > 1 ? gs_chcoord_serve_mpi(c, gs_cli_size) : run_local(c, w);
     gs_chworker_close(&w);
     gs_changes_summary_t s = {0};
     gs_err fe = gs_chcoord_finish(c, &s);
     if (e == GS_OK)
         e = fe;
+    gs_cli_job_publisher_close(&pub);
     print_summary(job, c, &s, a->fmt);
     gs_chcoord_close(&c);
     if (e != GS_OK) {

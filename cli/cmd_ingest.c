@@ -149,6 +149,9 @@ static int run_rank0(gs_job_t *job, const gs_cli_job_args_t *a)
     bool tty = isatty(2) == 1;
     if (tty)
         gs_log_set(tty_sink, NULL);
+    struct gs_pub *pub = gs_cli_job_publisher(job);
+    if (pub)
+        gs_coord_set_progress_sink(c, gs_cli_job_publish, pub);
     e = gs_cli_size > 1 ? gs_coord_serve_mpi(c, gs_cli_size) : run_local(c, w);
     gs_coord_summary_t s = {0};
     gs_err fe = gs_coord_finish(c, &s); // ends the progress line
@@ -157,6 +160,7 @@ static int run_rank0(gs_job_t *job, const gs_cli_job_args_t *a)
     gs_worker_close(&w);
     if (e == GS_OK)
         e = fe;
+    gs_cli_job_publisher_close(&pub);
     print_summary(job, c, &s, a->fmt);
     gs_coord_close(&c);
     if (e != GS_OK) {

@@ -4,6 +4,8 @@
 // read-only secondary instance, so it works while a job runs.
 #define GS_LOG_MODULE "cli"
 #include <dirent.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <string.h>
@@ -19,6 +21,8 @@
 #include "index/layout.h"
 #include "index/vindex.h"
 #include "jobs/spec.h"
+#include "proto/geoscribe.pb-c.h"
+#include "query/pubsub.h"
 
 typedef struct {
     uint64_t n_tasks, n_done, n_failed, n_quarantined, n_pending; // tasks
@@ -202,13 +206,106 @@ static int report(const char *out, gs_format_t fmt)
     return 0;
 }
 
+// ---- --watch: progress reports of running jobs over ZeroMQ ----------------------------------
+
+static void print_progress(const char *topic, const Geoscribe__Progress *m, gs_format_t fmt)
+{
+    gs_buf_t b;
+    gs_buf_init(&b, 1 << 16);
+    if (fmt == GS_FORMAT_JSON) {
+        gs_buf_puts(&b, "{\"topic\":");
+        gs_buf_json_str(&b, topic);
+        gs_buf_puts(&b, ",\"job\":");
+        gs_buf_json_str(&b, m->job ? m->job : "");
+        gs_buf_puts(&b, ",\"kind\":");
+        gs_buf_json_str(&b, m->kind ? m->kind : "");
+        gs_buf_printf(&b,
+                      ",\"tasks_total\":%llu,\"tasks_done\":%llu,\"tiles_done\":%llu,"
+                      "\"tiles_total\":%llu,\"skipped\":%llu,\"captioned\":%llu,"
+                      "\"failed\":%llu,\"quarantined\":%llu,\"tiles_per_s\":%.3f,"
+                      "\"eta_s\":%.1f,\"elapsed_s\":%.1f,\"done\":%s,\"complete\":%s}\n",
+                      (unsigned long long)m->n_tasks_total, (unsigned long long)m->n_tasks_done,
+                      (unsigned long long)m->n_tiles_done, (unsigned long long)m->n_tiles_total,
+                      (unsigned long long)m->n_skipped, (unsigned long long)m->n_captioned,
+                      (unsigned long long)m->n_failed, (unsigned long long)m->n_quarantined,
+                      m->tiles_per_s, m->eta_s, m->elapsed_s, m->done ? "true" : "false",
+                      m->complete ? "true" : "false");
+    } else {
+        gs_buf_printf(&b, "%s %s: tasks %llu/%llu tiles %llu", m->kind ? m->kind : topic,
+                      m->job ? m->job : "", (unsigned long long)m->n_tasks_done,
+                      (unsigned long long)m->n_tasks_total, (unsigned long long)m->n_tiles_done);
+        if (m->n_tiles_total)
+            gs_buf_printf(&b, "/%llu", (unsigned long long)m->n_tiles_total);
+        gs_buf_printf(&b, " %.1f tiles/s elapsed %.0fs", m->tiles_per_s, m->elapsed_s);
+        if (m->eta_s >= 0 && !m->done)
+            gs_buf_printf(&b, " ETA %.0fs", m->eta_s);
+        if (m->n_failed || m->n_quarantined)
+            gs_buf_printf(&b, " failed %llu quarantined %llu", (unsigned long long)m->n_failed,
+                          (unsigned long long)m->n_quarantined);
+        if (m->done)
+            gs_buf_puts(&b, m->complete ? " done (complete)" : " done (incomplete)");
+        gs_buf_puts(&b, "\n");
+    }
+    fwrite(b.data, 1, b.len, stdout);
+    fflush(stdout);
+    gs_buf_cleanup(&b);
+}
+
+// watch: prints every report until a last one (--until-done) or no report for timeout_s.
+static int watch(const char *endpoint, bool until_done, double timeout_s, gs_format_t fmt)
+{
+    gs_sub_t *sub = NULL;
+    char err[512] = "", bound[256] = "";
+    if (gs_sub_open(endpoint, "", &sub, bound, sizeof bound, err, sizeof err) != GS_OK) {
+        fprintf(stderr, "geoscribe status: %s\n", err);
+        return 1;
+    }
+    fprintf(stderr, "geoscribe status: watching %s\n", bound);
+    int rc = 0;
+    uint8_t data[4096];
+    for (;;) {
+        char topic[64];
+        size_t n = 0;
+        gs_err e = gs_sub_recv(sub, timeout_s > 0 ? (int)(timeout_s * 1000) : -1, topic,
+                               sizeof topic, data, sizeof data, &n);
+        if (e == GS_ETIMEOUT) {
+            fprintf(stderr, "geoscribe status: no progress report for %.0f s\n", timeout_s);
+            rc = 1;
+            break;
+        }
+        if (e == GS_EIO) // interrupted (Ctrl-C) or closed
+            break;
+        Geoscribe__Progress *m =
+            e == GS_OK ? geoscribe__progress__unpack(NULL, n, data) : NULL;
+        if (!m) {
+            fprintf(stderr, "geoscribe status: a malformed report on topic \"%s\" skipped\n",
+                    topic);
+            continue;
+        }
+        print_progress(topic, m, fmt);
+        bool last = m->done, complete = m->complete;
+        geoscribe__progress__free_unpacked(m, NULL);
+        if (until_done && last) {
+            rc = complete ? 0 : 3;
+            break;
+        }
+    }
+    gs_sub_close(&sub);
+    return rc;
+}
+
 static int run(int argc, char **argv)
 {
     static const struct option opts[] = {{"db", required_argument, NULL, 'd'},
                                          {"set", required_argument, NULL, 's'},
                                          {"format", required_argument, NULL, 'f'},
+                                         {"watch", required_argument, NULL, 'w'},
+                                         {"until-done", no_argument, NULL, 'u'},
+                                         {"timeout", required_argument, NULL, 't'},
                                          {0}};
-    const char *db = NULL, *sets[GS_JOB_MAX_SETS];
+    const char *db = NULL, *sets[GS_JOB_MAX_SETS], *watch_ep = NULL;
+    bool until_done = false;
+    double timeout_s = 0;
     int n_sets = 0, c;
     gs_format_t fmt = GS_FORMAT_TEXT;
     optind = 1;
@@ -220,8 +317,20 @@ static int run(int argc, char **argv)
         else if (c == 'f') {
             if (gs_cli_parse_format("status", optarg, false, &fmt) != 0)
                 return 2;
+        } else if (c == 'w')
+            watch_ep = optarg;
+        else if (c == 'u')
+            until_done = true;
+        else if (c == 't') {
+            if (gs_parse_f64(optarg, &timeout_s) != GS_OK || timeout_s < 0)
+                return gs_cli_usage_error("status", "--timeout takes seconds >= 0");
         } else
             return gs_cli_usage_error("status", "unknown option");
+    }
+    if (watch_ep) {
+        if (db || optind < argc)
+            return gs_cli_usage_error("status", "--watch takes no job file and no --db");
+        return watch(watch_ep, until_done, timeout_s, fmt);
     }
     if ((db != NULL) == (optind < argc) || argc - optind > 1)
         return gs_cli_usage_error("status", "expected a job file or --db DIR");
@@ -259,6 +368,7 @@ const gs_cli_cmd_t gs_cli_cmd_status = {
     .summary = "progress and contents of an ingest output (works while the job runs)",
     .usage =
         "usage: geoscribe status JOB.yaml [--set key=value]... | --db DIR  [--format text|json]\n"
+        "       geoscribe status --watch ENDPOINT [--until-done] [--timeout S] [--format text|json]\n"
         "\n"
         "Reads OUT/db (as a read-only secondary, so a running job is not disturbed) and the\n"
         "persisted index OUT/index/tiles.faiss. DIR is the output folder (or its db/).\n"
@@ -266,7 +376,16 @@ const gs_cli_cmd_t gs_cli_cmd_status = {
         "tiling.min_valid_fraction), failed; records are tile records in the store, vectors\n"
         "are vectors in the persisted index (equal to records once the job is complete).\n"
         "--format json prints one object with at least planned, done, skipped, failed,\n"
-        "quarantined, vectors and records.",
+        "quarantined, vectors and records.\n"
+        "\n"
+        "--watch subscribes to the progress reports that running jobs publish with\n"
+        "progress.publish (ingest and changes, rank 0, every 5 s and at the end): ENDPOINT\n"
+        "is tcp://host:port (connect to a job that binds) or @tcp://*:port (bind, for jobs that\n"
+        "publish to >tcp://this-host:port). One line per report (--format json: one object with\n"
+        "topic, job, kind, tasks_total, tasks_done, tiles_done, tiles_total, skipped,\n"
+        "captioned, failed, quarantined, tiles_per_s, eta_s, elapsed_s, done, complete).\n"
+        "--until-done exits after a job's last report (0 complete, 3 incomplete); --timeout S\n"
+        "exits 1 when no report came for S seconds.",
     .order = 41,
     .run = run,
 };

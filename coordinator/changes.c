@@ -506,6 +506,28 @@ static void progress(gs_chcoord_t *c, bool force)
                 (unsigned long long)c->sum.n_scored_run, (unsigned long long)c->sum.n_captioned_run,
                 (unsigned long long)c->sum.n_pairs_failed,
                 el > 0 ? 60.0 * (double)c->sum.n_pairs_run / el : 0.0);
+    Geoscribe__Progress m = GEOSCRIBE__PROGRESS__INIT;
+    m.n_tasks_total = c->sum.n_pairs;
+    m.n_tasks_done = c->sum.n_pairs_done;
+    m.n_tiles_done = c->sum.n_scored_run;
+    m.tiles_per_s = el > 0 ? (double)c->sum.n_scored_run / el : 0;
+    double pair_rate = el > 0 ? (double)c->sum.n_pairs_run / el : 0;
+    uint64_t left = c->sum.n_pairs > c->sum.n_pairs_done ? c->sum.n_pairs - c->sum.n_pairs_done : 0;
+    m.eta_s = pair_rate > 0 ? (double)left / pair_rate : -1;
+    m.n_failed = c->sum.n_pairs_failed;
+    m.job = c->job->name;
+    m.kind = "changes";
+    m.n_captioned = c->sum.n_captioned_run;
+    m.elapsed_s = el;
+    m.done = force && c->finishing;
+    m.complete = m.done && c->sum.complete;
+    gs__progress_emit(c->sink, c->sink_ud, "changes", &m);
+}
+
+void gs_chcoord_set_progress_sink(gs_chcoord_t *self, gs_progress_sink_fn fn, void *ud)
+{
+    self->sink = fn;
+    self->sink_ud = ud;
 }
 
 gs_err gs_chcoord_commit(gs_chcoord_t *self)
@@ -598,6 +620,7 @@ gs_err gs_chcoord_finish(gs_chcoord_t *self, gs_changes_summary_t *out)
         gs_capstore_batch_meta_set(c->batch, "changes.last_run", buf);
         e = gs_capstore_write(c->store, c->batch, true);
     }
+    c->finishing = true;
     progress(c, true);
     if (out)
         *out = c->sum;

@@ -71,6 +71,10 @@ gs_err gs_chcoord_commit(gs_chcoord_t *self);
 // done. GS_EMPI, GS_EUNSUPPORTED, and gs_chcoord_commit's.
 gs_err gs_chcoord_serve_mpi(gs_chcoord_t *self, int size);
 
+// gs_chcoord_set_progress_sink: where progress reports go besides the log (NULL = nowhere);
+// topic "changes", tasks = scene pairs (coordinator/ingest.h).
+void gs_chcoord_set_progress_sink(gs_chcoord_t *self, gs_progress_sink_fn fn, void *ud);
+
 // gs_chcoord_finish: persists the change index, removes the shards it holds, records the run
 // in meta and fills *out. GS_EIO, GS_EBACKEND.
 gs_err gs_chcoord_finish(gs_chcoord_t *self, gs_changes_summary_t *out);

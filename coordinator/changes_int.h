@@ -66,6 +66,9 @@ struct gs_chcoord {
 
     gs_changes_summary_t sum;
     double t0, last_progress, last_persist;
+    gs_progress_sink_fn sink; // progress reports (gs_chcoord_set_progress_sink), or NULL
+    void *sink_ud;
+    bool finishing; // gs_chcoord_finish runs: the next report is the last
 };
 
 // ---- changes.c ------------------------------------------------------------------------------

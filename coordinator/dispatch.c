@@ -214,6 +214,28 @@ void gs__progress(gs_coord_t *c, bool force)
                     (unsigned long long)c->sum.n_tasks_failed,
                     (unsigned long long)c->sum.n_quarantined);
     }
+    Geoscribe__Progress m = GEOSCRIBE__PROGRESS__INIT;
+    m.n_tasks_total = c->sum.n_tasks;
+    m.n_tasks_done = c->sum.n_tasks_done;
+    m.n_tiles_done = cells_done;
+    m.tiles_per_s = rate;
+    m.eta_s = cells_rate > 0 ? (double)left / cells_rate : -1;
+    m.n_failed = c->sum.n_tasks_failed;
+    m.n_quarantined = c->sum.n_quarantined;
+    m.job = c->job->name;
+    m.kind = "ingest";
+    m.n_tiles_total = c->sum.n_cells;
+    m.n_skipped = c->sum.n_skipped;
+    m.elapsed_s = el;
+    m.done = c->finishing;
+    m.complete = c->finishing && c->sum.complete;
+    gs__progress_emit(c->sink, c->sink_ud, "ingest", &m);
+}
+
+void gs_coord_set_progress_sink(gs_coord_t *self, gs_progress_sink_fn fn, void *ud)
+{
+    self->sink = fn;
+    self->sink_ud = ud;
 }
 
 // ---- the end --------------------------------------------------------------------------------
@@ -246,6 +268,7 @@ gs_err gs_coord_finish(gs_coord_t *self, gs_coord_summary_t *out)
         gs_capstore_batch_meta_set(c->batch, "plan.cells", buf);
         e = gs_capstore_write(c->store, c->batch, true);
     }
+    c->finishing = true;
     gs__progress(c, true);
     if (out)
         *out = c->sum;

@@ -20,6 +20,13 @@
 
 typedef struct gs_coord gs_coord_t;
 
+// gs_progress_sink_fn: gets every progress report of a run (the cadence of the progress log
+// lines, and a last one with done set), packed as geoscribe.Progress (proto/geoscribe.proto),
+// with its topic ("ingest" or "changes"). Called on rank 0's thread; must not block (cli/ hands
+// it to a ZeroMQ PUB socket, query/pubsub.h).
+typedef void (*gs_progress_sink_fn)(void *ud, const char *topic, const void *packed,
+                                    size_t nbytes);
+
 // The identity of the models of a run, as the worker side reports it (worker/ingest.h). The
 // first run of an output records it; a later run with another identity is refused.
 typedef struct {
@@ -82,6 +89,9 @@ gs_err gs_coord_handle(gs_coord_t *self, const void *req, size_t req_nbytes, voi
 // due. A bad shard fails its task (retried), never the job; GS_EIO / GS_EBACKEND (store or
 // index failures) are fatal and logged.
 gs_err gs_coord_commit(gs_coord_t *self);
+
+// gs_coord_set_progress_sink: where progress reports go besides the log (NULL = nowhere).
+void gs_coord_set_progress_sink(gs_coord_t *self, gs_progress_sink_fn fn, void *ud);
 
 // gs_coord_finished: true when no task is queued or running.
 bool gs_coord_finished(const gs_coord_t *self);

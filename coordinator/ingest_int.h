@@ -103,6 +103,9 @@ struct gs_coord {
     gs_coord_summary_t sum;
     uint64_t n_probes_total, n_probes_done;
     double t0, last_progress;
+    gs_progress_sink_fn sink; // progress reports (gs_coord_set_progress_sink), or NULL
+    void *sink_ud;
+    bool finishing; // gs_coord_finish runs: the next report is the last
     bool tty;
     char **q_uris, **q_reasons; // quarantined in this run
     size_t n_quar, cap_quar;

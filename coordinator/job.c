@@ -285,3 +285,19 @@ gs_err gs__job_serve_mpi(const gs__job_ops_t *ops, int size)
     }
     return status;
 }
+
+// ---- progress reports -----------------------------------------------------------------------
+
+void gs__progress_emit(gs_progress_sink_fn fn, void *ud, const char *topic,
+                       const Geoscribe__Progress *m)
+{
+    if (!fn)
+        return;
+    uint8_t buf[512];
+    size_t n = geoscribe__progress__get_packed_size(m);
+    uint8_t *p = n <= sizeof buf ? buf : gs_xmalloc(n);
+    geoscribe__progress__pack(m, p);
+    fn(ud, topic, p, n);
+    if (p != buf)
+        gs_free(p);
+}

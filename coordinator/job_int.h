@@ -50,6 +50,10 @@ void gs__reqs_cleanup(gs__reqs_t *q);
 double gs__now(void);
 
 // gs__errf: printf into err (when err and err_nbytes are set).
+// gs__progress_emit: packs m and hands it to the sink (nothing when fn is NULL).
+void gs__progress_emit(gs_progress_sink_fn fn, void *ud, const char *topic,
+                       const Geoscribe__Progress *m);
+
 void gs__errf(char *err, size_t err_nbytes, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 // gs__settings_encoder / gs__settings_image: the "key=value" lines of the settings identity

@@ -142,6 +142,8 @@ static const key_t keys[] = {
      "two-image captioner; empty = captioner.model, none = no change captions"},
     {"changes.prompt", K_STR, "What changed between the two images?", NO, OFF(changes.prompt), 0,
      "the question asked about each pair of tiles"},
+    {"progress.publish", K_STR, "", NO, OFF(progress.publish), 0,
+     "ZeroMQ PUB endpoint for progress: tcp://*:5557 binds, >tcp://host:5557 connects"},
 };
 #define N_KEYS ((int)(sizeof keys / sizeof keys[0]))
 
@@ -627,6 +629,15 @@ static gs_err validate(ctx_t *c, gs_job_t *j)
         return fail(c, line_of(c, "changes.grid"),
                     "changes.crs and a changes.resolution above 0 are required when "
                     "changes.grid is crs");
+    if (*j->progress.publish) {
+        const char *ep = j->progress.publish + (*j->progress.publish == '>' ||
+                                                *j->progress.publish == '@');
+        if (!(strncmp(ep, "tcp://", 6) == 0 || strncmp(ep, "ipc://", 6) == 0) || !ep[6])
+            return fail(c, line_of(c, "progress.publish"),
+                        "progress.publish must be a ZeroMQ endpoint tcp://... or ipc://... "
+                        "(>tcp://... to connect), got \"%s\"",
+                        j->progress.publish);
+    }
     if (!*j->index.type || strchr(j->index.type, ' '))
         return fail(c, line_of(c, "index.type"),
                     "index.type must be auto, flat or a FAISS factory string without "

@@ -142,6 +142,10 @@ typedef struct {
         char *caption_model;      // two-image captioner; "" = captioner.model; "none" = none
         char *prompt;             // the question asked about each pair of tiles
     } changes;
+    struct {
+        char *publish; // ZeroMQ PUB endpoint for Progress messages; "" = none. "tcp://*:5557"
+                       // binds, ">tcp://host:5557" connects (to a monitor that binds)
+    } progress;
 } gs_job_t;
 
 // The most --set overrides one load accepts.

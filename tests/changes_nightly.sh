@@ -45,6 +45,7 @@ write_job() { # the dates of the archive so far
     echo "encoder: {model: $shared/fixtures/openclip_tiny, vocab: $shared/fixtures/clip_bpe/bpe_simple_vocab_16e6.txt.gz, batch: 8, threads: 1}"
     echo "captioner: {max_tokens: 8}"
     echo "changes: {max_gap_days: 2000, top_fraction: 0.2, caption_model: $shared/fixtures/llava_tiny}"
+    [ -z "${2:-}" ] || echo "progress: {publish: \"$2\"}"
   } >"$job"
 }
 export OMP_WAIT_POLICY=PASSIVE GEOSCRIBE=$bin GS_NIGHTLY_LOCK=$tmp/lock
@@ -53,9 +54,30 @@ write_job "$puc/2005.tif, $puc/2010.tif, $puc/2015.tif"
   2>"$tmp/night1.err" || { cat "$tmp/night1.err" >&2; fail "night 1"; }
 grep -q '"pairs_this_run":2,' "$tmp/night1.log" || fail "night 1 made $(cat "$tmp/night1.log")"
 grep -q '"reused_embeddings":true' "$tmp/night1.log" || fail "night 1 did not reuse the ingest"
-write_job "$puc/2005.tif, $puc/2010.tif, $puc/2015.tif, $puc/2020.tif"
+# night 2 publishes its progress to a monitor that binds (progress.publish: >endpoint)
+"$bin" status --watch '@tcp://127.0.0.1:*' --timeout 60 --format json >"$tmp/watch.out" \
+  2>"$tmp/watch.err" &
+watcher=$!
+for _ in $(seq 1 50); do grep -q watching "$tmp/watch.err" 2>/dev/null && break; sleep 0.1; done
+ep=$(sed -n 's/.*watching //p' "$tmp/watch.err")
+[ -n "$ep" ] || fail "status --watch did not start: $(cat "$tmp/watch.err")"
+write_job "$puc/2005.tif, $puc/2010.tif, $puc/2015.tif, $puc/2020.tif" ">$ep"
 GS_NIGHTLY_JOB=$job "$src/deploy/systemd/geoscribe-nightly.sh" --format json \
   >"$tmp/night2.log" 2>"$tmp/night2.err" || { cat "$tmp/night2.err" >&2; fail "night 2"; }
+sleep 0.5
+kill "$watcher" 2>/dev/null
+wait "$watcher" 2>/dev/null
+/usr/bin/python3 - "$tmp/watch.out" <<'PY' || fail "progress reports: $(cat "$tmp/watch.out")"
+import json, sys
+r = [json.loads(l) for l in open(sys.argv[1])]
+last = {m['kind']: m for m in r if m['done']}
+assert set(last) == {'ingest', 'changes'}, f'last reports of {sorted(last)}'
+i, c = last['ingest'], last['changes']
+assert i['job'] == 'nightly' and i['complete'] and i['tasks_done'] == i['tasks_total'] > 0, i
+assert i['tiles_total'] == i['tiles_done'] and i['tiles_done'] - i['skipped'] == 72, i
+assert c['complete'] and c['tasks_total'] == c['tasks_done'] == 1, c  # the new pair
+assert c['tiles_done'] == 18 and c['captioned'] == 4, c
+PY
 grep -q '"tiles_this_run":18,' "$tmp/night2.log" || fail "night 2 ingested $(head -1 "$tmp/night2.log")"
 grep -q '"pairs_this_run":1,' "$tmp/night2.log" || fail "night 2 paired $(tail -1 "$tmp/night2.log")"
 grep -q '"records":54,' "$tmp/night2.log" || fail "night 2 holds $(tail -1 "$tmp/night2.log")"
