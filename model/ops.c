@@ -346,8 +346,12 @@ void gs_ops_rmsnorm(const float *x, int n_rows, int dim, const float *w, float e
         for (; i < dim; i++)
             ss += xr[i] * xr[i];
         float s = 1.0f / sqrtf(ss / dim + eps);
-        for (i = 0; i < dim; i++)
-            o[i] = xr[i] * s * (w ? w[i] : 1.0f);
+        if (w) // two loops, so that each vectorises (no per-element branch)
+            for (i = 0; i < dim; i++)
+                o[i] = xr[i] * s * w[i];
+        else
+            for (i = 0; i < dim; i++)
+                o[i] = xr[i] * s;
     }
 }
 
