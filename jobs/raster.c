@@ -311,6 +311,31 @@ out:
     return err;
 }
 
+gs_err gs_raster_write_png_rgb8(const uint8_t *rgb_hwc, int w, int h, const char *png_path)
+{
+    if (!rgb_hwc || !png_path || w < 1 || h < 1)
+        return GS_EINVAL;
+    gs_raster_init();
+    CPLErrorReset();
+    int map[3] = {1, 2, 3};
+    gs_err err = GS_OK;
+    GDALDatasetH png = NULL, mem = GDALCreate(GDALGetDriverByName("MEM"), "", w, h, 3, GDT_Byte,
+                                              NULL);
+    if (!mem ||
+        GDALDatasetRasterIO(mem, GF_Write, 0, 0, w, h, (void *)rgb_hwc, w, h, GDT_Byte, 3, map, 3,
+                            3 * w, 1) != CE_None ||
+        !(png = GDALCreateCopy(GDALGetDriverByName("PNG"), png_path, mem, FALSE, NULL, NULL,
+                               NULL))) {
+        GS_LOG_ERROR("could not write PNG \"%s\": %s", png_path, cpl_msg("write failed"));
+        err = GS_EIO;
+    }
+    if (png)
+        GDALClose(png);
+    if (mem)
+        GDALClose(mem);
+    return err;
+}
+
 // ---- datasets (raster_int.h) --------------------------------------------------------------
 
 struct gs__rds {

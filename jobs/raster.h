@@ -56,3 +56,8 @@ gs_err gs_raster_read_rgb8(const char *path, uint8_t **out_rgb, int *out_w, int 
 // Thread-safe (each call opens its own datasets).
 gs_err gs_raster_write_png_chip(const char *path, int x, int y, int w, int h, int max_side,
                                 const char *png_path);
+
+// gs_raster_write_png_rgb8: writes w x h pixels of 8-bit RGB, pixel-interleaved (HWC), as a PNG
+// at png_path (directly: write to a temporary name and rename for atomic caching).
+// GS_EINVAL (NULL, w or h < 1), GS_EIO (logged with the path). Thread-safe.
+gs_err gs_raster_write_png_rgb8(const uint8_t *rgb_hwc, int w, int h, const char *png_path);

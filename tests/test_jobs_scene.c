@@ -18,6 +18,7 @@
 #include "jobs/raster.h"
 #include "jobs/scene.h"
 #include "jobs/spec.h"
+#include "jobs/thumb.h"
 #include "jobs/tiles.h"
 #include "testutil.h"
 
@@ -323,6 +324,78 @@ START_TEST(test_composite_landsat_true_colour_percentile)
     const char *files[3] = {f[0], f[1], f[2]};
     check_group_rgb(data("scenes/landsat8-rio-tiler"), "{scene}_B{band}.TIF", "[4, 3, 2]", files,
                     NULL);
+}
+END_TEST
+
+// Thumbnails (jobs/thumb.h) of a multi-file Landsat scene show the job's composite: at full
+// size the PNG holds exactly the tile's pixels; shrunk, the box averages of them. The raw
+// chip of the group's first file (band 1, grey) differs.
+START_TEST(test_thumb_renders_the_job_composite)
+{
+    GS_NEED_SHARED();
+    gs_job_t *j = job_of("scenes: {group: '{scene}_B{band}.TIF'}\ncomposite: {bands: [4, 3, 2]}\n");
+    gs_free(j->inputs[0]);
+    j->inputs[0] = gs_xstrdup(data("scenes/landsat8-rio-tiler"));
+    gs_catalog_t cat;
+    char err[1024] = "";
+    ck_assert_msg(gs_catalog_build(j, &cat, err, sizeof err) == GS_OK, "%s", err);
+    const char *u = cat.uris[0];
+    gs_scene_t *sc = open_ok(j, u);
+    gs_tile_t t = {.x = 64, .y = 32, .w = 128, .h = 128};
+    uint8_t *want = gs_xmalloc(128 * 128 * 3);
+    double valid = 0;
+    gs_scene_problem_t pr;
+    ck_assert_int_eq(gs_tile_read_rgb8(sc, &t, want, &valid, &pr, err, sizeof err), GS_OK);
+    char png[4400];
+    snprintf(png, sizeof png, "%s/thumb.png", gs_test_tmpdir("thumb"));
+    // full size: pixel for pixel
+    ck_assert_msg(gs_thumb_render(j, u, 64, 32, 128, 128, 256, png, err, sizeof err) == GS_OK,
+                  "%s", err);
+    uint8_t *got = NULL;
+    int w = 0, h = 0;
+    ck_assert_int_eq(gs_raster_read_rgb8(png, &got, &w, &h), GS_OK);
+    ck_assert_int_eq(w, 128);
+    ck_assert_int_eq(h, 128);
+    ck_assert_int_eq(memcmp(got, want, 128 * 128 * 3), 0);
+    gs_free(got);
+    // shrunk 4x: each pixel the rounded mean of a 4x4 block
+    ck_assert_int_eq(gs_thumb_render(j, u, 64, 32, 128, 128, 32, png, err, sizeof err), GS_OK);
+    ck_assert_int_eq(gs_raster_read_rgb8(png, &got, &w, &h), GS_OK);
+    ck_assert_int_eq(w, 32);
+    ck_assert_int_eq(h, 32);
+    int bad = 0;
+    for (int y = 0; y < 32; y++)
+        for (int x = 0; x < 32; x++)
+            for (int c = 0; c < 3; c++) {
+                unsigned sum = 0;
+                for (int dy = 0; dy < 4; dy++)
+                    for (int dx = 0; dx < 4; dx++)
+                        sum += want[((size_t)(4 * y + dy) * 128 + 4 * x + dx) * 3 + c];
+                bad += got[((size_t)y * 32 + x) * 3 + c] != (sum + 8) / 16;
+            }
+    ck_assert_int_eq(bad, 0);
+    gs_free(got);
+    // the old chip of the raw group (its first file) is not the composite
+    char raw[4400];
+    snprintf(raw, sizeof raw, "%sscenes/landsat8-rio-tiler/LC08_L1TP_016037_20170813_20170814_01_RT/"
+             "LC08_L1TP_016037_20170813_20170814_01_RT_B1.TIF", data(""));
+    ck_assert_int_eq(gs_raster_write_png_chip(raw, 64, 32, 128, 128, 256, png), GS_OK);
+    ck_assert_int_eq(gs_raster_read_rgb8(png, &got, &w, &h), GS_OK);
+    ck_assert_int_ne(memcmp(got, want, 128 * 128 * 3), 0);
+    gs_free(got);
+    // a window past the edge is clipped; one outside the scene is refused with a reason
+    ck_assert_int_eq(gs_thumb_render(j, u, 200, 200, 128, 128, 256, png, err, sizeof err), GS_OK);
+    ck_assert_int_eq(gs_raster_read_rgb8(png, &got, &w, &h), GS_OK);
+    ck_assert_int_eq(w, 55);
+    ck_assert_int_eq(h, 59);
+    gs_free(got);
+    ck_assert_int_eq(gs_thumb_render(j, u, 900, 900, 16, 16, 256, png, err, sizeof err), GS_EINVAL);
+    ck_assert_ptr_nonnull(strstr(err, "outside"));
+    unlink(png);
+    gs_free(want);
+    gs_scene_close(&sc);
+    gs_catalog_cleanup(&cat);
+    gs_job_destroy(&j);
 }
 END_TEST
 
@@ -675,6 +748,7 @@ Suite *jobs_scene_suite(void)
     tcase_add_test(tr, test_scene_geostationary_and_cog);
     tcase_add_test(tr, test_scene_landsat_band_files_group_into_scenes);
     tcase_add_test(tr, test_composite_landsat_true_colour_percentile);
+    tcase_add_test(tr, test_thumb_renders_the_job_composite);
     tcase_add_test(tr, test_composite_bigearthnet_s2_true_and_false_colour);
     tcase_add_test(tr, test_composite_bigearthnet_s2_resamples_coarser_bands);
     tcase_add_test(tr, test_composite_bigearthnet_s1_sar_pseudo_rgb);

@@ -1,0 +1,23 @@
+// Thumbnails of tiles as the encoder saw them: the job's composite (bands, SAR channels,
+// multi-file scene groups, scaling, masks) read through jobs/tiles.h, box-averaged down to a
+// small PNG. The query server's /api/tile/<id>.png uses it when the output holds its job
+// (OUT/job.yaml, written by ingest); jobs/raster.h's gs_raster_write_png_chip (the raster's
+// first three bands, stretched per chip) is the fallback without one.
+#pragma once
+
+#include <stddef.h>
+
+#include "common/err.h"
+#include "jobs/spec.h"
+
+// The largest window gs_thumb_render reads (pixels): a tile is far smaller.
+#define GS_THUMB_MAX_PIXELS (16 * 1024 * 1024)
+
+// gs_thumb_render: the window (x, y, w, h) of the scene at uri (clipped to the scene; pixels
+// outside it and invalid ones are black) composed as `job` composes tiles, shrunk to at most
+// max_side pixels on its long side (never enlarged), written as an RGB PNG to png_path
+// (directly: write to a temporary name and rename for atomic caching).
+// Returns GS_OK; GS_EINVAL (a bad window), GS_EFORMAT (the scene cannot be read as the job
+// says), GS_EIO (the PNG), GS_ENOMEM; reason says why. Thread-safe (its own scene per call).
+gs_err gs_thumb_render(const gs_job_t *job, const char *uri, int x, int y, int w, int h,
+                       int max_side, const char *png_path, char *reason, size_t reason_nbytes);
