@@ -19,6 +19,8 @@
 #include "common/fs.h"
 #include "common/log.h"
 #include "jobs/raster.h"
+#include "jobs/spec.h"
+#include "jobs/thumb.h"
 #include "proto/query.pb-c.h"
 #include "query/chsearch.h"
 #include "query/format.h"
@@ -263,11 +265,35 @@ static void handle(void *ud, const void *req, size_t n, gs_arena_t *arena, gs_bu
 
 // ---- thumbnails (jobs/raster.h through query/http.h's callback) ------------------------------
 
+// render_thumb: ud is the output's job (OUT/job.yaml, written by ingest) or NULL. With it the
+// thumbnail is the tile as the encoder saw it (the job's bands, groups, scaling: jobs/thumb.h);
+// without it, the raster's first three bands stretched per chip.
 static gs_err render_thumb(void *ud, const char *uri, int x, int y, int w, int h, int max_side,
                            const char *png_path)
 {
-    (void)ud;
-    return gs_raster_write_png_chip(uri, x, y, w, h, max_side, png_path);
+    const gs_job_t *job = ud;
+    if (!job)
+        return gs_raster_write_png_chip(uri, x, y, w, h, max_side, png_path);
+    char why[1024] = "";
+    gs_err e = gs_thumb_render(job, uri, x, y, w, h, max_side, png_path, why, sizeof why);
+    if (e != GS_OK)
+        GS_LOG_WARN("no thumbnail of \"%s\": %s", uri, why);
+    return e;
+}
+
+// output_job: the job an ingest recorded in OUT/job.yaml, or NULL (with an INFO line).
+static gs_job_t *output_job(const char *out)
+{
+    char *p = gs_path_join(out, "job.yaml");
+    gs_job_t *job = NULL;
+    char err[2048] = "";
+    if (!gs_path_exists(p) || gs_job_load(p, NULL, 0, &job, err, sizeof err) != GS_OK) {
+        GS_LOG_INFO("thumbnails from the rasters' first bands: %s",
+                    *err ? err : "the output holds no job.yaml");
+        job = NULL;
+    }
+    gs_free(p);
+    return job;
 }
 
 // ---- keys -----------------------------------------------------------------------------------
@@ -447,6 +473,7 @@ static int serve(const args_t *a)
                            .preload = true};
     gs_server_t *srv = NULL;
     gs_http_t *http = NULL;
+    gs_job_t *thumb_job = NULL;
     int rc = 1;
     gs_err e = GS_OK;
     if (a->secret_key && gs_curve_read_key(a->secret_key, "secret-key", key, err, sizeof err))
@@ -478,7 +505,8 @@ static int serve(const args_t *a)
                              .web_dir = a->web,
                              .leaflet_dir = a->leaflet,
                              .cache_dir = a->cache,
-                             .thumb = render_thumb};
+                             .thumb = render_thumb,
+                             .thumb_ud = (thumb_job = output_job(a->db))};
         ho.changes = sv.changes; // NULL: no change records, /api/changes answers 404
         if ((e = gs_http_start(sv.search, &ho, &http, err, sizeof err)) != GS_OK)
             goto fail;
@@ -509,6 +537,7 @@ out:
     gs_chsearch_close(&sv.changes);
     gs_server_destroy(&srv);
     gs_search_close(&sv.search);
+    gs_job_destroy(&thumb_job);
     return rc;
 }
 

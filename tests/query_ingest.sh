@@ -69,6 +69,9 @@ d = urllib.request.urlopen(sys.argv[1]).read()
 assert d[:8] == b"\x89PNG\r\n\x1a\n", "not a PNG"' "${url}api/tile/$tile.png" || fail "thumbnail"
 kill -TERM $pid
 wait $pid || fail "serve exited $? after SIGTERM"
+# thumbnails are composed with the job ingest recorded (OUT/job.yaml), not from raw bands
+grep -q "thumbnails from the rasters' first bands" "$tmp/serve.log" &&
+  fail "serve did not use the output's job.yaml: $(grep thumbnails "$tmp/serve.log")"
 trap - EXIT
 echo "query_ingest: ok ($n tiles ingested and searched)"
 rm -rf "$tmp"
