@@ -91,36 +91,11 @@ mkdir -p "$demo_dir" "$data_dir" "$logs"
 exec 9>"$demo_dir/.lock"
 flock -n 9 || die 1 "another demo run is using $(rel "$demo_dir") (DEMO_DIR=... runs one elsewhere)"
 
-# The encoder must open. Workaround (docs/NOTES-demo.md): models/default/clip v1 stores
-# logit_scale with shape [1] where the loader (and transformers) want a 0-d tensor; the demo
-# then runs on a copy in DEMO_DIR/models whose header says [] (same bytes of weights).
+# The encoder must open.
 clip=$models/clip
 if ! "$gs" inspect-model "$clip" >"$logs/models.log" 2>&1; then
-  if grep -q 'tensor "logit_scale" .*expected shape \[\], found \[1\]' "$logs/models.log" &&
-    command -v python3 >/dev/null; then
-    if ! { rm -rf "$demo_dir/models/clip.tmp" && mkdir -p "$demo_dir/models" &&
-      cp -r "$clip" "$demo_dir/models/clip.tmp" &&
-      python3 - "$demo_dir/models/clip.tmp/model.safetensors" <<'EOF' &&
-import struct, sys
-path = sys.argv[1]
-with open(path, "r+b") as f:
-    n = struct.unpack("<Q", f.read(8))[0]
-    head = f.read(n).decode()
-    at = head.index('"shape":[1]', head.index('"logit_scale"'))
-    f.seek(8 + at)
-    f.write(b'"shape":[] ')  # same length: the data offsets stay valid
-EOF
-      rm -rf "$demo_dir/models/clip" && mv "$demo_dir/models/clip.tmp" "$demo_dir/models/clip" &&
-      "$gs" inspect-model "$demo_dir/models/clip" >"$logs/models.log" 2>&1; }; then
-      die 4 "could not make a loadable copy of $(rel "$clip") (log $(rel "$logs/models.log"))"
-    fi
-    echo "demo: $(rel "$clip") stores logit_scale as shape [1], which the loader refuses; using a" \
-      "copy with shape [] in $(rel "$demo_dir/models/clip") (docs/NOTES-demo.md)" >&2
-    clip=$demo_dir/models/clip
-  else
-    tail -n 3 "$logs/models.log" | sed 's/^/  | /' >&2
-    die 4 "the encoder $(rel "$clip") does not open (log $(rel "$logs/models.log"))"
-  fi
+  tail -n 3 "$logs/models.log" | sed 's/^/  | /' >&2
+  die 4 "the encoder $(rel "$clip") does not open (log $(rel "$logs/models.log"))"
 fi
 
 export OMP_WAIT_POLICY=PASSIVE

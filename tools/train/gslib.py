@@ -205,7 +205,9 @@ def save_safetensors(path, tensors, metadata=None):
     order = sorted(tensors)
     blobs = []
     for k in order:
-        a = np.ascontiguousarray(tensors[k])
+        a = np.asarray(tensors[k])
+        if not a.flags.c_contiguous:  # (np.ascontiguousarray would make a 0-d array 1-d)
+            a = a.copy(order="C")
         if a.dtype.byteorder == ">":
             a = a.astype(a.dtype.newbyteorder("<"))
         b = a.tobytes()
