@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Train both default models from ../shared/data/ucm-captions (train split only), save them in
 # models/default/{clip,captioner}, check the saved files against an independent numpy forward
-# and write the val metrics. One command, seeded, CPU only (2 threads, niced):
-#   tools/train/train_all.sh            # about 45 min wall on 2 shared cores
+# and write the val metrics. One command, seeded, CPU only (one thread per run, niced):
+#   tools/train/train_all.sh            # about 80 min wall (CLIP ~57, captioner ~19)
 # Needs: deploy/setup.sh --train (python3-torch, python3-numpy, python3-pil, python3-sentencepiece).
 # Extra arguments go to train_clip.py; GS_CAPTIONER_ARGS to train_captioner.py.
 set -euo pipefail
