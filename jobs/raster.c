@@ -243,6 +243,14 @@ static void chip_to_rgb8(GDALDatasetH ds, float *v, int n_ch, size_t n, int is_b
         }
 }
 
+void gs_raster_fit(int w, int h, int max_side, int *out_w, int *out_h)
+{
+    int ow = w >= h ? (w < max_side ? w : max_side) : (int)((int64_t)w * max_side / h);
+    int oh = h >= w ? (h < max_side ? h : max_side) : (int)((int64_t)h * max_side / w);
+    *out_w = ow < 1 ? 1 : ow > w ? w : ow;
+    *out_h = oh < 1 ? 1 : oh > h ? h : oh;
+}
+
 gs_err gs_raster_write_png_chip(const char *path, int x, int y, int w, int h, int max_side,
                                 const char *png_path)
 {
@@ -271,9 +279,8 @@ gs_err gs_raster_write_png_chip(const char *path, int x, int y, int w, int h, in
         goto out;
     }
     int n_ch = nb >= 3 ? 3 : 1, map[3] = {1, 2, 3};
-    int ow = w >= h ? (w < max_side ? w : max_side) : (int)((int64_t)w * max_side / h);
-    int oh = h >= w ? (h < max_side ? h : max_side) : (int)((int64_t)h * max_side / w);
-    ow = ow < 1 ? 1 : ow > w ? w : ow, oh = oh < 1 ? 1 : oh > h ? h : oh;
+    int ow, oh;
+    gs_raster_fit(w, h, max_side, &ow, &oh);
     size_t n = (size_t)ow * (size_t)oh;
     v = gs_trymalloc(n * 3 * sizeof *v);
     rgb = gs_trymalloc(n * 3);

@@ -57,6 +57,10 @@ gs_err gs_raster_read_rgb8(const char *path, uint8_t **out_rgb, int *out_w, int 
 gs_err gs_raster_write_png_chip(const char *path, int x, int y, int w, int h, int max_side,
                                 const char *png_path);
 
+// gs_raster_fit: the size of a w x h picture shrunk to at most max_side pixels on its long
+// side, keeping its aspect (never enlarged, at least 1 x 1): the thumbnails' size rule.
+void gs_raster_fit(int w, int h, int max_side, int *out_w, int *out_h);
+
 // gs_raster_write_png_rgb8: writes w x h pixels of 8-bit RGB, pixel-interleaved (HWC), as a PNG
 // at png_path (directly: write to a temporary name and rename for atomic caching).
 // GS_EINVAL (NULL, w or h < 1), GS_EIO (logged with the path). Thread-safe.

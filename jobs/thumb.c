@@ -49,9 +49,8 @@ gs_err gs_thumb_render(const gs_job_t *job, const char *uri, int x, int y, int w
         gs_scene_close(&sc);
         return GS_EINVAL;
     }
-    int ow = w >= h ? (w < max_side ? w : max_side) : (int)((int64_t)w * max_side / h);
-    int oh = h >= w ? (h < max_side ? h : max_side) : (int)((int64_t)h * max_side / w);
-    ow = ow < 1 ? 1 : ow > w ? w : ow, oh = oh < 1 ? 1 : oh > h ? h : oh;
+    int ow, oh;
+    gs_raster_fit(w, h, max_side, &ow, &oh);
     uint8_t *full = gs_trymalloc((size_t)w * h * 3), *small = gs_trymalloc((size_t)ow * oh * 3);
     double valid = 0;
     gs_tile_t t = {.x = x, .y = y, .w = w, .h = h};
