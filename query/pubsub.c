@@ -1,14 +1,11 @@
 // ZeroMQ PUB/SUB of progress messages (pubsub.h).
-#define GS_LOG_MODULE "query"
 #include "query/pubsub.h"
 
-#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 #include <zmq.h>
 
 #include "common/alloc.h"
-#include "common/log.h"
 
 struct gs_pub {
     void *ctx, *sock;
