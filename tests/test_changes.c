@@ -21,11 +21,6 @@
 #include "jobs/warp.h"
 #include "testutil.h"
 
-#define MPI_ENV                                                                                    \
-    "OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 "                                   \
-    "OMPI_MCA_rmaps_base_oversubscribe=1 OMPI_MCA_mca_base_component_disable_dlclose=1 "           \
-    "PMIX_MCA_mca_base_component_disable_dlclose=1 "                                               \
-    "ASAN_OPTIONS=\"${ASAN_OPTIONS:-}:fast_unwind_on_malloc=0\" OMP_WAIT_POLICY=PASSIVE "
 #define PUC GS_SHARED_DIR "/data/scenes/landsat-pucallpa"
 #define YEAR_S 31557600.0 // a Julian year, for "five years apart" checks
 
@@ -106,9 +101,9 @@ static void write_job(const char *path, const char *out, const char *years, cons
 static int run(const char *cmd, int ranks, const char *job, const char *prefix, const char *args)
 {
     if (ranks <= 1)
-        return sh(MPI_ENV "%s %s %s %s --format json >%s.log 2>%s.err", GS_BIN, cmd, job,
+        return sh(GS_TEST_MPI_ENV "%s %s %s %s --format json >%s.log 2>%s.err", GS_BIN, cmd, job,
                   args ? args : "", prefix, prefix);
-    return sh(MPI_ENV "%s -n %d %s %s %s %s --format json >%s.log 2>%s.err", GS_MPIEXEC, ranks,
+    return sh(GS_TEST_MPI_ENV "%s -n %d %s %s %s %s --format json >%s.log 2>%s.err", GS_MPIEXEC, ranks,
               GS_BIN, cmd, job, args ? args : "", prefix, prefix);
 }
 
@@ -385,11 +380,11 @@ START_TEST(test_changes_example_job)
     GS_NEED_SHARED();
     const char *d = tmpdir("changes_example");
     const char *ex = "jobs/examples/landsat-pucallpa-changes.yaml";
-    ck_assert_int_eq(sh("cd %s && " MPI_ENV "%s ingest %s --set output=%s/out >%s/i.log "
+    ck_assert_int_eq(sh("cd %s && " GS_TEST_MPI_ENV "%s ingest %s --set output=%s/out >%s/i.log "
                         "2>%s/i.err",
                         GS_SOURCE_DIR, GS_BIN, ex, d, d, d),
                      0);
-    ck_assert_int_eq(sh("cd %s && " MPI_ENV "%s changes %s --set output=%s/out --format json "
+    ck_assert_int_eq(sh("cd %s && " GS_TEST_MPI_ENV "%s changes %s --set output=%s/out --format json "
                         ">%s/c.log 2>%s/c.err",
                         GS_SOURCE_DIR, GS_BIN, ex, d, d, d),
                      0);
@@ -500,7 +495,7 @@ START_TEST(test_changes_kill_9_then_rerun)
     snprintf(pre, sizeof pre, "%s/clean", d);
     expect_ok(run("changes", 1, job, pre, NULL), pre);
     // each task sleeps 700 ms after writing its shard, before reporting it
-    ck_assert_int_eq(sh(MPI_ENV "GS_INGEST_TASK_DELAY_MS=700 %s changes %s --set output=%s "
+    ck_assert_int_eq(sh(GS_TEST_MPI_ENV "GS_INGEST_TASK_DELAY_MS=700 %s changes %s --set output=%s "
                                 ">%s/k.log 2>%s/k.err & echo $! >%s/pid",
                         GS_BIN, job, killed, d, d, d),
                      0);

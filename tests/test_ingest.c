@@ -23,13 +23,6 @@
 #include "index/vindex.h"
 #include "testutil.h"
 
-// MPI as root on one machine (README), and the ASan settings of tests/mpi_ping.sh. One-process
-// runs do not initialise MPI (cli/cmd_ingest.c), so they need none of it.
-#define MPI_ENV                                                                                    \
-    "OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 "                                   \
-    "OMPI_MCA_rmaps_base_oversubscribe=1 OMPI_MCA_mca_base_component_disable_dlclose=1 "           \
-    "PMIX_MCA_mca_base_component_disable_dlclose=1 "                                               \
-    "ASAN_OPTIONS=\"${ASAN_OPTIONS:-}:fast_unwind_on_malloc=0\" OMP_WAIT_POLICY=PASSIVE "
 #define LOCAL_ENV "OMP_WAIT_POLICY=PASSIVE "
 
 // ---- helpers --------------------------------------------------------------------------------
@@ -96,7 +89,7 @@ static int ingest(int ranks, const char *job, const char *out_prefix, const char
     if (ranks <= 1)
         return sh(LOCAL_ENV "%s ingest %s %s --format json >%s.log 2>%s.err", GS_BIN, job,
                   extra_args ? extra_args : "", out_prefix, out_prefix);
-    return sh(MPI_ENV "%s -n %d %s ingest %s %s --format json >%s.log 2>%s.err", GS_MPIEXEC, ranks,
+    return sh(GS_TEST_MPI_ENV "%s -n %d %s ingest %s %s --format json >%s.log 2>%s.err", GS_MPIEXEC, ranks,
               GS_BIN, job, extra_args ? extra_args : "", out_prefix, out_prefix);
 }
 
@@ -456,7 +449,7 @@ static uint64_t run_and_kill(int ranks, const char *job, const char *out, int wh
                  GS_BIN, job, errf);
     else
         snprintf(cmd, sizeof cmd,
-                 MPI_ENV
+                 GS_TEST_MPI_ENV
                  "GS_INGEST_TASK_DELAY_MS=40 GS_INGEST_PERSIST_MS=60 "
                  "exec %s -x GS_INGEST_TASK_DELAY_MS -x GS_INGEST_PERSIST_MS -n %d %s ingest %s "
                  ">/dev/null 2>%s",
@@ -768,7 +761,7 @@ START_TEST(test_ingest_captions_per_scene_one_process_and_mpirun)
         snprintf(out, sizeof out, "%s/caps%d", tmp, ranks);
         char cmd[16384], launch[4608];
         if (ranks > 1)
-            snprintf(launch, sizeof launch, MPI_ENV "%s -n %d %s", GS_MPIEXEC, ranks, GS_BIN);
+            snprintf(launch, sizeof launch, GS_TEST_MPI_ENV "%s -n %d %s", GS_MPIEXEC, ranks, GS_BIN);
         else
             snprintf(launch, sizeof launch, LOCAL_ENV "%s", GS_BIN);
         snprintf(cmd, sizeof cmd,

@@ -627,11 +627,6 @@ END_TEST
 
 // ---- change search (ChangeSearchRequest) ---------------------------------------------------
 
-#define MPI_ENV                                                                                    \
-    "OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 "                                   \
-    "OMPI_MCA_rmaps_base_oversubscribe=1 OMPI_MCA_mca_base_component_disable_dlclose=1 "           \
-    "PMIX_MCA_mca_base_component_disable_dlclose=1 "                                               \
-    "ASAN_OPTIONS=\"${ASAN_OPTIONS:-}:fast_unwind_on_malloc=0\" OMP_WAIT_POLICY=PASSIVE "
 #define PUC GS_SHARED_DIR "/data/scenes/landsat-pucallpa"
 #define CH_N_PAIRS 3   // 2005>2010, 2010>2015, 2015>2020
 #define CH_PER_PAIR 18 // 697 x 377 px in 128-px tiles: 6 x 3 cells
@@ -666,7 +661,7 @@ static void setup_changes(void)
     fclose(f);
     const char *steps[] = {"ingest", "changes"};
     for (int i = 0; i < 2; i++) {
-        snprintf(cmd, sizeof cmd, MPI_ENV "'%s' %s '%s' >'%s/%s.log' 2>&1", GS_BIN, steps[i], job,
+        snprintf(cmd, sizeof cmd, GS_TEST_MPI_ENV "'%s' %s '%s' >'%s/%s.log' 2>&1", GS_BIN, steps[i], job,
                  g_ch_dir, steps[i]);
         int st = system(cmd);
         ck_assert_msg(WIFEXITED(st) && WEXITSTATUS(st) == 0, "geoscribe %s failed: see %s/%s.log",

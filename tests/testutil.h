@@ -25,6 +25,15 @@ static inline const char *gs_test_shared(void)
         }                                                                                 \
     } while (0)
 
+// GS_TEST_MPI_ENV: the environment prefix of a shell command that runs geoscribe under mpirun
+// in a test: MPI as root on one machine (README), and the ASan settings of tests/mpi_ping.sh.
+// One-process runs do not initialise MPI (cli/cmd_ingest.c), so they need none of it.
+#define GS_TEST_MPI_ENV                                                                            \
+    "OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 "                                   \
+    "OMPI_MCA_rmaps_base_oversubscribe=1 OMPI_MCA_mca_base_component_disable_dlclose=1 "           \
+    "PMIX_MCA_mca_base_component_disable_dlclose=1 "                                               \
+    "ASAN_OPTIONS=\"${ASAN_OPTIONS:-}:fast_unwind_on_malloc=0\" OMP_WAIT_POLICY=PASSIVE "
+
 // gs_test_tmpdir: a fresh empty directory under the build tree for this test; static storage.
 static inline const char *gs_test_tmpdir(const char *name)
 {
