@@ -148,6 +148,13 @@ class Augment:
         self.mean = torch.tensor(CLIP_MEAN).view(1, 3, 1, 1)
         self.std = torch.tensor(CLIP_STD).view(1, 3, 1, 1)
 
+    def at(self, size):
+        """The same augmentation with another output size (shares the source images)."""
+        import copy
+        c = copy.copy(self)
+        c.out = size
+        return c
+
     def plain(self, idx):
         """Whole image resized (no randomness), for feature caching."""
         import torch
@@ -186,6 +193,15 @@ class Augment:
             outs.append(crop.clamp(0, 1))
         x = torch.cat(outs, 0)
         return (x - self.mean) / self.std
+
+
+def resize_batch(x, size):
+    """A normalised batch [B, 3, S, S] resized to size (bicubic, antialiased); x if S == size."""
+    import torch.nn.functional as F
+    if x.shape[-1] == size:
+        return x
+    return F.interpolate(x, size=(size, size), mode="bicubic", align_corners=False,
+                         antialias=True)
 
 
 # ---- safetensors --------------------------------------------------------------------------

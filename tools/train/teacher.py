@@ -6,6 +6,7 @@ on the same train split and augmentation, then its soft predictions on each augm
 become an extra target for the ViT. The CNN is a training aid only; it is not saved in the
 model folders."""
 import math
+import os
 import random
 import time
 
@@ -35,10 +36,17 @@ class Block(nn.Module):
 
 
 class SmallResNet(nn.Module):
-    def __init__(self, n_classes, widths=(32, 64, 128, 256)):
+    """stem_convs stride-2 convolutions, then four residual stages (strides 1, 2, 2, 2).
+    A second stem convolution lets a 128-px input cost about what a 64-px input costs with
+    one, while the first convolution still sees the finer pixels."""
+
+    def __init__(self, n_classes, widths=(32, 64, 128, 256), stem_convs=1):
         super().__init__()
-        self.stem = nn.Sequential(nn.Conv2d(3, widths[0], 3, 2, 1, bias=False),
-                                  nn.BatchNorm2d(widths[0]), nn.ReLU())
+        stem = []
+        for i in range(stem_convs):
+            stem += [nn.Conv2d(3 if i == 0 else widths[0], widths[0], 3, 2, 1, bias=False),
+                     nn.BatchNorm2d(widths[0]), nn.ReLU()]
+        self.stem = nn.Sequential(*stem)
         blocks = []
         cin = widths[0]
         for i, w in enumerate(widths):
@@ -47,8 +55,42 @@ class SmallResNet(nn.Module):
         self.blocks = nn.Sequential(*blocks)
         self.fc = nn.Linear(cin, n_classes)
 
+    def features(self, x):
+        """The pooled penultimate features [B, widths[-1]]."""
+        return self.blocks(self.stem(x)).mean((2, 3))
+
+    def maps(self, x):
+        """(the third stage's feature map [B, widths[2], H/16, W/16] for one stem convolution,
+        the pooled penultimate features [B, widths[-1]])."""
+        m = self.blocks[:3](self.stem(x))
+        return m, self.blocks[3:](m).mean((2, 3))
+
     def forward(self, x):
-        return self.fc(self.blocks(self.stem(x)).mean((2, 3)))
+        return self.fc(self.features(x))
+
+
+def stem_convs_for(size):
+    """One stem convolution at 64 px and below, two above (the stages then see 32x32 maps
+    at 64 and at 128 px)."""
+    return 1 if size <= 64 else 2
+
+
+def save_teacher(path, net, size):
+    torch.save({"state": net.state_dict(), "size": size,
+                "stem_convs": len(net.stem) // 3}, path + ".tmp")
+    os.replace(path + ".tmp", path)
+
+
+def load_teacher(path, n_classes):
+    """Returns (net, input size). Files of the first version hold a bare state dict of a 64-px
+    teacher with one stem convolution."""
+    c = torch.load(path)
+    if "state" not in c:
+        c = {"state": c, "size": 64, "stem_convs": 1}
+    net = SmallResNet(n_classes, stem_convs=c["stem_convs"])
+    net.load_state_dict(c["state"])
+    net.eval()
+    return net, c["size"]
 
 
 def mix_batch(x, y_soft, rng, p=0.8):
@@ -74,8 +116,44 @@ def mix_batch(x, y_soft, rng, p=0.8):
     return x, lam * y_soft + (1 - lam) * y_soft[perm], perm, lam
 
 
-def train_teacher(a, train, classes, aug, val_px, minutes, seed, log_every=50):
-    net = SmallResNet(len(classes))
+class Ensemble(nn.Module):
+    """Several teachers, possibly at different input sizes: logits are the log of the mean of
+    their softmax outputs, features the concatenation of their pooled features."""
+
+    def __init__(self, nets, sizes):
+        super().__init__()
+        self.nets = nn.ModuleList(nets)
+        self.sizes = list(sizes)
+        self.fc = nn.Identity()
+        self.fc.in_features = sum(n.fc.in_features for n in nets)
+        self.map_channels = sum(n.blocks[2].c2.out_channels for n in nets)
+
+    def predict(self, x):
+        """(mean softmax [B, K], features [B, sum of widths]) for a batch at any size."""
+        probs, feats = [], []
+        for net, size in zip(self.nets, self.sizes):
+            f = net.features(gslib.resize_batch(x, size))
+            feats.append(f)
+            probs.append(net.fc(f).softmax(-1))
+        return torch.stack(probs).mean(0), torch.cat(feats, -1)
+
+    def forward(self, x):
+        return self.predict(x)[0].log()
+
+    def predict_maps(self, x, grid):
+        """(mean softmax, pooled features, third-stage maps pooled to grid x grid and
+        concatenated over the teachers [B, grid*grid, C], row-major like ViT patches)."""
+        probs, feats, maps = [], [], []
+        for net, size in zip(self.nets, self.sizes):
+            m, f = net.maps(gslib.resize_batch(x, size))
+            feats.append(f)
+            probs.append(net.fc(f).softmax(-1))
+            maps.append(F.adaptive_avg_pool2d(m, grid).flatten(2).transpose(1, 2))
+        return torch.stack(probs).mean(0), torch.cat(feats, -1), torch.cat(maps, -1)
+
+
+def train_teacher(a, train, classes, aug, val_px, minutes, seed, log_every=50, stem_convs=1):
+    net = SmallResNet(len(classes), stem_convs=stem_convs)
     opt = torch.optim.SGD(net.parameters(), lr=0.1, momentum=0.9, weight_decay=5e-4,
                           nesterov=True)
     y = torch.tensor([classes.index(it["cls"]) for it in train])

@@ -2,7 +2,7 @@
 # Train both default models from ../shared/data/ucm-captions (train split only), save them in
 # models/default/{clip,captioner}, check the saved files against an independent numpy forward
 # and write the val metrics. One command, seeded, CPU only (one thread per run, niced):
-#   tools/train/train_all.sh            # about 80 min wall (CLIP ~57, captioner ~19)
+#   tools/train/train_all.sh            # about 3 h wall (teachers 45, CLIP ~66 + ~37, captioner ~19)
 # Needs: deploy/setup.sh --train (python3-torch, python3-numpy, python3-pil, python3-sentencepiece).
 # Extra arguments go to train_clip.py; GS_CAPTIONER_ARGS to train_captioner.py.
 set -euo pipefail
@@ -12,8 +12,22 @@ OUT=${GS_MODELS_OUT:-models/default}
 RUNS=tools/train/runs
 mkdir -p "$RUNS" "$OUT"
 start=$(date +%s)
-nice -n 10 $PY tools/train/train_clip.py --out "$OUT/clip" --work "$RUNS/clip" "$@" \
+# Phase 0: two CNN teachers (different seeds and budgets), side by side on the two cores.
+nice -n 10 $PY tools/train/train_clip.py --teacher-only --teacher-minutes 24 --seed 1234 \
+  --work "$RUNS/teacher1" >"$RUNS/teacher1.log" 2>&1 &
+nice -n 10 $PY tools/train/train_clip.py --teacher-only --teacher-minutes 45 --seed 4321 \
+  --work "$RUNS/teacher2" >"$RUNS/teacher2.log" 2>&1 &
+wait
+tail -n 1 "$RUNS/teacher1.log" "$RUNS/teacher2.log"
+# Phases 1-2: the ViT student distilled from both teachers, then the text tower; then a second
+# cosine cycle of phase 1 from that tower (lr 6e-4, 30 min) and the text tower again.
+T="$RUNS/teacher1/teacher.pt,$RUNS/teacher2/teacher.pt"
+nice -n 10 $PY tools/train/train_clip.py --out "$RUNS/clip1/out" --work "$RUNS/clip1" \
+  --teacher "$T" --threads 2 "$@" 2>&1 | tee "$RUNS/clip1.log"
+nice -n 10 $PY tools/train/train_clip.py --out "$OUT/clip" --work "$RUNS/clip" --teacher "$T" \
+  --init-vision "$RUNS/clip1/vision.pt" --lr 6e-4 --vision-minutes 30 --threads 2 "$@" \
   2>&1 | tee "$RUNS/clip.log"
+tools/train/card_metrics.sh "$OUT/clip" || echo "train_all: build geoscribe for metrics.json"
 # shellcheck disable=SC2086
 nice -n 10 $PY tools/train/train_captioner.py --clip "$OUT/clip" --out "$OUT/captioner" \
   --work "$RUNS/captioner" ${GS_CAPTIONER_ARGS:-} 2>&1 | tee "$RUNS/captioner.log"

@@ -7,10 +7,13 @@ preprocessor_config.json, vocab.json, merges.txt, tokenizer_config.json).
 
 Train split only: captions, plus the train split's class labels as extra captions
 ("a satellite image of {class}." and two other forms). The val split is only evaluated.
-Phases (budgets by wall time): 0. a small CNN teacher (teacher.py) on the class labels;
-1. the ViT image tower on the class labels (CutMix/mixup, label smoothing), the teacher's
-soft predictions and the caption words; 2. the tower frozen, the text tower and both
-projections contrastively. Checkpoints go to --work (resumable with --resume).
+Phases (budgets by wall time): 0. a small CNN teacher (teacher.py) on the class labels, or
+--teacher with saved ones (train_all.sh trains two with --teacher-only and passes both);
+1. the ViT image tower on the class labels (CutMix/mixup, label smoothing), the teachers'
+mean soft predictions, their pooled features (--feat-weight) and their third-stage feature
+maps matched by the patch tokens of one layer (--tok-weight), and the caption words; 2. the
+tower frozen, the text tower and both projections contrastively. Checkpoints go to --work
+(resumable with --resume).
 """
 import argparse
 import json
@@ -59,7 +62,7 @@ def parse():
     ap.add_argument("--cls-weight", type=float, default=1.0, help="zero-shot classifier loss")
     ap.add_argument("--crop-min", type=float, default=0.25)
     ap.add_argument("--eval-every", type=float, default=3.0, help="minutes between val evals")
-    ap.add_argument("--vision-minutes", type=float, default=26.0, help="phase 1 wall budget")
+    ap.add_argument("--vision-minutes", type=float, default=58.0, help="phase 1 wall budget")
     ap.add_argument("--align-minutes", type=float, default=6.0, help="phase 2 wall budget")
     ap.add_argument("--align-batch", type=int, default=256)
     ap.add_argument("--views", type=int, default=4, help="cached train views for phase 2")
@@ -67,10 +70,25 @@ def parse():
     ap.add_argument("--ema", type=float, default=0.99, help="EMA decay of the image tower")
     ap.add_argument("--teacher-minutes", type=float, default=24.0, help="CNN teacher budget")
     ap.add_argument("--distill", type=float, default=0.7, help="weight of the teacher's targets")
+    ap.add_argument("--teacher-size", type=int, default=0,
+                    help="teacher input size (0: --image-size); the augmented crops are made at "
+                    "the larger of the two and resized for the other")
+    ap.add_argument("--teacher", default="", help="saved teacher.pt files, comma-separated (their ensemble), instead of "
+                    "training one")
+    ap.add_argument("--teacher-only", action="store_true", help="stop after the teacher")
+    ap.add_argument("--feat-weight", type=float, default=1.0,
+                    help="weight of matching the teacher's pooled features (cosine)")
+    ap.add_argument("--tok-weight", type=float, default=1.0,
+                    help="weight of matching the teacher's third-stage feature map with the "
+                    "patch tokens of layer --tok-layer (cosine per token)")
+    ap.add_argument("--tok-layer", type=int, default=2)
     ap.add_argument("--mix", type=float, default=0.8, help="probability of CutMix/mixup")
     ap.add_argument("--src-size", type=int, default=128, help="cached source image size")
     ap.add_argument("--patch-init", type=int, default=1, help="PCA start for the patch filters")
     ap.add_argument("--resume", action="store_true")
+    ap.add_argument("--init-vision", default="",
+                    help="start phase 1 from the (EMA) image tower and heads of a saved "
+                    "vision.pt, with a fresh schedule (a second cosine cycle)")
     return ap.parse_args()
 
 
@@ -220,21 +238,35 @@ def phase_vision(a, model, train, classes, aug, val, val_px, work):
     each image's captions (multi-label)."""
     vm = model.vision_model
     teacher = None
-    if a.teacher_minutes > 0:
+    tsize = a.teacher_size or a.image_size
+    if a.teacher_minutes > 0 or a.teacher:
         tpath = os.path.join(work, "teacher.pt")
-        if a.resume and os.path.exists(tpath):
-            teacher = teacher_mod.SmallResNet(len(classes))
-            teacher.load_state_dict(torch.load(tpath))
-            teacher.eval()
+        val_lab = torch.tensor([classes.index(it["cls"]) for it in val])
+        if a.teacher or (a.resume and os.path.exists(tpath)):
+            nets, sizes = [], []
+            for path in (a.teacher.split(",") if a.teacher else [tpath]):
+                net, size = teacher_mod.load_teacher(path, len(classes))
+                acc = teacher_mod.accuracy(net, gslib.load_eval_images(val, size), val_lab)
+                gslib.log("teacher: loaded %s (%d px, val top1 %.3f)" % (path, size, acc))
+                nets.append(net)
+                sizes.append(size)
+            teacher = teacher_mod.Ensemble(nets, sizes)
+            if len(nets) > 1:
+                acc = teacher_mod.accuracy(teacher, gslib.load_eval_images(val, max(sizes)),
+                                           val_lab)
+                gslib.log("teacher ensemble: val top1 %.3f" % acc)
         else:
-            teacher, n = teacher_mod.train_teacher(a, train, classes, aug, val_px,
-                                                   a.teacher_minutes, a.seed + 3)
-            save_ckpt(tpath, teacher.state_dict())
-            acc = teacher_mod.accuracy(teacher, val_px, torch.tensor(
-                [classes.index(it["cls"]) for it in val]))
-            gslib.log("teacher: %d steps, val top1 %.3f" % (n, acc))
+            teacher, n = teacher_mod.train_teacher(
+                a, train, classes, aug.at(tsize), gslib.load_eval_images(val, tsize),
+                a.teacher_minutes, a.seed + 3, stem_convs=teacher_mod.stem_convs_for(tsize))
+            teacher_mod.save_teacher(tpath, teacher, tsize)
+            acc = teacher_mod.accuracy(teacher, gslib.load_eval_images(val, tsize), val_lab)
+            gslib.log("teacher: %d steps at %d px, val top1 %.3f" % (n, tsize, acc))
+            teacher = teacher_mod.Ensemble([teacher], [tsize])
         for p in teacher.parameters():
             p.requires_grad = False
+        if a.teacher_only:
+            sys.exit(0)
     words = caption_words(train)
     wt = torch.zeros(len(train), len(words))
     for i, it in enumerate(train):
@@ -244,6 +276,19 @@ def phase_vision(a, model, train, classes, aug, val, val_px, work):
     d = vm.post_layernorm.normalized_shape[0]
     heads = torch.nn.ModuleDict({"cls": torch.nn.Linear(d, len(classes)),
                                  "words": torch.nn.Linear(d, len(words))})
+    if teacher is not None and a.feat_weight > 0:
+        heads["feat"] = torch.nn.Linear(d, teacher.fc.in_features)
+    if teacher is not None and a.tok_weight > 0:
+        heads["tok"] = torch.nn.Linear(d, teacher.map_channels)
+    grid = a.image_size // a.patch
+    if a.init_vision:
+        c0 = torch.load(a.init_vision)
+        vm.load_state_dict(c0["vm"])
+        with torch.no_grad():
+            for p, e in zip(vm.parameters(), c0["ema"]):
+                p.copy_(e)
+        heads.load_state_dict(c0["heads"])
+        gslib.log("vision: starting from %s (step %d)" % (a.init_vision, c0["state"]["step"]))
     params = list(vm.parameters()) + list(heads.parameters())
     decay = [p for p in params if p.ndim >= 2 and p is not vm.embeddings.position_embedding.weight]
     other = [p for p in params if not any(p is q for q in decay)]
@@ -286,15 +331,23 @@ def phase_vision(a, model, train, classes, aug, val, val_px, work):
         if a.mix > 0:
             x, t, mp, lam = teacher_mod.mix_batch(x, t, rng, a.mix)
             tw = lam * tw + (1 - lam) * tw[mp]
-        f = vm(x)
+        hs = vm.hidden_states(gslib.resize_batch(x, a.image_size))
+        f = vm.post_layernorm(hs[-1][:, 0])
         logp = heads["cls"](f).log_softmax(-1)
         l_cls = -(t * logp).sum(-1).mean()
+        l_feat = torch.zeros(())
+        l_tok = torch.zeros(())
         if teacher is not None:
             with torch.no_grad():
-                pt = teacher(x).softmax(-1)
+                pt, ft, mt = teacher.predict_maps(x, grid)
             l_cls = (1 - a.distill) * l_cls - a.distill * (pt * logp).sum(-1).mean()
+            if "feat" in heads:
+                l_feat = 1 - F.cosine_similarity(heads["feat"](f), ft, dim=-1).mean()
+            if "tok" in heads:
+                l_tok = 1 - F.cosine_similarity(heads["tok"](hs[a.tok_layer][:, 1:]), mt,
+                                                dim=-1).mean()
         l_w = F.binary_cross_entropy_with_logits(heads["words"](f), tw)
-        loss = l_cls + a.word_weight * l_w
+        loss = l_cls + a.word_weight * l_w + a.feat_weight * l_feat + a.tok_weight * l_tok
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
@@ -305,8 +358,9 @@ def phase_vision(a, model, train, classes, aug, val, val_px, work):
             for e, p in zip(ema, vm.parameters()):
                 e.mul_(d).add_(p.detach(), alpha=1 - d)
         if st["step"] % 20 == 0:
-            gslib.log("vision step %d ep %.1f lr %.2e cls %.3f words %.3f" % (
-                st["step"], st["step"] * a.batch / len(train), lr, l_cls.item(), l_w.item()))
+            gslib.log("vision step %d ep %.1f lr %.2e cls %.3f words %.3f feat %.3f tok %.3f" % (
+                st["step"], st["step"] * a.batch / len(train), lr, l_cls.item(), l_w.item(),
+                l_feat.item(), l_tok.item()))
         if time.time() - last > a.eval_every * 60:
             last = time.time()
             vm.eval()
@@ -466,12 +520,18 @@ def main():
 
     gslib.log("loading images")
     src = gslib.load_source_images(train, size=a.src_size)
-    aug = gslib.Augment(src, a.image_size, scale=(a.crop_min, 1.0))
+    # Crops are made at the larger of the student's and the teacher's size; `saug` gives the
+    # student's size.
+    sizes = [a.image_size, a.teacher_size]
+    if a.teacher:
+        sizes += [teacher_mod.load_teacher(p, len(classes))[1] for p in a.teacher.split(",")]
+    aug = gslib.Augment(src, max(sizes), scale=(a.crop_min, 1.0))
+    saug = aug.at(a.image_size)
     val_px = gslib.load_eval_images(val, a.image_size)
 
     model = ClipModel(cfg)
     if a.patch_init:
-        init_patch_embedding(model.vision_model.embeddings.patch_embedding, aug, a.seed)
+        init_patch_embedding(model.vision_model.embeddings.patch_embedding, saug, a.seed)
     gslib.log("params %.2f M (vision %.2f M)" % (
         sum(p.numel() for p in model.parameters()) / 1e6,
         sum(p.numel() for p in model.vision_model.parameters()) / 1e6))
@@ -481,7 +541,7 @@ def main():
     for p in model.vision_model.parameters():
         p.requires_grad = False
     gslib.log("caching %d views of the train images" % a.views)
-    feats = pooled_views(model.vision_model, aug, len(train), a.views, random.Random(a.seed + 5))
+    feats = pooled_views(model.vision_model, saug, len(train), a.views, random.Random(a.seed + 5))
     hist["align"] = phase_align(a, model, tok, train, classes, feats, val, val_px,
                                 a.work)["history"]
     r = evaluate(model, tok, val, val_px, classes)
