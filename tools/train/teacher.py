@@ -57,7 +57,7 @@ class SmallResNet(nn.Module):
 
     def features(self, x):
         """The pooled penultimate features [B, widths[-1]]."""
-        return self.blocks(self.stem(x)).mean((2, 3))
+        return self.maps(x)[1]
 
     def maps(self, x):
         """(the third stage's feature map [B, widths[2], H/16, W/16] for one stem convolution,
@@ -130,12 +130,7 @@ class Ensemble(nn.Module):
 
     def predict(self, x):
         """(mean softmax [B, K], features [B, sum of widths]) for a batch at any size."""
-        probs, feats = [], []
-        for net, size in zip(self.nets, self.sizes):
-            f = net.features(gslib.resize_batch(x, size))
-            feats.append(f)
-            probs.append(net.fc(f).softmax(-1))
-        return torch.stack(probs).mean(0), torch.cat(feats, -1)
+        return self.predict_maps(x, 1)[:2]
 
     def forward(self, x):
         return self.predict(x)[0].log()
