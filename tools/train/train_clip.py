@@ -283,11 +283,17 @@ def phase_vision(a, model, train, classes, aug, val, val_px, work):
     grid = a.image_size // a.patch
     if a.init_vision:
         c0 = torch.load(a.init_vision)
-        vm.load_state_dict(c0["vm"])
+        sd, ema0 = widen_patches(vm, dict(c0["vm"]), list(c0["ema"]), a.init_vision)
+        vm.load_state_dict(sd)
         with torch.no_grad():
-            for p, e in zip(vm.parameters(), c0["ema"]):
+            for p, e in zip(vm.parameters(), ema0):
                 p.copy_(e)
-        heads.load_state_dict(c0["heads"])
+        # Heads whose width follows the teachers (feat, tok) start fresh when those changed.
+        own = heads.state_dict()
+        keep = {k: v for k, v in c0["heads"].items() if k in own and own[k].shape == v.shape}
+        heads.load_state_dict(keep, strict=False)
+        if len(keep) < len(own):
+            gslib.log("vision: heads started fresh: %s" % ", ".join(sorted(set(own) - set(keep))))
         gslib.log("vision: starting from %s (step %d)" % (a.init_vision, c0["state"]["step"]))
     params = list(vm.parameters()) + list(heads.parameters())
     decay = [p for p in params if p.ndim >= 2 and p is not vm.embeddings.position_embedding.weight]
@@ -551,6 +557,33 @@ def main():
     with open(os.path.join(a.work, "train_log.json"), "w") as f:
         json.dump({"args": vars(a), "history": hist, "wall_s": time.time() - t_start}, f, indent=1)
     gslib.log("saved %s (total wall %.1f min)" % (a.out, (time.time() - t_start) / 60))
+
+
+def widen_patches(vm, sd, ema, path):
+    """A tower saved at a smaller image size with the same patch grid (64 px, patch 8) starts a
+    larger one (128 px, patch 16): each old filter is spread over f x f pixels and divided by
+    f^2, which is the old filter applied to the image averaged down by f. Returns the state
+    dict and the EMA list (in vm.parameters() order) with the patch filters widened."""
+    key = "embeddings.patch_embedding.weight"
+    pos = "embeddings.position_embedding.weight"
+    own = vm.state_dict()
+    if sd[pos].shape != own[pos].shape:
+        sys.exit("train_clip: %s: %d position embeddings, this tower has %d (the patch grid "
+                 "must stay the same)" % (path, sd[pos].shape[0], own[pos].shape[0]))
+    p0, p = sd[key].shape[-1], own[key].shape[-1]
+    if p0 == p:
+        return sd, ema
+    if p % p0:
+        sys.exit("train_clip: %s: patch %d does not divide patch %d" % (path, p0, p))
+    f = p // p0
+
+    def widen(w):
+        return w.repeat_interleave(f, 2).repeat_interleave(f, 3) / (f * f)
+    i = [n for n, _ in vm.named_parameters()].index(key)
+    sd[key] = widen(sd[key])
+    ema[i] = widen(ema[i])
+    gslib.log("vision: patch filters widened %d -> %d px" % (p0, p))
+    return sd, ema
 
 
 @torch.no_grad()
