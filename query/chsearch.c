@@ -350,8 +350,13 @@ static gs_err run_locked(gs_chsearch_t *self, const gs_chsearch_req_t *req, gs_a
     *out_hits = NULL;
     *out_n = 0;
     *out_n_candidates = 0;
-    if (req->k < 1 || req->k > GS_CHSEARCH_K_MAX) {
-        snprintf(err, err_nbytes, "k must be 1..%u", GS_CHSEARCH_K_MAX);
+    // The same codes as gs_search_run: a k over the cap is a request too big, k = 0 invalid.
+    if (req->k > GS_CHSEARCH_K_MAX) {
+        snprintf(err, err_nbytes, "k = %zu is over the limit of %u", req->k, GS_CHSEARCH_K_MAX);
+        return GS_ETOOBIG;
+    }
+    if (req->k < 1) {
+        snprintf(err, err_nbytes, "k must be at least 1");
         return GS_EINVAL;
     }
     if (req->has_from && req->has_to && req->from > req->to) {

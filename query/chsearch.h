@@ -64,7 +64,7 @@ gs_err gs_chsearch_open(const char *out_dir, const gs_chsearch_opts_t *opts, gs_
 
 // gs_chsearch_run: one search. *out_hits (in arena) best first; *out_n_candidates: pairs that
 // pass the filters (those with a caption, for text). Errors with a reason in err: GS_EINVAL
-// (k, bbox or window), GS_EMISMATCH (the encoder is not the one the captions were embedded
+// (k = 0, bbox or window), GS_ETOOBIG (k over GS_CHSEARCH_K_MAX), GS_EMISMATCH (the encoder is not the one the captions were embedded
 // with), GS_EUNSUPPORTED (text query, but the encoder has no text tower), GS_ENOMEM (arena),
 // GS_EIO, GS_EBACKEND, and gs_clip_open's.
 gs_err gs_chsearch_run(gs_chsearch_t *self, const gs_chsearch_req_t *req, gs_arena_t *arena,

@@ -821,6 +821,18 @@ START_TEST(test_server_change_search)
         n_captioned += all[i].caption != NULL;
     }
     ck_assert_uint_eq(n_captioned, CH_N_PAIRS * CH_CAPTIONED);
+    // k out of range, locally: the codes of tile search (0 invalid, over the cap too big).
+    {
+        gs_chsearch_hit_t *w = NULL;
+        uint64_t n_cand = 0;
+        q = (gs_chsearch_req_t){.k = 0};
+        ck_assert_int_eq(gs_chsearch_run(x.local, &q, x.arena, &w, &n, &n_cand, err, sizeof err),
+                         GS_EINVAL);
+        q.k = GS_CHSEARCH_K_MAX + 1;
+        ck_assert_int_eq(gs_chsearch_run(x.local, &q, x.arena, &w, &n, &n_cand, err, sizeof err),
+                         GS_ETOOBIG);
+        ck_assert_msg(strstr(err, "over the limit") != NULL, "%s", err);
+    }
 
     // Text: the captioned records only, by similarity (non-increasing); k = 3 is its head.
     cr.text = "new buildings";
