@@ -281,15 +281,31 @@ static gs_err render_thumb(void *ud, const char *uri, int x, int y, int w, int h
     return e;
 }
 
-// output_job: the job an ingest recorded in OUT/job.yaml, or NULL (with an INFO line).
-static gs_job_t *output_job(const char *out)
+// render_change_thumb: ud is the change run's job (OUT/changes.yaml): one side of a change pair
+// on the pair's grid (jobs/thumb.h).
+static gs_err render_change_thumb(void *ud, const char *before_uri, const char *after_uri,
+                                  bool after, uint64_t location, int max_side, const char *png_path)
 {
-    char *p = gs_path_join(out, "job.yaml");
+    char why[1024] = "";
+    gs_err e = gs_thumb_render_change(ud, before_uri, after_uri, after, location, max_side,
+                                      png_path, why, sizeof why);
+    if (e != GS_OK)
+        GS_LOG_WARN("no %s thumbnail of the pair \"%s\" -> \"%s\": %s", after ? "after" : "before",
+                    before_uri, after_uri, why);
+    return e;
+}
+
+// output_job: the job a run recorded in OUT/<name> (job.yaml: ingest, changes.yaml: the change
+// run), or NULL (with an INFO line saying what the server does without it).
+static gs_job_t *output_job(const char *out, const char *name, const char *without)
+{
+    char *p = gs_path_join(out, name);
     gs_job_t *job = NULL;
     char err[2048] = "";
     if (!gs_path_exists(p) || gs_job_load(p, NULL, 0, &job, err, sizeof err) != GS_OK) {
-        GS_LOG_INFO("thumbnails from the rasters' first bands: %s",
-                    *err ? err : "the output holds no job.yaml");
+        if (!*err)
+            snprintf(err, sizeof err, "the output holds no %s", name);
+        GS_LOG_INFO("%s: %s", without, err);
         job = NULL;
     }
     gs_free(p);
@@ -473,7 +489,7 @@ static int serve(const args_t *a)
                            .preload = true};
     gs_server_t *srv = NULL;
     gs_http_t *http = NULL;
-    gs_job_t *thumb_job = NULL;
+    gs_job_t *thumb_job = NULL, *change_job = NULL;
     int rc = 1;
     gs_err e = GS_OK;
     if (a->secret_key && gs_curve_read_key(a->secret_key, "secret-key", key, err, sizeof err))
@@ -506,8 +522,13 @@ static int serve(const args_t *a)
                              .leaflet_dir = a->leaflet,
                              .cache_dir = a->cache,
                              .thumb = render_thumb,
-                             .thumb_ud = (thumb_job = output_job(a->db))};
+                             .thumb_ud = (thumb_job = output_job(a->db, "job.yaml",
+                                                                 "thumbnails from the rasters' "
+                                                                 "first bands"))};
         ho.changes = sv.changes; // NULL: no change records, /api/changes answers 404
+        if (sv.changes &&
+            (change_job = output_job(a->db, "changes.yaml", "no thumbnails of change pairs")))
+            ho.change_thumb = render_change_thumb, ho.change_thumb_ud = change_job;
         if ((e = gs_http_start(sv.search, &ho, &http, err, sizeof err)) != GS_OK)
             goto fail;
     }
@@ -538,6 +559,7 @@ out:
     gs_server_destroy(&srv);
     gs_search_close(&sv.search);
     gs_job_destroy(&thumb_job);
+    gs_job_destroy(&change_job);
     return rc;
 }
 

@@ -342,6 +342,8 @@ gs_err gs_chcoord_open(const gs_job_t *job, const char *job_path, const gs_inges
     gs_err e = prepare_output(c, err, err_nbytes);
     if (e == GS_OK)
         e = check_settings(c, err, err_nbytes);
+    if (e == GS_OK)
+        e = gs__job_write_spec(job, c->out, "changes.yaml", err, err_nbytes);
     if (e == GS_OK && (e = record_models(c)) != GS_OK)
         gs__errf(err, err_nbytes, "could not write to the store \"%s\"", c->db_path);
     if (e == GS_OK) {

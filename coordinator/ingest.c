@@ -403,18 +403,7 @@ static gs_err prepare_output(gs_coord_t *c, char *err, size_t err_nbytes)
              c->db_path, gs_strerror(e));
         return e;
     }
-    char *canon = NULL;
-    size_t n = 0;
-    e = gs_job_canonical(c->job, &canon, &n);
-    if (e == GS_OK) {
-        char *p = gs_path_join(c->out, "job.yaml");
-        e = gs_write_file_atomic(p, canon, n);
-        gs_free(p);
-    }
-    gs_free(canon);
-    if (e != GS_OK)
-        gs__errf(err, err_nbytes, "could not write \"%s/job.yaml\"", c->out);
-    return e;
+    return gs__job_write_spec(c->job, c->out, "job.yaml", err, err_nbytes);
 }
 
 static void copy_models(gs_coord_t *c, const gs_ingest_models_t *m)

@@ -132,6 +132,23 @@ void gs__errf(char *err, size_t err_nbytes, const char *fmt, ...)
     va_end(ap);
 }
 
+gs_err gs__job_write_spec(const gs_job_t *job, const char *out, const char *name, char *err,
+                          size_t err_nbytes)
+{
+    char *canon = NULL;
+    size_t n = 0;
+    gs_err e = gs_job_canonical(job, &canon, &n);
+    if (e == GS_OK) {
+        char *p = gs_path_join(out, name);
+        e = gs_write_file_atomic(p, canon, n);
+        gs_free(p);
+    }
+    gs_free(canon);
+    if (e != GS_OK)
+        gs__errf(err, err_nbytes, "could not write \"%s/%s\"", out, name);
+    return e;
+}
+
 gs_err gs__job_output_dirs(const char *out, const char *staging, char *err, size_t err_nbytes)
 {
     char *index_dir = gs_path_join(out, "index");
@@ -217,8 +234,8 @@ void gs__settings_difference(const char *got, const char *want, char *out, size_
 
 // ---- dispatch -------------------------------------------------------------------------------
 
-gs_err gs__job_request_unpack(const void *req, size_t req_nbytes, bool *fatal,
-                              gs_err *out_status, Geoscribe__WorkRequest **out)
+gs_err gs__job_request_unpack(const void *req, size_t req_nbytes, bool *fatal, gs_err *out_status,
+                              Geoscribe__WorkRequest **out)
 {
     *out_status = GS_OK;
     Geoscribe__WorkRequest *r = geoscribe__work_request__unpack(NULL, req_nbytes, req);

@@ -67,6 +67,12 @@ void gs__settings_image(gs_buf_t *b, const gs_job_t *j);
 // output, "new" in this job" into out.
 void gs__settings_difference(const char *got, const char *want, char *out, size_t out_nbytes);
 
+// gs__job_write_spec: the job's effective spec (gs_job_canonical) into OUT/<name>, atomically:
+// ingest writes job.yaml (thumbnails compose tiles as it did), the change job changes.yaml
+// (thumbnails of change pairs rebuild its grid). GS_EIO, GS_ENOMEM (message in err).
+gs_err gs__job_write_spec(const gs_job_t *job, const char *out, const char *name, char *err,
+                          size_t err_nbytes);
+
 // gs__job_output_dirs: creates OUT, OUT/staging and OUT/index and checks they are writable.
 // GS_EIO (message in err).
 gs_err gs__job_output_dirs(const char *out, const char *staging, char *err, size_t err_nbytes);

@@ -5,7 +5,9 @@
 // first three bands, stretched per chip) is the fallback without one.
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "common/err.h"
 #include "jobs/spec.h"
@@ -21,3 +23,16 @@
 // says), GS_EIO (the PNG), GS_ENOMEM; reason says why. Thread-safe (its own scene per call).
 gs_err gs_thumb_render(const gs_job_t *job, const char *uri, int x, int y, int w, int h,
                        int max_side, const char *png_path, char *reason, size_t reason_nbytes);
+
+// gs_thumb_render_change: one side of a change pair as the change job compared it: the pair
+// grid of the scenes at before_uri and after_uri is rebuilt from `job` (changes.grid, .crs,
+// .resolution, .resampling, tiling.*: the job the change run recorded, OUT/changes.yaml), the
+// cell is the one whose location id (the change record key's first field, jobs/warp.h) is
+// `location`, and the side (after_side: the later scene) is read on that grid: warped when its
+// own grid is another (so a tile without a tile record still gets its thumbnail). Written as
+// gs_thumb_render writes. Errors as gs_thumb_render, and GS_ENOTFOUND (no cell has that
+// location: the pair was made with other settings), gs_warp_pair_grid's and gs_warp_open's.
+// Thread-safe (its own scenes per call).
+gs_err gs_thumb_render_change(const gs_job_t *job, const char *before_uri, const char *after_uri,
+                              bool after_side, uint64_t location, int max_side,
+                              const char *png_path, char *reason, size_t reason_nbytes);

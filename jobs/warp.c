@@ -95,6 +95,17 @@ static int footprint_box(const gs_scene_info_t *in, OGRCoordinateTransformationH
     return got > 0;
 }
 
+gs_err gs_warp_pair_grid(const gs_job_t *job, const gs_scene_t *before, const gs_scene_t *after,
+                         gs_warp_grid_t *out, char *reason, size_t reason_nbytes)
+{
+    if (job->changes.grid == GS_JOB_GRID_LATER) {
+        gs_warp_grid_of(after, out);
+        return GS_OK;
+    }
+    return gs_warp_grid_crs(job->changes.crs, job->changes.resolution, before, after, out, reason,
+                            reason_nbytes);
+}
+
 gs_err gs_warp_grid_crs(const char *crs, double resolution, const gs_scene_t *a,
                         const gs_scene_t *b, gs_warp_grid_t *out, char *reason,
                         size_t reason_nbytes)

@@ -19,14 +19,14 @@
 
 // What pairing needs to know of a scene (from its store record or an opened scene).
 typedef struct {
-    uint64_t id;    // scene id
-    int has_time;   // scenes without a time are never paired
-    int64_t time;   // seconds since the epoch, UTC
-    double bbox[4]; // W, S, E, N in degrees
+    uint64_t id;             // scene id
+    int has_time;            // scenes without a time are never paired
+    int64_t time;            // seconds since the epoch, UTC
+    double bbox[4];          // W, S, E, N in degrees
     const double *footprint; // (lon, lat) pairs of the outline ring, or NULL: the box only
     int n_footprint;         // points in footprint
-    int paired;     // 1 when this scene was already the later scene of a finished pair (the
-                    // ledger says so): with changes.pairing = latest it is not paired again
+    int paired; // 1 when this scene was already the later scene of a finished pair (the
+                // ledger says so): with changes.pairing = latest it is not paired again
 } gs_warp_item_t;
 
 // A pair: indexes into the item array, earlier scene first.
@@ -95,6 +95,12 @@ int gs_warp_grid_equal(const gs_warp_grid_t *a, const gs_warp_grid_t *b);
 gs_err gs_warp_grid_crs(const char *crs, double resolution, const gs_scene_t *a,
                         const gs_scene_t *b, gs_warp_grid_t *out, char *reason,
                         size_t reason_nbytes);
+
+// gs_warp_pair_grid: the grid the two scenes of a pair are compared on, as the job's changes.grid
+// says: the later scene's (later), or gs_warp_grid_crs in changes.crs at changes.resolution
+// (crs; its errors). Thread-safe.
+gs_err gs_warp_pair_grid(const gs_job_t *job, const gs_scene_t *before, const gs_scene_t *after,
+                         gs_warp_grid_t *out, char *reason, size_t reason_nbytes);
 
 // ---- change record keys ---------------------------------------------------------------------
 

@@ -24,6 +24,7 @@
 
 typedef struct {
     uint64_t pair_id;
+    uint64_t location; // the key's place (thumbnails find the cell by it)
     int64_t before_time, after_time;
     uint64_t before_scene, after_scene, before_tile, after_tile;
     double bbox[4];
@@ -71,6 +72,7 @@ static int load_row(const void *key, size_t key_nbytes, const void *val, size_t 
     const uint8_t *k = key;
     row_t *w = &s->rows[s->n_rows++];
     *w = (row_t){.pair_id = r.pair_id,
+                 .location = be64(k),
                  .before_time = r.before_time,
                  .after_time = r.after_time,
                  .before_scene = r.before_scene,
@@ -331,6 +333,22 @@ static const char *scene_uri(gs_chsearch_t *s, uint64_t id, gs_arena_t *arena)
 static gs_err run_locked(gs_chsearch_t *self, const gs_chsearch_req_t *req, gs_arena_t *arena,
                          gs_chsearch_hit_t **out_hits, size_t *out_n, uint64_t *out_n_candidates,
                          char *err, size_t err_nbytes);
+
+gs_err gs_chsearch_pair(gs_chsearch_t *self, uint64_t pair_id, gs_arena_t *arena,
+                        gs_chsearch_pair_t *out)
+{
+    // The rows do not change after open and the store reads are thread-safe: no lock.
+    for (size_t i = 0; i < self->n_rows; i++) {
+        const row_t *r = &self->rows[i];
+        if (r->pair_id != pair_id)
+            continue;
+        *out = (gs_chsearch_pair_t){.location = r->location,
+                                    .before_uri = scene_uri(self, r->before_scene, arena),
+                                    .after_uri = scene_uri(self, r->after_scene, arena)};
+        return *out->before_uri && *out->after_uri ? GS_OK : GS_ENOTFOUND;
+    }
+    return GS_ENOTFOUND;
+}
 
 gs_err gs_chsearch_run(gs_chsearch_t *self, const gs_chsearch_req_t *req, gs_arena_t *arena,
                        gs_chsearch_hit_t **out_hits, size_t *out_n, uint64_t *out_n_candidates,

@@ -64,12 +64,25 @@ gs_err gs_chsearch_open(const char *out_dir, const gs_chsearch_opts_t *opts, gs_
 
 // gs_chsearch_run: one search. *out_hits (in arena) best first; *out_n_candidates: pairs that
 // pass the filters (those with a caption, for text). Errors with a reason in err: GS_EINVAL
-// (k = 0, bbox or window), GS_ETOOBIG (k over GS_CHSEARCH_K_MAX), GS_EMISMATCH (the encoder is not the one the captions were embedded
-// with), GS_EUNSUPPORTED (text query, but the encoder has no text tower), GS_ENOMEM (arena),
-// GS_EIO, GS_EBACKEND, and gs_clip_open's.
+// (k = 0, bbox or window), GS_ETOOBIG (k over GS_CHSEARCH_K_MAX), GS_EMISMATCH (the encoder is not
+// the one the captions were embedded with), GS_EUNSUPPORTED (text query, but the encoder has no
+// text tower), GS_ENOMEM (arena), GS_EIO, GS_EBACKEND, and gs_clip_open's.
 gs_err gs_chsearch_run(gs_chsearch_t *self, const gs_chsearch_req_t *req, gs_arena_t *arena,
                        gs_chsearch_hit_t **out_hits, size_t *out_n, uint64_t *out_n_candidates,
                        char *err, size_t err_nbytes);
+
+// What a change thumbnail needs of a pair: its place (the record key's location id) and the
+// URIs of both scenes.
+typedef struct {
+    uint64_t location;
+    const char *before_uri, *after_uri;
+} gs_chsearch_pair_t;
+
+// gs_chsearch_pair: the pair `pair_id` (strings in arena). GS_ENOTFOUND when no record has
+// that id or the output holds no record of one of its scenes. Thread-safe (also beside
+// gs_chsearch_run); a linear pass over the records in memory.
+gs_err gs_chsearch_pair(gs_chsearch_t *self, uint64_t pair_id, gs_arena_t *arena,
+                        gs_chsearch_pair_t *out);
 
 // gs_chsearch_n_records: change records loaded.
 size_t gs_chsearch_n_records(const gs_chsearch_t *self);

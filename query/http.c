@@ -283,45 +283,136 @@ static enum MHD_Result api_changes(gs_http_t *h, struct MHD_Connection *c)
     return ok;
 }
 
-// ---- /api/tile/<id>.png ---------------------------------------------------------------------
+// ---- thumbnails: /api/tile/<id>.png, /api/change/<pair id>/<before|after>.png ---------------
+
+// render_cached: renders into a temporary name in the cache folder and renames it to `name`
+// (concurrent requests for one thumbnail each render; the last rename wins, same bytes).
+static gs_err render_cached(gs_http_t *h, const char *name,
+                            gs_err (*render)(gs_http_t *h, const void *what, const char *tmp),
+                            const void *what)
+{
+    char path[4096], tmp[4200];
+    snprintf(path, sizeof path, "%s/%s", h->cache_dir, name);
+    snprintf(tmp, sizeof tmp, "%s.tmp.%d.%llu", path, (int)getpid(),
+             (unsigned long long)atomic_fetch_add(&h->n_tmp, 1));
+    gs_err e = render(h, what, tmp);
+    if (e == GS_OK && rename(tmp, path) != 0)
+        e = GS_EIO;
+    unlink(tmp);
+    return e;
+}
+
+// cached: 1 when the cache holds `name`.
+static bool cached(gs_http_t *h, const char *name)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", h->cache_dir, name);
+    return gs_path_exists(path);
+}
+
+static gs_err render_tile(gs_http_t *h, const void *what, const char *tmp)
+{
+    const gs_search_hit_t *hit = what;
+    return h->o.thumb(h->o.thumb_ud, hit->scene_uri, hit->x, hit->y, hit->w, hit->h,
+                      GS_HTTP_THUMB_SIDE, tmp);
+}
+
+// parse_png_id: "<decimal id>.png" (the whole of text) into *id.
+static gs_err parse_png_id(const char *text, size_t n, uint64_t *id)
+{
+    char idtext[32];
+    if (n < 5 || n - 4 >= sizeof idtext || strncmp(text + n - 4, ".png", 4) != 0)
+        return GS_ENOTFOUND;
+    memcpy(idtext, text, n - 4);
+    idtext[n - 4] = '\0';
+    return gs_qid_parse(idtext, id) == GS_OK ? GS_OK : GS_EINVAL;
+}
 
 static enum MHD_Result api_tile(gs_http_t *h, struct MHD_Connection *c, const char *rest)
 {
-    char idtext[32];
-    size_t n = strlen(rest);
     uint64_t id;
-    if (n < 5 || n - 4 >= sizeof idtext || strcmp(rest + n - 4, ".png") != 0)
-        return send_error(c, GS_ENOTFOUND, "thumbnails are /api/tile/<id>.png");
-    memcpy(idtext, rest, n - 4);
-    idtext[n - 4] = '\0';
-    if (gs_qid_parse(idtext, &id) != GS_OK)
-        return send_error(c, GS_EINVAL, "not a tile id");
-    char name[48], path[4096], tmp[4200];
+    gs_err e = parse_png_id(rest, strlen(rest), &id);
+    if (e != GS_OK)
+        return send_error(c, e,
+                          e == GS_EINVAL ? "not a tile id" : "thumbnails are /api/tile/<id>.png");
+    char name[48];
     snprintf(name, sizeof name, "%llu.png", (unsigned long long)id);
-    snprintf(path, sizeof path, "%s/%s", h->cache_dir, name);
-    if (gs_path_exists(path))
+    if (cached(h, name))
         return send_file(c, h->cache_dir, name, true);
     if (!h->o.thumb)
         return send_error(c, GS_ENOTFOUND, "thumbnails are not available from this server");
     gs_arena_t *a = arena_get(h);
     gs_search_hit_t hit;
-    gs_err e = gs_search_tile(h->search, id, a, &hit);
+    e = gs_search_tile(h->search, id, a, &hit);
     if (e == GS_OK && !hit.scene_uri[0])
         e = GS_ENOTFOUND;
-    if (e == GS_OK) {
-        snprintf(tmp, sizeof tmp, "%s.tmp.%d.%llu", path, (int)getpid(),
-                 (unsigned long long)atomic_fetch_add(&h->n_tmp, 1));
-        e = h->o.thumb(h->o.thumb_ud, hit.scene_uri, hit.x, hit.y, hit.w, hit.h, GS_HTTP_THUMB_SIDE,
-                       tmp);
-        if (e == GS_OK && rename(tmp, path) != 0)
-            e = GS_EIO;
-        unlink(tmp);
-    }
+    if (e == GS_OK)
+        e = render_cached(h, name, render_tile, &hit);
     arena_put(h, a);
     if (e != GS_OK) {
         char msg[128];
         snprintf(msg, sizeof msg, "no thumbnail for tile %llu: %s", (unsigned long long)id,
                  gs_strerror(e));
+        return send_error(c, e == GS_ENOTFOUND ? e : GS_EIO, msg);
+    }
+    return send_file(c, h->cache_dir, name, true);
+}
+
+typedef struct {
+    gs_chsearch_pair_t pair;
+    bool after;
+} change_side_t;
+
+static gs_err render_change(gs_http_t *h, const void *what, const char *tmp)
+{
+    const change_side_t *s = what;
+    return h->o.change_thumb(h->o.change_thumb_ud, s->pair.before_uri, s->pair.after_uri, s->after,
+                             s->pair.location, GS_HTTP_THUMB_SIDE, tmp);
+}
+
+// api_change_thumb: rest is "<pair id>/before.png" or "<pair id>/after.png".
+static enum MHD_Result api_change_thumb(gs_http_t *h, struct MHD_Connection *c, const char *rest)
+{
+    const char *slash = strchr(rest, '/');
+    change_side_t s = {0};
+    uint64_t id = 0;
+    gs_err e = GS_ENOTFOUND;
+    if (slash && (strcmp(slash, "/before.png") == 0 || strcmp(slash, "/after.png") == 0)) {
+        char idtext[32];
+        size_t n = (size_t)(slash - rest);
+        s.after = slash[1] == 'a';
+        e = GS_EINVAL;
+        if (n >= 1 && n < sizeof idtext) {
+            memcpy(idtext, rest, n);
+            idtext[n] = '\0';
+            e = gs_qid_parse(idtext, &id) == GS_OK ? GS_OK : GS_EINVAL;
+        }
+    }
+    if (e != GS_OK)
+        return send_error(c, e,
+                          e == GS_EINVAL ? "not a change pair id"
+                                         : "change thumbnails are "
+                                           "/api/change/<pair id>/before.png or after.png");
+    char name[64];
+    snprintf(name, sizeof name, "c%llu-%s.png", (unsigned long long)id,
+             s.after ? "after" : "before");
+    if (cached(h, name))
+        return send_file(c, h->cache_dir, name, true);
+    if (!h->o.changes)
+        return send_error(c, GS_ENOTFOUND, "this output has no change records");
+    if (!h->o.change_thumb)
+        return send_error(c, GS_ENOTFOUND,
+                          "change thumbnails are not available from this server (the output "
+                          "holds no changes.yaml: run `geoscribe changes` again to record it)");
+    gs_arena_t *a = arena_get(h);
+    e = gs_chsearch_pair(h->o.changes, id, a, &s.pair);
+    if (e == GS_OK)
+        e = render_cached(h, name, render_change, &s);
+    arena_put(h, a);
+    if (e != GS_OK) {
+        char msg[160];
+        snprintf(msg, sizeof msg, "no %s thumbnail for change pair %llu: %s",
+                 s.after ? "after" : "before", (unsigned long long)id, gs_strerror(e));
         return send_error(c, e == GS_ENOTFOUND ? e : GS_EIO, msg);
     }
     return send_file(c, h->cache_dir, name, true);
@@ -365,6 +456,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         return api_changes(h, c);
     if (strncmp(url, "/api/tile/", 10) == 0)
         return api_tile(h, c, url + 10);
+    if (strncmp(url, "/api/change/", 12) == 0)
+        return api_change_thumb(h, c, url + 12);
     if (strncmp(url, "/leaflet/", 9) == 0)
         return send_file(c, h->leaflet_dir, url + 9, true);
     if (strchr(url + 1, '/') == NULL)

@@ -5,6 +5,9 @@
 //                                 the hits: JSON lines or a GeoJSON FeatureCollection, the
 //                                 same bytes as `geoscribe query --format json|geojson`
 //   GET /api/tile/<id>.png        a thumbnail of the tile, rendered once and cached on disk
+//   GET /api/change/<pair id>/before.png, .../after.png
+//                                 a thumbnail of one side of a change pair on the pair's grid
+//                                 (a warped side too), rendered once and cached on disk
 //   GET /api/changes?q=&k=&bbox=&from=&to=&caption=&format=json|geojson
 //                                 change pairs (query/chsearch.h), the same bytes as
 //                                 `geoscribe query --changes`; 404 without change records
@@ -12,12 +15,13 @@
 //                                  "n_changes":...} (n_changes: change records, 0 = none)
 // Errors are JSON {"error":{"code":1,"name":"GS_EINVAL","message":"..."}} with status 400
 // (bad request), 404 (unknown tile or path), 413 (too big) or 500.
-// Thumbnails need GDAL, which query/ may not include: the program installs a render callback
-// (the CLI passes jobs/raster.h's gs_raster_write_png_chip).
+// Thumbnails need GDAL, which query/ may not include: the program installs render callbacks
+// (the CLI passes jobs/thumb.h's renderers, or jobs/raster.h's gs_raster_write_png_chip).
 #pragma once
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "common/err.h"
 #include "query/chsearch.h"
@@ -30,6 +34,13 @@ typedef struct gs_http gs_http_t;
 // once (must be thread-safe). Returns GS_OK or an error (then the client gets a 404 or 500).
 typedef gs_err (*gs_http_thumb_fn)(void *ud, const char *scene_uri, int x, int y, int w, int h,
                                    int max_side, const char *png_path);
+
+// gs_http_change_thumb_fn: renders one side (after: the later scene) of a change pair, the cell
+// with location id `location` of the grid the pair was compared on, as a PNG of at most max_side
+// pixels on its long side into png_path. Called from HTTP threads, several at once.
+typedef gs_err (*gs_http_change_thumb_fn)(void *ud, const char *before_uri, const char *after_uri,
+                                          bool after, uint64_t location, int max_side,
+                                          const char *png_path);
 
 // GS_HTTP_K_MAX: the most hits one API request may ask for.
 #define GS_HTTP_K_MAX 10000
@@ -47,6 +58,8 @@ typedef struct {
     int n_threads;           // connection threads (<= 0: 4)
     gs_http_thumb_fn thumb;  // NULL: /api/tile answers 404
     void *thumb_ud;
+    gs_http_change_thumb_fn change_thumb; // NULL: /api/change/<id>/... answers 404
+    void *change_thumb_ud;
     gs_chsearch_t *changes; // change search (borrowed, outlives the server); NULL: /api/changes
                             // answers 404
 } gs_http_opts_t;

@@ -64,8 +64,8 @@ async function changesScenario(page) {
     if (h.caption !== a.caption) fail('change ' + i + ' caption "' + h.caption + '"');
     if (h.times.join(' ') !== a.before.time.slice(0, 10) + ' ' + a.after.time.slice(0, 10))
       fail('change ' + i + ' times ' + h.times.join(' '));
-    if (h.imgs.join(' ') !== '/api/tile/' + a.before.tile_id + '.png /api/tile/' +
-      a.after.tile_id + '.png') fail('change ' + i + ' thumbnails ' + h.imgs.join(' '));
+    const want = ['before', 'after'].map((s) => '/api/change/' + a.pair_id + '/' + s + '.png');
+    if (h.imgs.join(' ') !== want.join(' ')) fail('change ' + i + ' thumbnails ' + h.imgs.join(' '));
   });
   const n_paths = await page.$$eval('path.gs-footprint.gs-change', (p) => p.length);
   if (n_paths !== 10) fail('the map shows ' + n_paths + ' change footprints, not 10');

@@ -18,6 +18,8 @@
 #include "common/fs.h"
 #include "index/capstore.h"
 #include "index/vindex.h"
+#include "jobs/raster.h"
+#include "jobs/thumb.h"
 #include "jobs/warp.h"
 #include "testutil.h"
 
@@ -559,6 +561,67 @@ START_TEST(test_changes_mpi_matches_one_process)
 }
 END_TEST
 
+// thumb: one side of record `rec` rendered from the job the change run recorded
+// (OUT/changes.yaml), read back: 128 x 128 RGB (the tile, never enlarged).
+static uint8_t *thumb(const gs_job_t *job, const char *d, const rec_t *rec, bool after)
+{
+    char path[4300], err[512] = "";
+    snprintf(path, sizeof path, "%s/thumb.png", d);
+    gs_err e = gs_thumb_render_change(job, PUC "/2015.tif", PUC "/2020.tif", after,
+                                      rec->k.location, 256, path, err, sizeof err);
+    ck_assert_msg(e == GS_OK, "%s", err);
+    uint8_t *px = NULL;
+    int w = 0, h = 0;
+    ck_assert_int_eq(gs_raster_read_rgb8(path, &px, &w, &h), GS_OK);
+    ck_assert_int_eq(w, 128);
+    ck_assert_int_eq(h, 128);
+    return px;
+}
+
+static double mean_abs_diff(const uint8_t *a, const uint8_t *b)
+{
+    double s = 0;
+    for (int i = 0; i < 128 * 128 * 3; i++)
+        s += abs((int)a[i] - (int)b[i]);
+    return s / (128 * 128 * 3);
+}
+
+// check_warped_thumbnails: both sides of warped pairs get thumbnails on the pair grid, at the
+// right place: the record that changed least looks more alike across its two dates than its
+// earlier side looks like the later side of any of 8 other places.
+static void check_warped_thumbnails(const char *d, const char *out, const snap_t *s)
+{
+    char spec[4300], err[512] = "";
+    snprintf(spec, sizeof spec, "%s/changes.yaml", out);
+    gs_job_t *job = NULL;
+    ck_assert_msg(gs_job_load(spec, NULL, 0, &job, err, sizeof err) == GS_OK, "%s", err);
+    ck_assert_int_eq(job->changes.grid, GS_JOB_GRID_CRS);
+    size_t lo = 0;
+    for (size_t i = 1; i < s->n; i++)
+        if (s->recs[i].r.score < s->recs[lo].r.score)
+            lo = i;
+    uint8_t *before = thumb(job, d, &s->recs[lo], false), *after = thumb(job, d, &s->recs[lo], true);
+    double same = mean_abs_diff(before, after);
+    for (size_t j = 0; j < 8; j++) {
+        size_t i = (lo + 1 + j * (s->n - 1) / 8) % s->n;
+        uint8_t *other = thumb(job, d, &s->recs[i], true);
+        double diff = mean_abs_diff(before, other);
+        fprintf(stderr, "thumbnails: same place %.2f, another place %.2f\n", same, diff);
+        ck_assert_msg(same < diff, "the two dates of one place differ more (%.2f) than two "
+                      "places (%.2f)", same, diff);
+        gs_free(other);
+    }
+    // a location of no cell of this grid
+    snprintf(spec, sizeof spec, "%s/none.png", d);
+    ck_assert_int_eq(gs_thumb_render_change(job, PUC "/2015.tif", PUC "/2020.tif", true, 12345,
+                                            256, spec, err, sizeof err),
+                     GS_ENOTFOUND);
+    ck_assert_ptr_nonnull(strstr(err, "other changes.* settings"));
+    gs_free(before);
+    gs_free(after);
+    gs_job_destroy(&job);
+}
+
 // a grid in another CRS: both dates warped onto 120 m UTM pixels
 START_TEST(test_changes_grid_crs_warps_both)
 {
@@ -598,6 +661,7 @@ START_TEST(test_changes_grid_crs_warps_both)
         ck_assert(k->bounds[1] > -8.61 && k->bounds[3] < -8.26);
         ck_assert_uint_eq(s.recs[i].r.after_scene, id_of("2020"));
     }
+    check_warped_thumbnails(d, out, &s);
     snap_free(&s);
 }
 END_TEST
@@ -682,8 +746,27 @@ START_TEST(test_changes_query)
                 ">%s/h1.json && curl -s -o /dev/null -w '%%{http_code}' "
                 "\"${url}api/changes?from=yesterday\" >%s/h2.txt",
                 d, d, d);
+    // Change thumbnails: on a co-registered pair the earlier side is the ingest's tile, the same
+    // PNG bytes as /api/tile (job.yaml and changes.yaml compose alike); bad paths are refused.
+    int rc_thumb = sh(
+        "cd %s && url=$(grep -o '\"http\":\"[^\"]*\"' serve.out | cut -d'\"' -f4) && "
+        "pair=$(head -n 1 h1.json | grep -o '\"pair_id\":\"[0-9]*\"' | cut -d'\"' -f4) && "
+        "tile=$(head -n 1 h1.json | grep -o '\"before\":{[^}]*}' | "
+        "grep -o '\"tile_id\":\"[0-9]*\"' | cut -d'\"' -f4) && [ -n \"$pair\" ] && "
+        "[ -n \"$tile\" ] && curl -sf \"${url}api/change/$pair/before.png\" >cb.png && "
+        "curl -sf \"${url}api/change/$pair/after.png\" >ca.png && "
+        "curl -sf \"${url}api/tile/$tile.png\" >tb.png && cmp cb.png tb.png && "
+        "! cmp -s cb.png ca.png && for u in abc/before.png 1/before.png $pair/middle.png "
+        "$pair/before; do curl -s -o /dev/null -w '%%{http_code} ' \"${url}api/change/$u\"; "
+        "done >codes.txt",
+        d);
     sh("kill $(cat %s/serve.pid)", d);
     ck_assert_int_eq(rc, 0);
+    ck_assert_int_eq(rc_thumb, 0);
+    snprintf(path, sizeof path, "%s/codes.txt", d);
+    q = slurp(path);
+    ck_assert_str_eq(q, "400 404 404 404 ");
+    gs_free(q);
     ck_assert_int_eq(sh("%s query --db %s --changes new buildings --from 2005 --to 2020 -k 7 "
                         ">%s/h1.cli 2>/dev/null && cmp %s/h1.json %s/h1.cli",
                         GS_BIN, out, d, d, d),

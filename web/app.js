@@ -1,7 +1,8 @@
 // geoscribe web map: two searches behind one form. Tiles: /api/search (GeoJSON), the hits with
 // their thumbnails (/api/tile/<id>.png). Changes: /api/changes (GeoJSON), pairs of the same
 // place at two times whose change caption matches the text (or, without text, the largest
-// changes), each with both thumbnails and times. Footprints (and imagery) go on a Leaflet map.
+// changes), each with both thumbnails (/api/change/<pair id>/before.png, after.png: the tile on
+// the pair's grid, warped where the change run warped it) and times. Footprints (and imagery) go on a Leaflet map.
 // No external services: there is no base map, only the hits, a graticule and the imagery.
 'use strict';
 
@@ -51,12 +52,12 @@
     return t && t.endsWith('T00:00:00Z') ? t.slice(0, 10) : t;
   }
 
-  function thumb(tileId, alt) {
+  function thumb(url, alt) {
     const img = el('img');
     img.loading = 'lazy';
     img.alt = alt;
-    img.src = '/api/tile/' + tileId + '.png';
-    // A warped tile (another grid than its scene's) has no thumbnail: keep the grey box.
+    img.src = url;
+    // No thumbnail (a scene gone, an output without changes.yaml): keep the grey box.
     img.addEventListener('error', () => img.classList.add('missing'));
     return img;
   }
@@ -91,7 +92,7 @@
     const item = el('li', 'hit');
     item.dataset.rank = p.rank;
     item.dataset.tileId = p.tile_id;
-    const img = thumb(p.tile_id, 'tile ' + p.tile_id);
+    const img = thumb('/api/tile/' + p.tile_id + '.png', 'tile ' + p.tile_id);
     const meta = el('div', 'meta');
     const top = el('div', 'top', '#' + p.rank + ' ');
     top.appendChild(el('span', 'score', p.score.toFixed(4)));
@@ -114,6 +115,10 @@
     byRank.set(p.rank, { item, layer });
   }
 
+  function changeThumb(p, side) {
+    return '/api/change/' + p.pair_id + '/' + side + '.png';
+  }
+
   // One change pair: both thumbnails with their times, the change score (and the text
   // similarity when there was a text), the caption; the footprint with the same in its popup.
   function addChange(f) {
@@ -124,7 +129,7 @@
     const pair = el('div', 'pair');
     for (const side of ['before', 'after']) {
       const fig = el('figure', side);
-      fig.appendChild(thumb(p[side + '_tile_id'], side + ' ' + shortTime(p[side + '_time'])));
+      fig.appendChild(thumb(changeThumb(p, side), side + ' ' + shortTime(p[side + '_time'])));
       fig.appendChild(el('figcaption', '', shortTime(p[side + '_time'])));
       pair.appendChild(fig);
     }
@@ -156,7 +161,7 @@
       d.appendChild(el('div', '', shortTime(p.before_time) + ' → ' + shortTime(p.after_time)));
       if (p.caption) d.appendChild(el('div', '', p.caption));
       return d;
-    }, '/api/tile/' + p.after_tile_id + '.png');
+    }, changeThumb(p, 'after'));
     byRank.set(p.rank, { item, layer });
   }
 

@@ -606,18 +606,6 @@ static gs_err write_shard(gs_chworker_t *w, const Geoscribe__Task *t, const out_
     return r->shard_path && r->shard_hash ? GS_OK : GS_ENOMEM;
 }
 
-// pair_grid: the grid both scenes are compared on.
-static gs_err pair_grid(const gs_job_t *job, side_t *sb, side_t *sa, gs_warp_grid_t *grid,
-                        char *why, size_t why_nbytes)
-{
-    if (job->changes.grid == GS_JOB_GRID_LATER) {
-        gs_warp_grid_of(sa->own, grid);
-        return GS_OK;
-    }
-    return gs_warp_grid_crs(job->changes.crs, job->changes.resolution, sb->own, sa->own, grid, why,
-                            why_nbytes);
-}
-
 // score: cosine distances of the cells embedded on both sides, best first.
 static size_t score(const gs_chworker_t *w, const side_t *sb, const side_t *sa, int64_t n_cells,
                     scored_t *out)
@@ -658,7 +646,7 @@ static void pair_task(gs_chworker_t *w, const Geoscribe__Task *t, Geoscribe__Tas
     if (e == GS_OK)
         e = open_scene(job, t->uris[1], &sa.own, &pr, why, sizeof why);
     if (e == GS_OK)
-        e = pair_grid(job, &sb, &sa, &grid, why, sizeof why);
+        e = gs_warp_pair_grid(job, sb.own, sa.own, &grid, why, sizeof why);
     if (e == GS_OK)
         e = side_place(job, &sa, &grid, &pr, why, sizeof why);
     if (e == GS_OK)
