@@ -98,7 +98,7 @@ gs_err gs_thumb_render_change(const gs_job_t *job, const char *before_uri, const
     }
     gs_scene_t *sb = NULL, *sa = NULL;
     gs_warp_t *warp = NULL;
-    gs_warp_grid_t grid = {0}, own = {0};
+    gs_warp_grid_t grid = {0};
     gs_scene_problem_t pr;
     gs_err e = gs_scene_open(job, before_uri, &sb, &pr, reason, reason_nbytes);
     if (e == GS_OK)
@@ -117,16 +117,10 @@ gs_err gs_thumb_render_change(const gs_job_t *job, const char *before_uri, const
                  before_uri, after_uri, (unsigned long long)location);
         e = GS_ENOTFOUND;
     }
-    gs_scene_t *side = after_side ? sa : sb;
-    if (e == GS_OK) {
-        gs_warp_grid_of(side, &own);
-        // a side already on the pair grid is read as it is; the other is warped onto it
-        if (!gs_warp_grid_equal(&own, &grid)) {
-            e = gs_warp_open(job, gs_scene_info(side)->uri, &grid, &warp, &pr, reason,
-                             reason_nbytes);
-            side = warp ? gs_warp_scene(warp) : NULL;
-        }
-    }
+    gs_scene_t *side = NULL;
+    if (e == GS_OK) // as the worker reads it: as it is when on the pair grid, else warped
+        e = gs_warp_onto(job, after_side ? sa : sb, &grid, &warp, &side, &pr, reason,
+                         reason_nbytes);
     if (e == GS_OK && (int64_t)cell.w * cell.h > GS_THUMB_MAX_PIXELS) {
         snprintf(reason, reason_nbytes, "the tile is too big for a thumbnail (%dx%d)", cell.w,
                  cell.h);
@@ -136,7 +130,6 @@ gs_err gs_thumb_render_change(const gs_job_t *job, const char *before_uri, const
         e = render_window(side, cell.x, cell.y, cell.w, cell.h, max_side, png_path, reason,
                           reason_nbytes);
     gs_warp_close(&warp);
-    gs_warp_grid_cleanup(&own);
     gs_warp_grid_cleanup(&grid);
     gs_scene_close(&sb);
     gs_scene_close(&sa);

@@ -355,6 +355,26 @@ static gs_err derived_job(const gs_job_t *job, int n, gs_job_t **out, char *reas
     return e;
 }
 
+gs_err gs_warp_onto(const gs_job_t *job, gs_scene_t *scene, const gs_warp_grid_t *grid,
+                    gs_warp_t **warp, gs_scene_t **out, gs_scene_problem_t *out_problem,
+                    char *reason, size_t reason_nbytes)
+{
+    *warp = NULL;
+    *out = scene;
+    gs_warp_grid_t own;
+    gs_warp_grid_of(scene, &own);
+    int same = gs_warp_grid_equal(&own, grid);
+    gs_warp_grid_cleanup(&own);
+    if (same)
+        return GS_OK;
+    *out = NULL;
+    gs_err e = gs_warp_open(job, gs_scene_info(scene)->uri, grid, warp, out_problem, reason,
+                            reason_nbytes);
+    if (e == GS_OK)
+        *out = gs_warp_scene(*warp);
+    return e;
+}
+
 gs_err gs_warp_open(const gs_job_t *job, const char *uri, const gs_warp_grid_t *grid,
                     gs_warp_t **out, gs_scene_problem_t *out_problem, char *reason,
                     size_t reason_nbytes)

@@ -151,6 +151,14 @@ gs_err gs_warp_open(const gs_job_t *job, const char *uri, const gs_warp_grid_t *
                     gs_warp_t **out, gs_scene_problem_t *out_problem, char *reason,
                     size_t reason_nbytes);
 
+// gs_warp_onto: `scene` put on `grid`: when its own grid is `grid` (gs_warp_grid_equal), *out is
+// `scene` itself and *warp NULL; else its source is warped onto the grid (gs_warp_open: *warp
+// new, *out its scene, borrowed from *warp). `scene` stays open either way and must outlive
+// the call only. Errors as gs_warp_open. Thread-safety: as gs_warp_open.
+gs_err gs_warp_onto(const gs_job_t *job, gs_scene_t *scene, const gs_warp_grid_t *grid,
+                    gs_warp_t **warp, gs_scene_t **out, gs_scene_problem_t *out_problem,
+                    char *reason, size_t reason_nbytes);
+
 // gs_warp_scene: the warped scene; borrowed, valid until gs_warp_close.
 gs_scene_t *gs_warp_scene(gs_warp_t *self);
 

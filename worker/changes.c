@@ -246,22 +246,12 @@ static gs_err open_scene(const gs_job_t *job, const char *uri, gs_scene_t **out,
 static gs_err side_place(const gs_job_t *job, side_t *s, const gs_warp_grid_t *grid,
                          gs_scene_problem_t *pr, char *why, size_t why_nbytes)
 {
-    gs_warp_grid_t own;
-    gs_warp_grid_of(s->own, &own);
-    int same = gs_warp_grid_equal(&own, grid);
-    gs_warp_grid_cleanup(&own);
-    if (same) {
-        s->scene = s->own;
+    GS_TRY(gs_warp_onto(job, s->own, grid, &s->warp, &s->scene, pr, why, why_nbytes));
+    if (!s->warp) {
         s->src = gs_scene_info(s->own);
         return GS_OK;
     }
-    char *uri = gs_xstrdup(gs_scene_info(s->own)->uri);
-    gs_scene_close(&s->own);
-    gs_err e = gs_warp_open(job, uri, grid, &s->warp, pr, why, why_nbytes);
-    gs_free(uri);
-    if (e != GS_OK)
-        return e;
-    s->scene = gs_warp_scene(s->warp);
+    gs_scene_close(&s->own); // the warp has its own datasets
     s->src = gs_warp_source(s->warp);
     return gs_scene_check(s->scene, pr, why, why_nbytes);
 }
@@ -732,8 +722,8 @@ static void run_task(void *ud, const Geoscribe__Task *t, Geoscribe__TaskResult *
 gs_err gs_chworker_handle(gs_chworker_t *self, int rank, const void *batch, size_t nbytes,
                           void **out_req, size_t *out_nbytes, bool *out_done, unsigned *out_wait_ms)
 {
-    return gs__serve_handle(self, self->started, run_task, rank, batch, nbytes, out_req,
-                            out_nbytes, out_done, out_wait_ms);
+    return gs__serve_handle(self, self->started, run_task, rank, batch, nbytes, out_req, out_nbytes,
+                            out_done, out_wait_ms);
 }
 
 static gs_err handle(void *self, int rank, const void *batch, size_t nbytes, void **out_req,
