@@ -317,15 +317,27 @@ static gs_err render_tile(gs_http_t *h, const void *what, const char *tmp)
                       GS_HTTP_THUMB_SIDE, tmp);
 }
 
-// parse_png_id: "<decimal id>.png" (the whole of text) into *id.
+// GS_HTTP_ID_TEXT: room for an id's text in a path (gs_qid_parse's forms are shorter).
+#define GS_HTTP_ID_TEXT 32
+
+// parse_id: the n bytes of text as an id (gs_qid_parse). GS_EINVAL.
+static gs_err parse_id(const char *text, size_t n, uint64_t *id)
+{
+    char idtext[GS_HTTP_ID_TEXT];
+    if (n < 1 || n >= sizeof idtext)
+        return GS_EINVAL;
+    memcpy(idtext, text, n);
+    idtext[n] = '\0';
+    return gs_qid_parse(idtext, id) == GS_OK ? GS_OK : GS_EINVAL;
+}
+
+// parse_png_id: "<id>.png" (the whole of text) into *id: GS_ENOTFOUND when it is not of that
+// form, GS_EINVAL when the id is not one.
 static gs_err parse_png_id(const char *text, size_t n, uint64_t *id)
 {
-    char idtext[32];
-    if (n < 5 || n - 4 >= sizeof idtext || strncmp(text + n - 4, ".png", 4) != 0)
+    if (n < 5 || n - 4 >= GS_HTTP_ID_TEXT || strncmp(text + n - 4, ".png", 4) != 0)
         return GS_ENOTFOUND;
-    memcpy(idtext, text, n - 4);
-    idtext[n - 4] = '\0';
-    return gs_qid_parse(idtext, id) == GS_OK ? GS_OK : GS_EINVAL;
+    return parse_id(text, n - 4, id);
 }
 
 static enum MHD_Result api_tile(gs_http_t *h, struct MHD_Connection *c, const char *rest)
@@ -378,15 +390,8 @@ static enum MHD_Result api_change_thumb(gs_http_t *h, struct MHD_Connection *c, 
     uint64_t id = 0;
     gs_err e = GS_ENOTFOUND;
     if (slash && (strcmp(slash, "/before.png") == 0 || strcmp(slash, "/after.png") == 0)) {
-        char idtext[32];
-        size_t n = (size_t)(slash - rest);
         s.after = slash[1] == 'a';
-        e = GS_EINVAL;
-        if (n >= 1 && n < sizeof idtext) {
-            memcpy(idtext, rest, n);
-            idtext[n] = '\0';
-            e = gs_qid_parse(idtext, &id) == GS_OK ? GS_OK : GS_EINVAL;
-        }
+        e = parse_id(rest, (size_t)(slash - rest), &id);
     }
     if (e != GS_OK)
         return send_error(c, e,
