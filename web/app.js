@@ -2,7 +2,8 @@
 // their thumbnails (/api/tile/<id>.png). Changes: /api/changes (GeoJSON), pairs of the same
 // place at two times whose change caption matches the text (or, without text, the largest
 // changes), each with both thumbnails (/api/change/<pair id>/before.png, after.png: the tile on
-// the pair's grid, warped where the change run warped it) and times. Footprints (and imagery) go on a Leaflet map.
+// the pair's grid, warped where the change run warped it) and times. Footprints (and imagery)
+// go on a Leaflet map.
 // No external services: there is no base map, only the hits, a graticule and the imagery.
 'use strict';
 

@@ -242,6 +242,13 @@ def save_safetensors(path, tensors, metadata=None):
     os.replace(tmp, path)
 
 
+def save_torch(path, obj):
+    """torch.save into path + ".tmp", then renamed over path: a checkpoint is whole or absent."""
+    import torch
+    torch.save(obj, path + ".tmp")
+    os.replace(path + ".tmp", path)
+
+
 def load_safetensors(path):
     with open(path, "rb") as f:
         data = f.read()

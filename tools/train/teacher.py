@@ -6,7 +6,6 @@ on the same train split and augmentation, then its soft predictions on each augm
 become an extra target for the ViT. The CNN is a training aid only; it is not saved in the
 model folders."""
 import math
-import os
 import random
 import time
 
@@ -76,9 +75,8 @@ def stem_convs_for(size):
 
 
 def save_teacher(path, net, size):
-    torch.save({"state": net.state_dict(), "size": size,
-                "stem_convs": len(net.stem) // 3}, path + ".tmp")
-    os.replace(path + ".tmp", path)
+    gslib.save_torch(path, {"state": net.state_dict(), "size": size,
+                            "stem_convs": len(net.stem) // 3})
 
 
 def load_teacher(path, n_classes):

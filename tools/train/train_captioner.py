@@ -428,8 +428,7 @@ def main():
                 save_ckpt = {"model": model.state_dict(), "state": state}
                 if stage == 1:
                     save_ckpt["opt"] = opt.state_dict()
-                torch.save(save_ckpt, ckpt + ".tmp")
-                os.replace(ckpt + ".tmp", ckpt)
+                gslib.save_torch(ckpt, save_ckpt)
         for g, lr0 in zip(opt.param_groups, base):
             g["lr"] = lr0
 

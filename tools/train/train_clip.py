@@ -226,26 +226,23 @@ def cosine_lr(base, elapsed, budget, warm_frac=0.03):
     return base * 0.5 * (1 + math.cos(math.pi * min(1.0, (elapsed - warm) / (budget - warm))))
 
 
-def save_ckpt(path, obj):
-    torch.save(obj, path + ".tmp")
-    os.replace(path + ".tmp", path)
-
-
-def phase_vision(a, model, train, classes, aug, val, val_px, work):
+def phase_vision(a, model, train, classes, aug, val, val_px, work, saved_teachers):
     """Phase 1: the image tower alone, supervised by the train split's class labels
     (cross-entropy, label smoothing, CutMix/mixup), by the soft predictions of a small CNN
     teacher trained first on the same data (DeiT-style distillation), and by the words of
-    each image's captions (multi-label)."""
+    each image's captions (multi-label). saved_teachers: (path, net, input size) of the
+    --teacher files, loaded once by main()."""
     vm = model.vision_model
     teacher = None
     tsize = a.teacher_size or a.image_size
     if a.teacher_minutes > 0 or a.teacher:
         tpath = os.path.join(work, "teacher.pt")
         val_lab = torch.tensor([classes.index(it["cls"]) for it in val])
-        if a.teacher or (a.resume and os.path.exists(tpath)):
+        if not saved_teachers and a.resume and os.path.exists(tpath):
+            saved_teachers = [(tpath, *teacher_mod.load_teacher(tpath, len(classes)))]
+        if saved_teachers:
             nets, sizes = [], []
-            for path in (a.teacher.split(",") if a.teacher else [tpath]):
-                net, size = teacher_mod.load_teacher(path, len(classes))
+            for path, net, size in saved_teachers:
                 acc = teacher_mod.accuracy(net, gslib.load_eval_images(val, size), val_lab)
                 gslib.log("teacher: loaded %s (%d px, val top1 %.3f)" % (path, size, acc))
                 nets.append(net)
@@ -377,7 +374,7 @@ def phase_vision(a, model, train, classes, aug, val, val_px, work):
             st["elapsed"] = time.time() - t0
             st["history"].append({"step": st["step"], "min": st["elapsed"] / 60, "head_top1": acc})
             gslib.log("VAL vision step %d: linear-head top1 %.3f" % (st["step"], acc))
-            save_ckpt(ckpt, {"vm": vm.state_dict(), "heads": heads.state_dict(),
+            gslib.save_torch(ckpt, {"vm": vm.state_dict(), "heads": heads.state_dict(),
                              "opt": opt.state_dict(), "state": st, "ema": ema})
     vm.eval()
     with torch.no_grad():
@@ -389,7 +386,7 @@ def phase_vision(a, model, train, classes, aug, val, val_px, work):
     st["history"].append({"step": st["step"], "min": st["elapsed"] / 60, "head_top1": acc})
     st["done"] = True
     gslib.log("vision done: %d steps, linear-head val top1 %.3f" % (st["step"], acc))
-    save_ckpt(ckpt, {"vm": vm.state_dict(), "heads": heads.state_dict(),
+    gslib.save_torch(ckpt, {"vm": vm.state_dict(), "heads": heads.state_dict(),
                      "opt": opt.state_dict(), "state": st, "ema": ema})
     return st
 
@@ -528,9 +525,9 @@ def main():
     src = gslib.load_source_images(train, size=a.src_size)
     # Crops are made at the larger of the student's and the teacher's size; `saug` gives the
     # student's size.
-    sizes = [a.image_size, a.teacher_size]
-    if a.teacher:
-        sizes += [teacher_mod.load_teacher(p, len(classes))[1] for p in a.teacher.split(",")]
+    saved_teachers = [(p, *teacher_mod.load_teacher(p, len(classes)))
+                      for p in a.teacher.split(",")] if a.teacher else []
+    sizes = [a.image_size, a.teacher_size] + [size for _, _, size in saved_teachers]
     aug = gslib.Augment(src, max(sizes), scale=(a.crop_min, 1.0))
     saug = aug.at(a.image_size)
     val_px = gslib.load_eval_images(val, a.image_size)
@@ -543,7 +540,8 @@ def main():
         sum(p.numel() for p in model.vision_model.parameters()) / 1e6))
 
     hist = {}
-    hist["vision"] = phase_vision(a, model, train, classes, aug, val, val_px, a.work)["history"]
+    hist["vision"] = phase_vision(a, model, train, classes, aug, val, val_px, a.work,
+                                  saved_teachers)["history"]
     for p in model.vision_model.parameters():
         p.requires_grad = False
     gslib.log("caching %d views of the train images" % a.views)
