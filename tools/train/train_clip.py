@@ -64,6 +64,12 @@ def parse():
     ap.add_argument("--eval-every", type=float, default=3.0, help="minutes between val evals")
     ap.add_argument("--vision-minutes", type=float, default=58.0, help="phase 1 wall budget")
     ap.add_argument("--align-minutes", type=float, default=6.0, help="phase 2 wall budget")
+    ap.add_argument("--align-steps", type=int, default=0,
+                    help="phase 2 budget in steps instead of --align-minutes (repeatable "
+                    "whatever the machine's load)")
+    ap.add_argument("--align-ema", type=float, default=0.0,
+                    help="EMA decay of the phase-2 weights (text tower, projections), 0: off; "
+                    "the export uses the average")
     ap.add_argument("--align-batch", type=int, default=256)
     ap.add_argument("--views", type=int, default=4, help="cached train views for phase 2")
     ap.add_argument("--word-weight", type=float, default=1.0)
@@ -89,6 +95,10 @@ def parse():
     ap.add_argument("--init-vision", default="",
                     help="start phase 1 from the (EMA) image tower and heads of a saved "
                     "vision.pt, with a fresh schedule (a second cosine cycle)")
+    ap.add_argument("--soup", default="",
+                    help="instead of training phase 1, average the finished image towers and "
+                    "heads of these vision.pt files (comma-separated; runs of the same "
+                    "--init-vision, a weight-space 'model soup') and go on to phase 2")
     return ap.parse_args()
 
 
@@ -301,6 +311,8 @@ def phase_vision(a, model, train, classes, aug, val, val_px, work, saved_teacher
     val_lab = torch.tensor([classes.index(it["cls"]) for it in val])
     ckpt = os.path.join(work, "vision.pt")
     st = {"step": 0, "elapsed": 0.0, "history": []}
+    if a.soup:
+        return soup_vision(a.soup.split(","), vm, heads, opt, ckpt, val_px, val_lab)
     if a.resume and os.path.exists(ckpt):
         c = torch.load(ckpt)
         vm.load_state_dict(c["vm"])
@@ -391,6 +403,47 @@ def phase_vision(a, model, train, classes, aug, val, val_px, work, saved_teacher
     return st
 
 
+def soup_vision(paths, vm, heads, opt, ckpt, val_px, val_lab):
+    """Phase 1 as the mean of finished phase-1 checkpoints (their EMA towers and heads):
+    a uniform model soup. The runs must share an architecture and should share a start
+    (--init-vision), or the mean lands between basins; the linear-head top-1 of each and of
+    the soup is logged to show it did not."""
+    cks = [torch.load(p) for p in paths]
+    for p, c in zip(paths, cks):
+        if not c["state"].get("done"):
+            sys.exit("train_clip: --soup %s: phase 1 of that run has not finished" % p)
+    accs = []
+    with torch.no_grad():
+        for c in cks:
+            vm.load_state_dict(c["vm"])
+            heads.load_state_dict(common(heads, c["heads"]), strict=False)
+            vm.eval()
+            accs.append(float((heads["cls"](vm(torch.from_numpy(val_px))).argmax(-1) == val_lab)
+                              .float().mean()))
+        for name, sd in (("vm", vm), ("heads", heads)):
+            mean = {k: sum(c[name][k].float() for c in cks) / len(cks)
+                    for k in common(sd, cks[0][name])}
+            sd.load_state_dict(mean, strict=name == "vm")
+        acc = float((heads["cls"](vm(torch.from_numpy(val_px))).argmax(-1) == val_lab)
+                    .float().mean())
+    gslib.log("vision: soup of %d towers, linear-head val top1 %s -> %.3f" % (
+        len(cks), " ".join("%.3f" % x for x in accs), acc))
+    st = {"step": sum(c["state"]["step"] for c in cks), "elapsed": 0.0, "done": True,
+          "history": [{"step": 0, "min": 0.0, "head_top1": acc, "soup": list(paths),
+                       "soup_head_top1": accs}]}
+    gslib.save_torch(ckpt, {"vm": vm.state_dict(), "heads": heads.state_dict(),
+                     "opt": opt.state_dict(), "state": st,
+                     "ema": [p.detach().clone() for p in vm.parameters()]})
+    return st
+
+
+def common(module, sd):
+    """The entries of state dict sd that module has, with the same shape (heads that follow
+    the teachers exist only when the run had them)."""
+    own = module.state_dict()
+    return {k: v for k, v in sd.items() if k in own and own[k].shape == v.shape}
+
+
 class swapped:
     """Temporarily load the EMA weights into a module."""
 
@@ -450,8 +503,13 @@ def phase_align(a, model, tok, train, classes, feats, val, val_px, work):
     perm = []
     model.text_model.train()
     vdrop = torch.nn.Dropout(0.1)
-    while time.time() - t0 < budget:
-        lr = cosine_lr(a.lr, time.time() - t0, budget)
+    ema = [p.detach().clone() for p in params] if a.align_ema > 0 else None
+    def progress():  # (done, budget) in steps or seconds
+        if a.align_steps:
+            return st["step"], a.align_steps
+        return time.time() - t0, budget
+    while progress()[0] < progress()[1]:
+        lr = cosine_lr(a.lr, *progress())
         for g in opt.param_groups:
             g["lr"] = lr
         if len(perm) < a.align_batch:
@@ -484,6 +542,10 @@ def phase_align(a, model, tok, train, classes, feats, val, val_px, work):
         opt.step()
         with torch.no_grad():
             model.logit_scale.clamp_(0, math.log(100))
+            if ema is not None:
+                d = min(a.align_ema, (1 + st["step"]) / (10 + st["step"]))
+                for e, p in zip(ema, params):
+                    e.mul_(d).add_(p.detach(), alpha=1 - d)
         st["step"] += 1
         if st["step"] % 50 == 0:
             gslib.log("align step %d lr %.2e loss %.3f (i2t %.3f t2i %.3f cls %.3f) scale %.1f" % (
@@ -495,6 +557,10 @@ def phase_align(a, model, tok, train, classes, feats, val, val_px, work):
             st["history"].append({"step": st["step"], "min": (time.time() - t0) / 60, **r})
             gslib.log("VAL align step %d: top1 %.3f top5 %.3f mR %.1f" % (
                 st["step"], r["top1"], r["top5"], r["mR"]))
+    if ema is not None:
+        with torch.no_grad():
+            for e, p in zip(ema, params):
+                p.copy_(e)
     return st
 
 
