@@ -157,7 +157,6 @@ class Augment:
 
     def plain(self, idx):
         """Whole image resized (no randomness), for feature caching."""
-        import torch
         import torch.nn.functional as F
         x = self.src[idx].float() / 255.0
         x = F.interpolate(x, size=(self.out, self.out), mode="bicubic", align_corners=False,

@@ -150,7 +150,6 @@ def train_teacher(a, train, classes, aug, val_px, minutes, seed, log_every=50, s
     opt = torch.optim.SGD(net.parameters(), lr=0.1, momentum=0.9, weight_decay=5e-4,
                           nesterov=True)
     y = torch.tensor([classes.index(it["cls"]) for it in train])
-    yv = None
     rng = random.Random(seed)
     torch.manual_seed(seed)
     budget = minutes * 60

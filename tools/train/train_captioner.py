@@ -20,7 +20,6 @@ images; it did not improve the val metrics here (BLEU-4 0.383 -> 0.368), so it i
 """
 import argparse
 import json
-import math
 import os
 import random
 import shutil
@@ -437,7 +436,7 @@ def main():
         return {k: feats[k[0], k[1]] for _, ims, _ in samples for k in ims}
     if state.get("stage", 1) == 1:
         run_stage(1, a.minutes, opt, params, cached, lambda: val_feats, a.views)
-    del feats
+    feats = None  # free the cached views before stage 2
     # Stage 2: the whole model, the tower on augmented images (crops, turns, flips).
     if a.finetune_minutes > 0:
         for p in model.vision_tower.parameters():
