@@ -290,7 +290,7 @@ def phase_vision(a, model, train, classes, aug, val, val_px, work, saved_teacher
     grid = a.image_size // a.patch
     if a.init_vision:
         c0 = torch.load(a.init_vision)
-        sd, ema0 = widen_patches(vm, dict(c0["vm"]), list(c0["ema"]), a.init_vision)
+        sd, ema0 = adapt_tower(vm, dict(c0["vm"]), list(c0["ema"]), a.init_vision)
         vm.load_state_dict(sd)
         with torch.no_grad():
             for p, e in zip(vm.parameters(), ema0):
@@ -623,30 +623,51 @@ def main():
     gslib.log("saved %s (total wall %.1f min)" % (a.out, (time.time() - t_start) / 60))
 
 
-def widen_patches(vm, sd, ema, path):
-    """A tower saved at a smaller image size with the same patch grid (64 px, patch 8) starts a
-    larger one (128 px, patch 16): each old filter is spread over f x f pixels and divided by
-    f^2, which is the old filter applied to the image averaged down by f. Returns the state
-    dict and the EMA list (in vm.parameters() order) with the patch filters widened."""
+def adapt_tower(vm, sd, ema, path):
+    """A saved tower starts one with another image size, patch or grid. A larger patch by a
+    factor f (64 px / patch 8 -> 128 px / patch 16, same grid): each old filter is spread over
+    f x f pixels and divided by f^2, which is the old filter applied to the image averaged down
+    by f. A smaller patch by f (128 px / patch 16 -> 128 px / patch 8): each new filter sums
+    f x f blocks of the old one, which is the old filter applied to the image upsampled f
+    times (nearest). A larger grid: the patch-position embeddings are resized bicubically (the
+    class token's row kept), as ViTs are fine-tuned at a higher resolution. Returns the state
+    dict and the EMA list (in vm.parameters() order) adapted."""
     key = "embeddings.patch_embedding.weight"
     pos = "embeddings.position_embedding.weight"
     own = vm.state_dict()
-    if sd[pos].shape != own[pos].shape:
-        sys.exit("train_clip: %s: %d position embeddings, this tower has %d (the patch grid "
-                 "must stay the same)" % (path, sd[pos].shape[0], own[pos].shape[0]))
+    names = [n for n, _ in vm.named_parameters()]
+
+    def both(fn, name):
+        i = names.index(name)
+        sd[name] = fn(sd[name])
+        ema[i] = fn(ema[i])
+    n0, n = sd[pos].shape[0] - 1, own[pos].shape[0] - 1
+    g0, g = math.isqrt(n0), math.isqrt(n)
+    if n0 != n:
+        if g0 * g0 != n0 or g * g != n:
+            sys.exit("train_clip: %s: %d patch positions, this tower %d: not square grids" % (
+                path, n0, n))
+
+        def regrid(w):
+            grid = w[1:].T.reshape(1, -1, g0, g0)
+            grid = F.interpolate(grid, size=(g, g), mode="bicubic", align_corners=False)
+            return torch.cat([w[:1], grid.reshape(-1, n).T], 0)
+        both(regrid, pos)
+        gslib.log("vision: position embeddings resized %dx%d -> %dx%d" % (g0, g0, g, g))
     p0, p = sd[key].shape[-1], own[key].shape[-1]
     if p0 == p:
         return sd, ema
-    if p % p0:
-        sys.exit("train_clip: %s: patch %d does not divide patch %d" % (path, p0, p))
-    f = p // p0
-
-    def widen(w):
-        return w.repeat_interleave(f, 2).repeat_interleave(f, 3) / (f * f)
-    i = [n for n, _ in vm.named_parameters()].index(key)
-    sd[key] = widen(sd[key])
-    ema[i] = widen(ema[i])
-    gslib.log("vision: patch filters widened %d -> %d px" % (p0, p))
+    if max(p, p0) % min(p, p0):
+        sys.exit("train_clip: %s: patch %d and patch %d: one must divide the other" % (
+            path, p0, p))
+    if p > p0:
+        f = p // p0
+        both(lambda w: w.repeat_interleave(f, 2).repeat_interleave(f, 3) / (f * f), key)
+        gslib.log("vision: patch filters widened %d -> %d px" % (p0, p))
+    else:
+        f = p0 // p
+        both(lambda w: F.avg_pool2d(w, f) * (f * f), key)
+        gslib.log("vision: patch filters narrowed %d -> %d px (block sums)" % (p0, p))
     return sd, ema
 
 
