@@ -2,7 +2,7 @@
 # Train both default models from ../shared/data/ucm-captions (train split only), save them in
 # models/default/{clip,captioner}, check the saved files against an independent numpy forward
 # and write the val metrics. One command, seeded, CPU only (one thread per run, niced):
-#   tools/train/train_all.sh            # about 4 h wall (teachers 45, CLIP ~66 + ~37 + ~62, captioner ~19)
+#   tools/train/train_all.sh            # about 5 h wall (teachers 45, CLIP ~66 + ~37 + ~62 + ~52, captioner ~19)
 # Needs: deploy/setup.sh --train (python3-torch, python3-numpy, python3-pil, python3-sentencepiece).
 # Extra arguments go to train_clip.py; GS_CAPTIONER_ARGS to train_captioner.py.
 set -euo pipefail
@@ -21,16 +21,21 @@ wait
 tail -n 1 "$RUNS/teacher1.log" "$RUNS/teacher2.log"
 # Phases 1-2: the ViT student distilled from both teachers, then the text tower; then a second
 # cosine cycle of phase 1 from that tower (lr 6e-4, 30 min) and the text tower again; then a
-# third at 128 px (patch 16: the same 8x8 grid, the filters widened; crops from 256-px sources).
+# third at 128 px (patch 16: the same 8x8 grid, the filters widened; crops from 256-px sources);
+# then a fourth at 128 px with patch 8 (a 16x16 grid: filters narrowed, position embeddings
+# resized; lr 4e-4, 45 min), the shipped one.
 T="$RUNS/teacher1/teacher.pt,$RUNS/teacher2/teacher.pt"
 nice -n 10 $PY tools/train/train_clip.py --out "$RUNS/clip1/out" --work "$RUNS/clip1" \
   --teacher "$T" --threads 2 "$@" 2>&1 | tee "$RUNS/clip1.log"
 nice -n 10 $PY tools/train/train_clip.py --out "$RUNS/clip2/out" --work "$RUNS/clip2" --teacher "$T" \
   --init-vision "$RUNS/clip1/vision.pt" --lr 6e-4 --vision-minutes 30 --threads 2 "$@" \
   2>&1 | tee "$RUNS/clip2.log"
-nice -n 10 $PY tools/train/train_clip.py --out "$OUT/clip" --work "$RUNS/clip" --teacher "$T" \
+nice -n 10 $PY tools/train/train_clip.py --out "$RUNS/clip3/out" --work "$RUNS/clip3" --teacher "$T" \
   --init-vision "$RUNS/clip2/vision.pt" --image-size 128 --patch 16 --src-size 256 --lr 6e-4 \
-  --vision-minutes 55 --threads 2 "$@" 2>&1 | tee "$RUNS/clip.log"
+  --vision-minutes 55 --threads 2 "$@" 2>&1 | tee "$RUNS/clip3.log"
+nice -n 10 $PY tools/train/train_clip.py --out "$OUT/clip" --work "$RUNS/clip" --teacher "$T" \
+  --init-vision "$RUNS/clip3/vision.pt" --image-size 128 --patch 8 --src-size 256 --lr 4e-4 \
+  --vision-minutes 45 --threads 2 --seed 3001 "$@" 2>&1 | tee "$RUNS/clip.log"
 tools/train/card_metrics.sh "$OUT/clip" || echo "train_all: build geoscribe for metrics.json"
 # shellcheck disable=SC2086
 nice -n 10 $PY tools/train/train_captioner.py --clip "$OUT/clip" --out "$OUT/captioner" \
