@@ -380,26 +380,22 @@ def phase_vision(a, model, train, classes, aug, val, val_px, work, saved_teacher
             last = time.time()
             vm.eval()
             with torch.no_grad(), swapped(vm, ema):
-                acc = float((heads["cls"](vm(torch.from_numpy(val_px))).argmax(-1) == val_lab)
-                            .float().mean())
+                acc = head_top1(vm, heads, val_px, val_lab)
             vm.train()
             st["elapsed"] = time.time() - t0
             st["history"].append({"step": st["step"], "min": st["elapsed"] / 60, "head_top1": acc})
             gslib.log("VAL vision step %d: linear-head top1 %.3f" % (st["step"], acc))
-            gslib.save_torch(ckpt, {"vm": vm.state_dict(), "heads": heads.state_dict(),
-                             "opt": opt.state_dict(), "state": st, "ema": ema})
+            save_vision(ckpt, vm, heads, opt, st, ema)
     vm.eval()
     with torch.no_grad():
         for e, p in zip(ema, vm.parameters()):
             p.copy_(e)
-        acc = float((heads["cls"](vm(torch.from_numpy(val_px))).argmax(-1) == val_lab)
-                    .float().mean())
+        acc = head_top1(vm, heads, val_px, val_lab)
     st["elapsed"] = time.time() - t0
     st["history"].append({"step": st["step"], "min": st["elapsed"] / 60, "head_top1": acc})
     st["done"] = True
     gslib.log("vision done: %d steps, linear-head val top1 %.3f" % (st["step"], acc))
-    gslib.save_torch(ckpt, {"vm": vm.state_dict(), "heads": heads.state_dict(),
-                     "opt": opt.state_dict(), "state": st, "ema": ema})
+    save_vision(ckpt, vm, heads, opt, st, ema)
     return st
 
 
@@ -418,23 +414,32 @@ def soup_vision(paths, vm, heads, opt, ckpt, val_px, val_lab):
             vm.load_state_dict(c["vm"])
             heads.load_state_dict(common(heads, c["heads"]), strict=False)
             vm.eval()
-            accs.append(float((heads["cls"](vm(torch.from_numpy(val_px))).argmax(-1) == val_lab)
-                              .float().mean()))
+            accs.append(head_top1(vm, heads, val_px, val_lab))
         for name, sd in (("vm", vm), ("heads", heads)):
             mean = {k: sum(c[name][k].float() for c in cks) / len(cks)
                     for k in common(sd, cks[0][name])}
             sd.load_state_dict(mean, strict=name == "vm")
-        acc = float((heads["cls"](vm(torch.from_numpy(val_px))).argmax(-1) == val_lab)
-                    .float().mean())
+        acc = head_top1(vm, heads, val_px, val_lab)
     gslib.log("vision: soup of %d towers, linear-head val top1 %s -> %.3f" % (
         len(cks), " ".join("%.3f" % x for x in accs), acc))
     st = {"step": sum(c["state"]["step"] for c in cks), "elapsed": 0.0, "done": True,
           "history": [{"step": 0, "min": 0.0, "head_top1": acc, "soup": list(paths),
                        "soup_head_top1": accs}]}
-    gslib.save_torch(ckpt, {"vm": vm.state_dict(), "heads": heads.state_dict(),
-                     "opt": opt.state_dict(), "state": st,
-                     "ema": [p.detach().clone() for p in vm.parameters()]})
+    save_vision(ckpt, vm, heads, opt, st, list(vm.parameters()))
     return st
+
+
+def head_top1(vm, heads, val_px, val_lab):
+    """Val top-1 of the tower's linear class head (vm in eval mode, under no_grad)."""
+    return float((heads["cls"](vm(torch.from_numpy(val_px))).argmax(-1) == val_lab)
+                 .float().mean())
+
+
+def save_vision(ckpt, vm, heads, opt, st, ema):
+    """The phase-1 checkpoint (resumable; --init-vision and --soup read it)."""
+    gslib.save_torch(ckpt, {"vm": vm.state_dict(), "heads": heads.state_dict(),
+                            "opt": opt.state_dict(), "state": st,
+                            "ema": [e.detach() for e in ema]})
 
 
 def common(module, sd):
