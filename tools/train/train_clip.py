@@ -252,13 +252,17 @@ def phase_vision(a, model, train, classes, aug, val, val_px, work, saved_teacher
             saved_teachers = [(tpath, *teacher_mod.load_teacher(tpath, len(classes)))]
         if saved_teachers:
             nets, sizes = [], []
+            # A soup needs the teachers' shapes only (for the heads), not their accuracy.
             for path, net, size in saved_teachers:
-                acc = teacher_mod.accuracy(net, gslib.load_eval_images(val, size), val_lab)
-                gslib.log("teacher: loaded %s (%d px, val top1 %.3f)" % (path, size, acc))
+                if a.soup:
+                    gslib.log("teacher: loaded %s (%d px)" % (path, size))
+                else:
+                    acc = teacher_mod.accuracy(net, gslib.load_eval_images(val, size), val_lab)
+                    gslib.log("teacher: loaded %s (%d px, val top1 %.3f)" % (path, size, acc))
                 nets.append(net)
                 sizes.append(size)
             teacher = teacher_mod.Ensemble(nets, sizes)
-            if len(nets) > 1:
+            if len(nets) > 1 and not a.soup:
                 acc = teacher_mod.accuracy(teacher, gslib.load_eval_images(val, max(sizes)),
                                            val_lab)
                 gslib.log("teacher ensemble: val top1 %.3f" % acc)
@@ -513,8 +517,11 @@ def phase_align(a, model, tok, train, classes, feats, val, val_px, work):
         if a.align_steps:
             return st["step"], a.align_steps
         return time.time() - t0, budget
-    while progress()[0] < progress()[1]:
-        lr = cosine_lr(a.lr, *progress())
+    while True:
+        done, total = progress()
+        if done >= total:
+            break
+        lr = cosine_lr(a.lr, done, total)
         for g in opt.param_groups:
             g["lr"] = lr
         if len(perm) < a.align_batch:
