@@ -1,7 +1,7 @@
 // Raster access through GDAL: jobs/raster.c and jobs/warp.c (the warp API, see there) are the
-// only includers of GDAL headers in geoscribe (tests aside). No GDAL type crosses this header. This is the small public face (library version, one whole-image
-// read for single pictures); scenes and tiles (jobs/scene.h, jobs/tiles.h) use the same GDAL
-// layer through a module-private header.
+// only includers of GDAL headers in geoscribe (tests aside). No GDAL type crosses this header. This
+// is the small public face (library version, one whole-image read for single pictures); scenes and
+// tiles (jobs/scene.h, jobs/tiles.h) use the same GDAL layer through a module-private header.
 #pragma once
 
 #include <stddef.h>
