@@ -143,6 +143,11 @@ def train_sentencepiece(texts, work, vocab):
 
 def make_config(clip_cfg, a, vocab_size, image_token, pad):
     vc = dict(clip_cfg["vision_config"])
+    # Positions (RoPE: a context size, no learned table): the two-image change prompt with its
+    # answer must fit, so a tower with many tokens (128 px / patch 8: 256 per image) gets more
+    # than the 512 of a 64-token tower. The C engine sizes its KV cache from this value.
+    n_img = (vc["image_size"] // vc["patch_size"]) ** 2
+    positions = max(512, -(-(2 * n_img + 256) // 64) * 64)
     return {
         "architectures": ["LlavaForConditionalGeneration"],
         "model_type": "llava",
@@ -164,7 +169,7 @@ def make_config(clip_cfg, a, vocab_size, image_token, pad):
             "num_attention_heads": a.heads,
             "num_key_value_heads": a.kv_heads,
             "hidden_act": "silu",
-            "max_position_embeddings": 512,
+            "max_position_embeddings": positions,
             "rms_norm_eps": 1e-05,
             "rope_theta": 10000.0,
             "rope_scaling": None,

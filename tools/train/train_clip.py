@@ -70,6 +70,8 @@ def parse():
     ap.add_argument("--align-ema", type=float, default=0.0,
                     help="EMA decay of the phase-2 weights (text tower, projections), 0: off; "
                     "the export uses the average")
+    ap.add_argument("--align-lr", type=float, default=0.0,
+                    help="phase 2 peak learning rate (0: --lr, as before this option)")
     ap.add_argument("--align-batch", type=int, default=256)
     ap.add_argument("--views", type=int, default=4, help="cached train views for phase 2")
     ap.add_argument("--word-weight", type=float, default=1.0)
@@ -503,7 +505,8 @@ def phase_align(a, model, tok, train, classes, feats, val, val_px, work):
              model.text_model.embeddings.position_embedding.weight]
     other = [p for p in params if not any(p is q for q in decay)]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": a.wd},
-                             {"params": other, "weight_decay": 0.0}], lr=a.lr, betas=(0.9, 0.98))
+                             {"params": other, "weight_decay": 0.0}], lr=a.align_lr,
+                            betas=(0.9, 0.98))
     st = {"step": 0, "history": []}
     budget = a.align_minutes * 60
     rng = random.Random(a.seed * 11)
@@ -521,7 +524,7 @@ def phase_align(a, model, tok, train, classes, feats, val, val_px, work):
         done, total = progress()
         if done >= total:
             break
-        lr = cosine_lr(a.lr, done, total)
+        lr = cosine_lr(a.align_lr, done, total)
         for g in opt.param_groups:
             g["lr"] = lr
         if len(perm) < a.align_batch:
@@ -578,6 +581,7 @@ def phase_align(a, model, tok, train, classes, feats, val, val_px, work):
 
 def main():
     a = parse()
+    a.align_lr = a.align_lr or a.lr
     gslib.set_threads(a.threads)
     gslib.seed_all(a.seed)
     t_start = time.time()
