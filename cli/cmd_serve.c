@@ -490,6 +490,7 @@ static int serve(const args_t *a)
     gs_server_t *srv = NULL;
     gs_http_t *http = NULL;
     gs_job_t *thumb_job = NULL, *change_job = NULL;
+    char cache_key[128];
     int rc = 1;
     gs_err e = GS_OK;
     if (a->secret_key && gs_curve_read_key(a->secret_key, "secret-key", key, err, sizeof err))
@@ -525,6 +526,13 @@ static int serve(const args_t *a)
                              .thumb_ud = (thumb_job = output_job(a->db, "job.yaml",
                                                                  "thumbnails from the rasters' "
                                                                  "first bands"))};
+        // The cached thumbnails depend on how they are drawn and on whether the output holds
+        // the ingest's job (without it: the rasters' first bands); the settings the jobs hold
+        // cannot change between runs into one output (the settings identity), so they are not
+        // part of the key and a nightly run keeps the cache.
+        snprintf(cache_key, sizeof cache_key, "geoscribe thumbnails %d, %s\n", GS_THUMB_VERSION,
+                 thumb_job ? "composed with OUT/job.yaml" : "the rasters' first bands");
+        ho.cache_key = cache_key;
         ho.changes = sv.changes; // NULL: no change records, /api/changes answers 404
         if (sv.changes &&
             (change_job = output_job(a->db, "changes.yaml", "no thumbnails of change pairs")))
@@ -600,7 +608,8 @@ const gs_cli_cmd_t gs_cli_cmd_serve = {
         "  --threads N            encoder threads (1); --nprobe N: IVF lists probed\n"
         "  --web DIR, --leaflet DIR   page sources and Leaflet's dist/ (defaults: the source\n"
         "                         tree's web/ and what deploy/setup.sh installed)\n"
-        "  --cache DIR            thumbnail cache (DIR/cache/thumbs)\n"
+        "  --cache DIR            thumbnail cache folder (OUT/cache/thumbs); thumbnails drawn\n"
+        "                         another way are removed from it at start\n"
         "\n"
         "examples:\n"
         "  geoscribe serve --db out --http 8080      # then open http://127.0.0.1:8080/\n"

@@ -12,6 +12,11 @@
 #include "common/err.h"
 #include "jobs/spec.h"
 
+// GS_THUMB_VERSION: how thumbnails are drawn; raise it when a change here alters the pixels of
+// a thumbnail, so that caches of older ones are emptied (`geoscribe serve` keys its cache with
+// it). 2: composed with the job the run recorded (2026-11-28); 1: before, no key.
+#define GS_THUMB_VERSION 2
+
 // The largest window gs_thumb_render reads (pixels): a tile is far smaller.
 #define GS_THUMB_MAX_PIXELS (16 * 1024 * 1024)
 

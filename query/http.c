@@ -4,6 +4,8 @@
 #define GS_LOG_MODULE "query"
 
 #include <arpa/inet.h>
+#include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <microhttpd.h>
@@ -310,6 +312,71 @@ static bool cached(gs_http_t *h, const char *name)
     return gs_path_exists(path);
 }
 
+// thumb_name: 1 when `name` is one this server gives a cached thumbnail or its temporary:
+// "<digits>.png", "c<digits>-before.png", "c<digits>-after.png", each optionally followed by
+// ".tmp.<anything>".
+static bool thumb_name(const char *name)
+{
+    const char *p = name + (name[0] == 'c');
+    if (!isdigit((unsigned char)*p))
+        return false;
+    while (isdigit((unsigned char)*p))
+        p++;
+    if (name[0] == 'c') {
+        if (strncmp(p, "-before", 7) == 0)
+            p += 7;
+        else if (strncmp(p, "-after", 6) == 0)
+            p += 6;
+        else
+            return false;
+    }
+    return strcmp(p, ".png") == 0 || strncmp(p, ".png.tmp.", 9) == 0;
+}
+
+// cache_validate: when the cache folder's key file differs from `key` (or is missing), deletes
+// the thumbnails in it (thumb_name) and records `key`. GS_EIO with the reason in err.
+static gs_err cache_validate(gs_http_t *h, const char *key, char *err, size_t err_nbytes)
+{
+    char *kpath = gs_path_join(h->cache_dir, GS_HTTP_CACHE_KEY_FILE);
+    char *old = NULL;
+    size_t n = 0;
+    bool same = gs_path_exists(kpath) && gs_read_file(kpath, 1 << 16, &old, &n) == GS_OK &&
+                strcmp(old, key) == 0;
+    gs_free(old);
+    gs_err e = GS_OK;
+    if (!same) {
+        DIR *d = opendir(h->cache_dir);
+        size_t removed = 0, failed = 0;
+        for (struct dirent *de; d && (de = readdir(d));) {
+            if (!thumb_name(de->d_name))
+                continue;
+            char *f = gs_path_join(h->cache_dir, de->d_name);
+            if (unlink(f) == 0)
+                removed++;
+            else if (errno != ENOENT)
+                failed++;
+            gs_free(f);
+        }
+        if (d)
+            closedir(d);
+        if (!d || failed) {
+            snprintf(err, err_nbytes,
+                     "could not clear the thumbnail cache \"%s\" of thumbnails made with other "
+                     "settings (%s)",
+                     h->cache_dir, d ? "some files could not be deleted" : strerror(errno));
+            e = GS_EIO;
+        } else if (gs_write_file_atomic(kpath, key, strlen(key)) != GS_OK) {
+            snprintf(err, err_nbytes, "could not write \"%s\"", kpath);
+            e = GS_EIO;
+        } else if (removed) {
+            GS_LOG_INFO("thumbnail cache \"%s\": %zu thumbnails made with other settings removed",
+                        h->cache_dir, removed);
+        }
+    }
+    gs_free(kpath);
+    return e;
+}
+
 static gs_err render_tile(gs_http_t *h, const void *what, const char *tmp)
 {
     const gs_search_hit_t *hit = what;
@@ -554,6 +621,8 @@ gs_err gs_http_start(gs_search_t *search, const gs_http_opts_t *opts, gs_http_t 
                  h->cache_dir);
         e = GS_EIO;
     }
+    if (e == GS_OK && opts->cache_key)
+        e = cache_validate(h, opts->cache_key, err, err_nbytes);
     if (e == GS_OK) {
         unsigned n_threads = opts->n_threads > 0 ? (unsigned)opts->n_threads : 4;
         h->d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO, 0, NULL, NULL,

@@ -55,6 +55,9 @@ typedef struct {
     const char *leaflet_dir; // Leaflet's dist/ folder; NULL: GS_LEAFLET_DIR, where
                              // deploy/setup.sh installs it ($PREFIX/web/node_modules/leaflet/dist)
     const char *cache_dir;   // thumbnails; NULL: <output>/cache/thumbs
+    const char *cache_key;   // what the thumbnails depend on (one line of text, e.g. hashes of
+                             // the jobs they are composed with); a cache filled under another
+                             // key (or none) loses its thumbnails at start; NULL: no check
     int n_threads;           // connection threads (<= 0: 4)
     gs_http_thumb_fn thumb;  // NULL: /api/tile answers 404
     void *thumb_ud;
@@ -64,12 +67,17 @@ typedef struct {
                             // answers 404
 } gs_http_opts_t;
 
+// GS_HTTP_CACHE_KEY_FILE: the file in the cache folder that records opts.cache_key.
+#define GS_HTTP_CACHE_KEY_FILE "cache.key"
+
 // gs_http_start: checks the page and Leaflet files (missing ones fail with GS_ENOTFOUND and
-// a message naming the file and how to install it), makes the cache folder, binds and starts
-// serving in background threads. `search` is borrowed and must outlive the server.
-// Errors (reason in err, nothing logged): GS_EINVAL (bad address), GS_EUNSUPPORTED (a remote
-// address without allow_remote), GS_ENOTFOUND (assets), GS_EIO (bind or cache folder). The
-// caller owns *out (gs_http_stop).
+// a message naming the file and how to install it), makes the cache folder, empties it of
+// thumbnails made under another cache_key (only files named as this server names thumbnails,
+// "<id>.png" and "c<id>-before.png" / "c<id>-after.png", and its temporaries: the rest of the
+// folder is left alone) and records the key, binds and starts serving in background threads.
+// `search` is borrowed and must outlive the server. Errors (reason in err, nothing logged):
+// GS_EINVAL (bad address), GS_EUNSUPPORTED (a remote address without allow_remote), GS_ENOTFOUND
+// (assets), GS_EIO (bind or cache folder). The caller owns *out (gs_http_stop).
 gs_err gs_http_start(gs_search_t *search, const gs_http_opts_t *opts, gs_http_t **out, char *err,
                      size_t err_nbytes);
 // gs_http_url: "http://127.0.0.1:8080/" with the port actually bound. Borrowed until stop.

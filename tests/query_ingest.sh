@@ -3,7 +3,7 @@
 # GeoTIFFs, openclip_tiny encoder, llava_tiny captioner), then `geoscribe query` locally and
 # through `geoscribe serve`: every tile comes back for a large k, the same bytes both ways,
 # filters hold on the real footprints, query by example finds the tile itself, GeoJSON opens
-# in ogrinfo, and a thumbnail renders from the scene.
+# in ogrinfo, and a thumbnail renders from the scene; a stale thumbnail cache is emptied once.
 # usage: query_ingest.sh GEOSCRIBE TMPDIR SOURCE_DIR SHARED
 set -u
 gs=$1 tmp=$2/query_ingest.$$ src=$3 shared=$4
@@ -48,6 +48,11 @@ PY
 tile=$(sed -n '5s/.*"tile_id":"\([0-9]*\)".*/\1/p' "$tmp/all.json")
 q -k 5 --like-tile "$tile" >"$tmp/like.json" 2>/dev/null || fail "like-tile query"
 head -1 "$tmp/like.json" | grep -q "\"tile_id\":\"$tile\",\"score\":1.000000" || fail "like-tile: not first"
+# A thumbnail cache from before the cache had a key (or drawn another way): its thumbnails
+# go at start, other files stay.
+cache=$out/cache/thumbs
+mkdir -p "$cache" && printf stale >"$cache/$tile.png" && printf stale >"$cache/c12-after.png" &&
+  printf keep >"$cache/notes.png.txt" || fail "could not seed the thumbnail cache"
 "$gs" serve --db "$out" --model "$model" --vocab "$vocab" --bind 'tcp://127.0.0.1:*' \
   --http 127.0.0.1:0 --format json >"$tmp/serve.out" 2>"$tmp/serve.log" &
 pid=$!
@@ -72,6 +77,22 @@ wait $pid || fail "serve exited $? after SIGTERM"
 # thumbnails are composed with the job ingest recorded (OUT/job.yaml), not from raw bands
 grep -q "thumbnails from the rasters' first bands" "$tmp/serve.log" &&
   fail "serve did not use the output's job.yaml: $(grep thumbnails "$tmp/serve.log")"
+[ ! -e "$cache/c12-after.png" ] && [ "$(cat "$cache/notes.png.txt")" = keep ] &&
+  grep -q "composed with OUT/job.yaml" "$cache/cache.key" ||
+  fail "stale cache: $(ls "$cache"), key $(cat "$cache/cache.key" 2>&1)"
+grep -q "2 thumbnails made with other settings removed" "$tmp/serve.log" ||
+  fail "the cleared cache was not logged: $(grep -i cache "$tmp/serve.log")"
+# The same key at the next start: the cache is kept.
+cmp -s "$cache/$tile.png" <(printf stale) && fail "the stale thumbnail was served"
+cp "$cache/$tile.png" "$tmp/thumb.png"
+"$gs" serve --db "$out" --model "$model" --vocab "$vocab" --bind 'tcp://127.0.0.1:*' \
+  --http 127.0.0.1:0 --format json >"$tmp/serve2.out" 2>"$tmp/serve2.log" &
+pid=$!
+for _ in $(seq 1 100); do grep -q '"zmq"' "$tmp/serve2.out" 2>/dev/null && break; sleep 0.2; done
+grep -q '"zmq"' "$tmp/serve2.out" || fail "serve did not start again: $(cat "$tmp/serve2.log")"
+kill -TERM $pid
+wait $pid || fail "serve exited $? after SIGTERM (second start)"
+cmp -s "$cache/$tile.png" "$tmp/thumb.png" || fail "a second start with the same key lost the cache"
 trap - EXIT
 echo "query_ingest: ok ($n tiles ingested and searched)"
 rm -rf "$tmp"
