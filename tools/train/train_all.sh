@@ -45,10 +45,10 @@ nice -n 10 $PY tools/train/train_clip.py --out "$OUT/clip" --work "$RUNS/clip" -
   --soup "$RUNS/clip5/vision.pt" --image-size 128 --patch 8 --src-size 256 --align-lr 2e-4 \
   --align-steps 1800 --threads 2 --seed 99 "$@" 2>&1 | tee "$RUNS/clip.log"
 tools/train/card_metrics.sh "$OUT/clip" || echo "train_all: build geoscribe for metrics.json"
-# shellcheck disable=SC2086
 # The captioner reads the 64-px tower of the second cycle (64 image tokens, as the shipped
 # captioner's tower from CLIP v2): the 128-px towers give 256 tokens per image, four times the
 # decoder's prompt, for captions not measured to be better.
+# shellcheck disable=SC2086
 nice -n 10 $PY tools/train/train_captioner.py --clip "$RUNS/clip2/out" --out "$OUT/captioner" \
   --work "$RUNS/captioner" ${GS_CAPTIONER_ARGS:-} 2>&1 | tee "$RUNS/captioner.log"
 nice -n 10 $PY tools/train/verify.py --clip "$OUT/clip" --captioner "$OUT/captioner" \
