@@ -145,9 +145,12 @@ class Ensemble(nn.Module):
         return torch.stack(probs).mean(0), torch.cat(feats, -1), torch.cat(maps, -1)
 
 
-def train_teacher(a, train, classes, aug, val_px, minutes, seed, log_every=50, stem_convs=1):
-    net = SmallResNet(len(classes), stem_convs=stem_convs)
-    opt = torch.optim.SGD(net.parameters(), lr=0.1, momentum=0.9, weight_decay=5e-4,
+def train_teacher(a, train, classes, aug, val_px, minutes, seed, log_every=50, stem_convs=1,
+                  init=None, lr=0.1):
+    """A fresh teacher, or with init (a net from load_teacher) a further cosine cycle of that
+    one (a warm restart at peak rate lr)."""
+    net = init if init is not None else SmallResNet(len(classes), stem_convs=stem_convs)
+    opt = torch.optim.SGD(net.parameters(), lr=lr, momentum=0.9, weight_decay=5e-4,
                           nesterov=True)
     y = torch.tensor([classes.index(it["cls"]) for it in train])
     rng = random.Random(seed)
@@ -160,7 +163,7 @@ def train_teacher(a, train, classes, aug, val_px, minutes, seed, log_every=50, s
     while time.time() - t0 < budget:
         frac = (time.time() - t0) / budget
         for g in opt.param_groups:
-            g["lr"] = 0.1 * min(1.0, frac / 0.03) * 0.5 * (1 + math.cos(math.pi * frac))
+            g["lr"] = lr * min(1.0, frac / 0.03) * 0.5 * (1 + math.cos(math.pi * frac))
         if len(perm) < a.batch:
             perm = list(range(len(train)))
             rng.shuffle(perm)

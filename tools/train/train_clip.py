@@ -84,6 +84,10 @@ def parse():
     ap.add_argument("--teacher", default="", help="saved teacher.pt files, comma-separated (their ensemble), instead of "
                     "training one")
     ap.add_argument("--teacher-only", action="store_true", help="stop after the teacher")
+    ap.add_argument("--teacher-init", default="",
+                    help="train the teacher on from this teacher.pt (a further cosine cycle; "
+                    "its input size replaces --teacher-size)")
+    ap.add_argument("--teacher-lr", type=float, default=0.1, help="teacher peak learning rate")
     ap.add_argument("--feat-weight", type=float, default=1.0,
                     help="weight of matching the teacher's pooled features (cosine)")
     ap.add_argument("--tok-weight", type=float, default=1.0,
@@ -269,9 +273,16 @@ def phase_vision(a, model, train, classes, aug, val, val_px, work, saved_teacher
                                            val_lab)
                 gslib.log("teacher ensemble: val top1 %.3f" % acc)
         else:
+            init = None
+            if a.teacher_init:
+                init, tsize = teacher_mod.load_teacher(a.teacher_init, len(classes))
+                acc = teacher_mod.accuracy(init, gslib.load_eval_images(val, tsize), val_lab)
+                gslib.log("teacher: from %s (%d px, val top1 %.3f)" % (a.teacher_init, tsize,
+                                                                       acc))
             teacher, n = teacher_mod.train_teacher(
                 a, train, classes, aug.at(tsize), gslib.load_eval_images(val, tsize),
-                a.teacher_minutes, a.seed + 3, stem_convs=teacher_mod.stem_convs_for(tsize))
+                a.teacher_minutes, a.seed + 3, stem_convs=teacher_mod.stem_convs_for(tsize),
+                init=init, lr=a.teacher_lr)
             teacher_mod.save_teacher(tpath, teacher, tsize)
             acc = teacher_mod.accuracy(teacher, gslib.load_eval_images(val, tsize), val_lab)
             gslib.log("teacher: %d steps at %d px, val top1 %.3f" % (n, tsize, acc))
