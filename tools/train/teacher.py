@@ -145,8 +145,8 @@ class Ensemble(nn.Module):
         return torch.stack(probs).mean(0), torch.cat(feats, -1), torch.cat(maps, -1)
 
 
-def train_teacher(a, train, classes, aug, val_px, minutes, seed, log_every=50, stem_convs=1,
-                  init=None, lr=0.1):
+def train_teacher(a, train, classes, aug, minutes, seed, log_every=50, stem_convs=1, init=None,
+                  lr=0.1):
     """A fresh teacher, or with init (a net from load_teacher) a further cosine cycle of that
     one (a warm restart at peak rate lr)."""
     net = init if init is not None else SmallResNet(len(classes), stem_convs=stem_convs)

@@ -276,15 +276,15 @@ def phase_vision(a, model, train, classes, aug, val, val_px, work, saved_teacher
             init = None
             if a.teacher_init:
                 init, tsize = teacher_mod.load_teacher(a.teacher_init, len(classes))
-                acc = teacher_mod.accuracy(init, gslib.load_eval_images(val, tsize), val_lab)
-                gslib.log("teacher: from %s (%d px, val top1 %.3f)" % (a.teacher_init, tsize,
-                                                                       acc))
+            tval = gslib.load_eval_images(val, tsize)
+            if init is not None:
+                gslib.log("teacher: from %s (%d px, val top1 %.3f)" % (
+                    a.teacher_init, tsize, teacher_mod.accuracy(init, tval, val_lab)))
             teacher, n = teacher_mod.train_teacher(
-                a, train, classes, aug.at(tsize), gslib.load_eval_images(val, tsize),
-                a.teacher_minutes, a.seed + 3, stem_convs=teacher_mod.stem_convs_for(tsize),
-                init=init, lr=a.teacher_lr)
+                a, train, classes, aug.at(tsize), a.teacher_minutes, a.seed + 3,
+                stem_convs=teacher_mod.stem_convs_for(tsize), init=init, lr=a.teacher_lr)
             teacher_mod.save_teacher(tpath, teacher, tsize)
-            acc = teacher_mod.accuracy(teacher, gslib.load_eval_images(val, tsize), val_lab)
+            acc = teacher_mod.accuracy(teacher, tval, val_lab)
             gslib.log("teacher: %d steps at %d px, val top1 %.3f" % (n, tsize, acc))
             teacher = teacher_mod.Ensemble([teacher], [tsize])
         for p in teacher.parameters():
