@@ -100,7 +100,8 @@ def parse():
     ap.add_argument("--resume", action="store_true")
     ap.add_argument("--init-vision", default="",
                     help="start phase 1 from the (EMA) image tower and heads of a saved "
-                    "vision.pt, with a fresh schedule (a second cosine cycle)")
+                    "vision.pt, with a fresh schedule (a second cosine cycle); a narrower "
+                    "saved tower is widened to --vwidth without changing its function")
     ap.add_argument("--soup", default="",
                     help="instead of training phase 1, average the finished image towers and "
                     "heads of these vision.pt files (comma-separated; runs of the same "
@@ -307,14 +308,16 @@ def phase_vision(a, model, train, classes, aug, val, val_px, work, saved_teacher
     grid = a.image_size // a.patch
     if a.init_vision:
         c0 = torch.load(a.init_vision)
-        sd, ema0 = adapt_tower(vm, dict(c0["vm"]), list(c0["ema"]), a.init_vision)
+        sd, ema0, h0 = widen_tower(vm, dict(c0["vm"]), list(c0["ema"]), dict(c0["heads"]),
+                                   a.init_vision, a.seed)
+        sd, ema0 = adapt_tower(vm, sd, ema0, a.init_vision)
         vm.load_state_dict(sd)
         with torch.no_grad():
             for p, e in zip(vm.parameters(), ema0):
                 p.copy_(e)
         # Heads whose width follows the teachers (feat, tok) start fresh when those changed.
         own = heads.state_dict()
-        keep = {k: v for k, v in c0["heads"].items() if k in own and own[k].shape == v.shape}
+        keep = {k: v for k, v in h0.items() if k in own and own[k].shape == v.shape}
         heads.load_state_dict(keep, strict=False)
         if len(keep) < len(own):
             gslib.log("vision: heads started fresh: %s" % ", ".join(sorted(set(own) - set(keep))))
@@ -648,6 +651,55 @@ def main():
     with open(os.path.join(a.work, "train_log.json"), "w") as f:
         json.dump({"args": vars(a), "history": hist, "wall_s": time.time() - t_start}, f, indent=1)
     gslib.log("saved %s (total wall %.1f min)" % (a.out, (time.time() - t_start) / 60))
+
+
+def widen_tower(vm, sd, ema, heads, path, seed):
+    """A saved tower of width d0 starts one of width k * d0 (k an integer; k times the heads,
+    so the head size stays) computing the same function, Net2Net-style: every residual, query /
+    key / value and MLP channel becomes k copies. A linear map between copied spaces takes the
+    old weight split over the k input copies with random shares that sum to one for every
+    output copy (so each copy of an output equals the old output, while the copies' weights,
+    and so their gradients, differ: training can pull them apart); LayerNorm sees each value k
+    times, so its mean and variance are unchanged. The heads (classes, words, teacher
+    features) read the copied features with split weights the same way. Returns the state
+    dict, the EMA list (vm.parameters() order) and the heads' state dict."""
+    d = vm.post_layernorm.normalized_shape[0]
+    d0 = sd["post_layernorm.weight"].shape[0]
+    if d0 == d:
+        return sd, ema, heads
+    nh = vm.encoder.layers[0].self_attn.heads
+    if d % d0 or nh % (d // d0):
+        sys.exit("train_clip: %s: width %d cannot grow to %d with %d heads (an integer "
+                 "factor, the heads a multiple of it)" % (path, d0, d, nh))
+    k = d // d0
+    gen = torch.Generator().manual_seed(seed + 17)
+
+    def shares(shape):  # [k, *shape], summing to 1 over the first axis
+        s = torch.rand((k, *shape), generator=gen) + 0.5
+        return s / s.sum(0)
+
+    def copied_in(w):  # w [out, in] reads copied inputs
+        s = shares(w.shape)
+        return torch.cat([w * s[i] for i in range(k)], 1)
+
+    def both_copied(w):  # copied inputs, copied outputs
+        return torch.cat([copied_in(w) for _ in range(k)], 0)
+
+    def widen(name, w):
+        if name.endswith(("q_proj.weight", "k_proj.weight", "v_proj.weight",
+                          "out_proj.weight", "fc1.weight", "fc2.weight")):
+            return both_copied(w)
+        if name == "embeddings.position_embedding.weight":
+            return w.repeat(1, k)
+        # biases, LayerNorm weights, the class embedding, the patch filters: out copies
+        return w.repeat(k, *([1] * (w.ndim - 1)))
+    names = [n for n, _ in vm.named_parameters()]
+    sd = {n: widen(n, w) for n, w in sd.items()}
+    ema = [widen(n, w) for n, w in zip(names, ema)]
+    heads = {n: copied_in(w) if n.endswith("weight") else w for n, w in heads.items()}
+    gslib.log("vision: widened %d -> %d (%d -> %d heads of %d)" % (
+        d0, d, nh // k, nh, d // nh))
+    return sd, ema, heads
 
 
 def adapt_tower(vm, sd, ema, path):
