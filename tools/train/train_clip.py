@@ -661,8 +661,10 @@ def widen_tower(vm, sd, ema, heads, path, seed):
     output copy (so each copy of an output equals the old output, while the copies' weights,
     and so their gradients, differ: training can pull them apart); LayerNorm sees each value k
     times, so its mean and variance are unchanged. The heads (classes, words, teacher
-    features) read the copied features with split weights the same way. Returns the state
-    dict, the EMA list (vm.parameters() order) and the heads' state dict."""
+    features) read the copied features with split weights the same way. vision.pt does not
+    record the head count: the saved tower must have had --vheads / k heads (the same head
+    size), as every tower of the recipe (2 heads of 64) has. Returns the state dict, the EMA
+    list (vm.parameters() order) and the heads' state dict."""
     d = vm.post_layernorm.normalized_shape[0]
     d0 = sd["post_layernorm.weight"].shape[0]
     if d0 == d:
