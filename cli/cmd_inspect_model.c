@@ -90,8 +90,9 @@ static void describe_json(gs_buf_t *b, const char *path, gs_clip_t *m)
     gs_buf_puts(b, ",\"vocab\":");
     json_str_or_null(b, i.vocab_path);
     gs_buf_printf(b,
-                  ",\"activation\":\"%s\",\"dtypes\":\"%s\",\"precision\":\"%s\",\"embed_dim\":%d",
-                  i.activation, i.dtypes, i.precision, i.embed_dim);
+                  ",\"activation\":\"%s\",\"dtypes\":\"%s\",\"precision\":\"%s\",\"gemm\":\"%s\","
+                  "\"embed_dim\":%d",
+                  i.activation, i.dtypes, i.precision, i.gemm, i.embed_dim);
     gs_buf_printf(b,
                   ",\"vision\":{\"image_size\":%d,\"patch_size\":%d,\"width\":%d,\"layers\":%d,"
                   "\"heads\":%d,\"mlp\":%d,\"n_params\":%lld}",
@@ -118,7 +119,8 @@ static void describe_text(gs_buf_t *b, const char *path, gs_clip_t *m)
     gs_clip_describe(m, &i);
     gs_preprocess_cfg_t pc = gs_clip_preprocess_cfg(m);
     gs_buf_printf(b, "%s: CLIP %s (%s layout)\n", path, i.arch, i.layout);
-    gs_buf_printf(b, "  weights     %s (%s; GEMMs in %s)\n", i.weights_path, i.dtypes, i.precision);
+    gs_buf_printf(b, "  weights     %s (%s; GEMMs in %s on %s)\n", i.weights_path, i.dtypes,
+                  i.precision, i.gemm);
     gs_buf_printf(b, "  config      %s\n", i.config_path ? i.config_path : "(built-in arch)");
     gs_buf_printf(b, "  vocabulary  %s\n", i.vocab_path ? i.vocab_path : "(none found)");
     gs_buf_printf(b, "  embedding   %d, logit scale %.4g\n", i.embed_dim, i.logit_scale);

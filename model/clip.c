@@ -8,7 +8,9 @@
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "common/alloc.h"
 #include "common/log.h"
@@ -296,10 +298,12 @@ static gs_err alloc_arena(gs_clip_t *self)
         n_scores = n_scores > C * C ? n_scores : C * C;
         n_pooled = n_pooled > B * W ? n_pooled : B * W;
     }
-    // bf16 GEMM scratch: inputs (rows, largest in) as bf16, outputs (rows, largest out)
+    // packed GEMM scratch: inputs (rows, largest in) as bf16 or float32, outputs (rows, largest
+    // out); rows * in <= n_big for every linear layer (the MLP's and the patch embedding's
+    // inputs are in n_big, the others have width W)
     size_t n_x16 = 0, n_y32 = 0;
-    if (self->precision == GS_CLIP_PRECISION_BF16) {
-        n_x16 = (n_big + 1) / 2 + n_x; // rows * max(in) bf16 values, in float units
+    if (self->packed) {
+        n_x16 = self->precision == GS_CLIP_PRECISION_BF16 ? (n_big + 1) / 2 : n_big;
         n_y32 = n_big;
     }
     size_t per = 2 * align16(n_x) + align16(n_big) + align16(n_scores) + align16(n_pooled) +
@@ -326,24 +330,24 @@ static gs_err alloc_arena(gs_clip_t *self)
         p += align16(n_scores);
         wk->pooled = p;
         p += align16(n_pooled);
-        wk->x16 = n_x16 ? (uint16_t *)p : NULL;
+        wk->xs = n_x16 ? p : NULL;
         p += align16(n_x16);
-        wk->y32 = n_y32 ? p : NULL;
+        wk->ys = n_y32 ? p : NULL;
         wk->slot = i;
     }
     return GS_OK;
 }
 
-// ---- bfloat16 weights ----------------------------------------------------------------------
+// ---- packed weights (oneDNN) -------------------------------------------------------------
 
-// The bf16 text tower's extra row counts: multiples of TEXT_ROW_STEP up to TEXT_ROW_SMALL.
+// The packed text tower's extra row counts: multiples of TEXT_ROW_STEP up to TEXT_ROW_SMALL.
 enum { TEXT_ROW_STEP = 16, TEXT_ROW_SMALL = 128 };
 
 // text_rows: the rows the text tower's row-wise steps run for `rows` = n * L real rows: the same
-// in float32; with bf16, the smallest row count prepare_stack made a matmul for.
+// on OpenBLAS; on oneDNN, the smallest row count prepare_stack made a matmul for.
 static int text_rows(const gs_clip_t *self, int rows)
 {
-    if (!self->bf16)
+    if (!self->txt_packed)
         return rows;
     int C = self->hp.context_length;
     int best = (rows + C - 1) / C * C; // whole contexts: at most shard_cap of them
@@ -356,10 +360,10 @@ static gs_err prepare_rows(gs_clip_t *self, const gs__clip_stack_t *st, int rows
 {
     int W = st->width, M = st->mlp;
     if (st->fused_qkv)
-        GS_TRY(gs_ops_bf16_prepare(self->bf16, rows, W, 3 * W));
-    GS_TRY(gs_ops_bf16_prepare(self->bf16, rows, W, W));
-    GS_TRY(gs_ops_bf16_prepare(self->bf16, rows, W, M));
-    GS_TRY(gs_ops_bf16_prepare(self->bf16, rows, M, W));
+        GS_TRY(gs_ops_packed_prepare(self->packed, rows, W, 3 * W));
+    GS_TRY(gs_ops_packed_prepare(self->packed, rows, W, W));
+    GS_TRY(gs_ops_packed_prepare(self->packed, rows, W, M));
+    GS_TRY(gs_ops_packed_prepare(self->packed, rows, M, W));
     return GS_OK;
 }
 
@@ -377,32 +381,98 @@ static gs_err prepare_stack(gs_clip_t *self, gs__clip_stack_t *st, int n_tok, bo
         GS_TRY(prepare_rows(self, st, rows));
     for (int i = 0; i < st->layers; i++) {
         gs__clip_block_t *b = &st->blocks[i];
-        GS_TRY(gs_ops_bf16_pack(self->bf16, &b->q, &b->q16));
+        GS_TRY(gs_ops_packed_pack(self->packed, &b->q, &b->q_pk));
         if (!st->fused_qkv) {
-            GS_TRY(gs_ops_bf16_pack(self->bf16, &b->k, &b->k16));
-            GS_TRY(gs_ops_bf16_pack(self->bf16, &b->v, &b->v16));
+            GS_TRY(gs_ops_packed_pack(self->packed, &b->k, &b->k_pk));
+            GS_TRY(gs_ops_packed_pack(self->packed, &b->v, &b->v_pk));
         }
-        GS_TRY(gs_ops_bf16_pack(self->bf16, &b->out, &b->out16));
-        GS_TRY(gs_ops_bf16_pack(self->bf16, &b->fc, &b->fc16));
-        GS_TRY(gs_ops_bf16_pack(self->bf16, &b->proj, &b->proj16));
+        GS_TRY(gs_ops_packed_pack(self->packed, &b->out, &b->out_pk));
+        GS_TRY(gs_ops_packed_pack(self->packed, &b->fc, &b->fc_pk));
+        GS_TRY(gs_ops_packed_pack(self->packed, &b->proj, &b->proj_pk));
     }
     return GS_OK;
 }
 
-static gs_err prepare_bf16(gs_clip_t *self)
+// new_packed: the oneDNN context the precision and opts->gemm ask for, or none (OpenBLAS).
+static gs_err new_packed(gs_clip_t *self, const gs_clip_opts_t *opts)
+{
+    if (self->precision == GS_CLIP_PRECISION_BF16)
+        return gs_ops_packed_new(GS_OPS_PACKED_BF16, self->n_shards_max, &self->packed);
+    gs_clip_gemm_t g = opts ? opts->gemm : GS_CLIP_GEMM_AUTO;
+    const char *env = getenv("GS_CLIP_GEMM");
+    if (g == GS_CLIP_GEMM_AUTO && env && *env) {
+        if (strcmp(env, "openblas") == 0)
+            g = GS_CLIP_GEMM_OPENBLAS;
+        else if (strcmp(env, "onednn") == 0)
+            g = GS_CLIP_GEMM_ONEDNN;
+        else if (strcmp(env, "auto") != 0) {
+            GS_LOG_ERROR("GS_CLIP_GEMM is \"openblas\", \"onednn\" or \"auto\", not \"%s\"", env);
+            return GS_EINVAL;
+        }
+    }
+    if (g == GS_CLIP_GEMM_OPENBLAS)
+        return GS_OK;
+    gs_err e = gs_ops_packed_new(GS_OPS_PACKED_F32, self->n_shards_max, &self->packed);
+    if (e == GS_EUNSUPPORTED && g == GS_CLIP_GEMM_ONEDNN)
+        GS_LOG_ERROR("float32 GEMMs on oneDNN need a build with oneDNN (Debian libdnnl-dev) and "
+                     "a CPU where it has a brgemm kernel (AVX-512)");
+    return e == GS_EUNSUPPORTED && g == GS_CLIP_GEMM_AUTO ? GS_OK : e;
+}
+
+static double mono_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+// unpack_stack: forgets a tower's packed copies after a failed packing (all layers or none, so
+// that text_rows and the prepared row counts agree).
+static void unpack_stack(gs__clip_stack_t *st)
+{
+    for (int i = 0; i < st->layers; i++) {
+        gs__clip_block_t *b = &st->blocks[i];
+        b->q_pk = b->k_pk = b->v_pk = b->out_pk = b->fc_pk = b->proj_pk = NULL;
+    }
+}
+
+// ensure_packed: packs one tower's weights into self->packed and makes the matmuls of every row
+// count a shard runs, on the tower's first use (in the calling thread, before any shard runs):
+// a command that embeds only texts or only images pays for that tower alone (packing is
+// memory-bound: about 1 s for both towers of ViT-B/32). A no-op on OpenBLAS.
+static gs_err ensure_packed(gs_clip_t *self, bool text)
 {
     const gs__clip_hparams_t *hp = &self->hp;
-    GS_TRY(gs_ops_bf16_new(self->n_shards_max, &self->bf16));
-    if (hp->has_vision) {
+    if (!self->packed || (text ? self->txt_packed : self->vis_packed))
+        return GS_OK;
+    double t0 = mono_s();
+    gs_err e = GS_OK;
+    if (text) {
+        e = prepare_stack(self, &self->txt, hp->context_length, true);
+        if (e != GS_OK)
+            unpack_stack(&self->txt);
+        self->txt_packed = e == GS_OK;
+    } else {
         int g = hp->image_size / hp->patch_size;
-        for (int n = 1; n <= self->shard_cap; n++)
-            GS_TRY(gs_ops_bf16_prepare(self->bf16, n * g * g, self->v_patch.n_in, hp->v_width));
-        GS_TRY(gs_ops_bf16_pack(self->bf16, &self->v_patch, &self->v_patch16));
-        GS_TRY(prepare_stack(self, &self->vis, g * g + 1, false));
+        for (int n = 1; e == GS_OK && n <= self->shard_cap; n++)
+            e = gs_ops_packed_prepare(self->packed, n * g * g, self->v_patch.n_in, hp->v_width);
+        if (e == GS_OK)
+            e = gs_ops_packed_pack(self->packed, &self->v_patch, &self->v_patch_pk);
+        if (e == GS_OK)
+            e = prepare_stack(self, &self->vis, g * g + 1, false);
+        if (e != GS_OK) {
+            self->v_patch_pk = NULL;
+            unpack_stack(&self->vis);
+        }
+        self->vis_packed = e == GS_OK;
     }
-    if (hp->has_text)
-        GS_TRY(prepare_stack(self, &self->txt, hp->context_length, true));
-    return GS_OK;
+    if (e != GS_OK)
+        GS_LOG_ERROR("\"%s\": could not pack the %s tower's weights for oneDNN", self->weights_path,
+                     text ? "text" : "vision");
+    else
+        GS_LOG_DEBUG("packed the %s tower for oneDNN in %.3f s", text ? "text" : "vision",
+                     mono_s() - t0);
+    return e;
 }
 
 // ---- open / close -------------------------------------------------------------------------
@@ -441,9 +511,13 @@ gs_err gs__clip_open_weights(gs_weights_t **w, bool own_weights, const char *pre
     if (e == GS_OK && own_weights && self->prefix[0] == '\0')
         warn_unused(self);
     if (e == GS_OK)
+        e = new_packed(self, opts);
+    if (e == GS_OK)
         e = alloc_arena(self);
-    if (e == GS_OK && self->precision == GS_CLIP_PRECISION_BF16)
-        e = prepare_bf16(self);
+    if (self->packed)
+        snprintf(self->gemm, sizeof self->gemm, "onednn (%s)", gs_ops_packed_kernel(self->packed));
+    else
+        snprintf(self->gemm, sizeof self->gemm, "openblas");
     if (e == GS_OK && self->n_shards_max > 1 &&
         gs__clip_pool_new(self->n_shards_max - 1, &self->pool) != GS_OK) {
         GS_LOG_ERROR("could not start %d encoder threads", self->n_shards_max - 1);
@@ -465,7 +539,7 @@ void gs_clip_close(gs_clip_t **p)
         return;
     gs_clip_t *self = *p;
     gs__clip_pool_destroy(&self->pool);
-    gs_ops_bf16_destroy(&self->bf16);
+    gs_ops_packed_destroy(&self->packed);
     gs__clip_tokenizer_close(self);
     for (int i = 0; i < self->n_owned; i++)
         gs_free(self->owned[i]);
@@ -500,15 +574,15 @@ static void activation(gs__clip_act_t act, float *x, size_t n)
         gs_ops_gelu(x, n);
 }
 
-// linear: gs_ops_linear, or its bf16 twin when the layer has a packed copy.
+// linear: gs_ops_linear, or its oneDNN twin when the layer has a packed copy.
 static void linear(const gs_clip_t *self, gs__clip_work_t *wk, const gs_ops_weight_t *w,
-                   const gs_ops_bf16_weight_t *w16, const float *bias, const float *x, int ld_x,
+                   const gs_ops_packed_weight_t *w16, const float *bias, const float *x, int ld_x,
                    int rows, float beta, float *out, int ld_out)
 {
     if (w16) {
-        // every row count a shard runs has a matmul (prepare_bf16): GS_EINVAL would be a bug
-        gs_err e = gs_ops_bf16_linear(self->bf16, wk->slot, w16, bias, x, ld_x, rows, beta, out,
-                                      ld_out, wk->x16, wk->y32);
+        // every row count a shard runs has a matmul (ensure_packed): GS_EINVAL would be a bug
+        gs_err e = gs_ops_packed_linear(self->packed, wk->slot, w16, bias, x, ld_x, rows, beta, out,
+                                        ld_out, wk->xs, wk->ys);
         GS_ASSERT(e != GS_EINVAL);
     } else
         gs_ops_linear(w, bias, x, ld_x, rows, beta, out, ld_out);
@@ -516,7 +590,7 @@ static void linear(const gs_clip_t *self, gs__clip_work_t *wk, const gs_ops_weig
 
 // block_forward: one pre-LN residual block over n_seq sequences of n_tok tokens in wk->x.
 // x += out_proj(MHA(ln_1(x))); x += c_proj(act(c_fc(ln_2(x)))). The row-wise steps run over
-// `rows` >= n_seq * n_tok rows: extra rows (bf16 padding to a prepared matmul size, see
+// `rows` >= n_seq * n_tok rows: extra rows (padding to a prepared matmul size, see
 // text_rows) are computed like the others, and attention never reads them.
 static void block_forward(const gs_clip_t *self, gs__clip_work_t *wk, const gs__clip_stack_t *st,
                           const gs__clip_block_t *b, int n_seq, int n_tok, int rows, bool causal)
@@ -525,18 +599,18 @@ static void block_forward(const gs_clip_t *self, gs__clip_work_t *wk, const gs__
     float *x = wk->x, *h = wk->h, *big = wk->big;
     gs_ops_layernorm(x, W, rows, W, b->ln1_w, b->ln1_b, st->eps, h, W);
     // q, k, v side by side in big: (rows, 3W)
-    linear(self, wk, &b->q, b->q16, b->q_b, h, W, rows, 0.0f, big, 3 * W);
+    linear(self, wk, &b->q, b->q_pk, b->q_b, h, W, rows, 0.0f, big, 3 * W);
     if (!st->fused_qkv) {
-        linear(self, wk, &b->k, b->k16, b->k_b, h, W, rows, 0.0f, big + W, 3 * W);
-        linear(self, wk, &b->v, b->v16, b->v_b, h, W, rows, 0.0f, big + 2 * W, 3 * W);
+        linear(self, wk, &b->k, b->k_pk, b->k_b, h, W, rows, 0.0f, big + W, 3 * W);
+        linear(self, wk, &b->v, b->v_pk, b->v_b, h, W, rows, 0.0f, big + 2 * W, 3 * W);
     }
     float scale = 1.0f / sqrtf((float)(W / st->heads));
     gs_ops_attention(big, 3 * W, n_seq, n_tok, W, st->heads, scale, causal, wk->scores, h, W);
-    linear(self, wk, &b->out, b->out16, b->out_b, h, W, rows, 1.0f, x, W);
+    linear(self, wk, &b->out, b->out_pk, b->out_b, h, W, rows, 1.0f, x, W);
     gs_ops_layernorm(x, W, rows, W, b->ln2_w, b->ln2_b, st->eps, h, W);
-    linear(self, wk, &b->fc, b->fc16, b->fc_b, h, W, rows, 0.0f, big, M);
+    linear(self, wk, &b->fc, b->fc_pk, b->fc_b, h, W, rows, 0.0f, big, M);
     activation(st->act, big, (size_t)rows * M);
-    linear(self, wk, &b->proj, b->proj16, b->proj_b, big, M, rows, 1.0f, x, W);
+    linear(self, wk, &b->proj, b->proj_pk, b->proj_b, big, M, rows, 1.0f, x, W);
 }
 
 // vision_embed: n images -> wk->x = ln_pre([cls; patches] + pos), n*T rows.
@@ -556,7 +630,7 @@ static void vision_embed(gs_clip_t *self, gs__clip_work_t *wk, const float *pixe
                                pixels + (((size_t)b * 3 + c) * S + gy * P + ky) * S + gx * P,
                                (size_t)P * sizeof(float));
             }
-    linear(self, wk, &self->v_patch, self->v_patch16, NULL, wk->big, K, n * g * g, 0.0f, wk->h, W);
+    linear(self, wk, &self->v_patch, self->v_patch_pk, NULL, wk->big, K, n * g * g, 0.0f, wk->h, W);
     TRACE("vision", "patch_tokens", wk->h, n * g * g, W, W);
     for (int b = 0; b < n; b++) {
         float *xb = wk->x + (size_t)b * T * W;
@@ -643,7 +717,7 @@ static void text_batch(gs_clip_t *self, gs__clip_work_t *wk, const int32_t *ids,
             for (int j = 0; j < W; j++)
                 x[j] = e[j] + self->t_pos[(size_t)t * W + j];
         }
-    // bf16 padding rows start as zeros, so that every pass computes the same finite values
+    // padding rows start as zeros, so that every pass computes the same finite values
     int rows = text_rows(self, n * L);
     memset(wk->x + (size_t)n * L * W, 0, (size_t)(rows - n * L) * W * sizeof(float));
     TRACE("text", "embed", wk->x, n * L, W, W);
@@ -689,8 +763,8 @@ static void run_shard(void *arg, int s)
     if (cnt <= 0)
         return;
     gs__clip_work_t *wk = &self->work[s];
-    if (self->bf16) // oneDNN's threads: all of them for one shard, one per shard otherwise
-        gs_ops_bf16_thread_init(j->n_shards == 1 ? self->n_threads : 1);
+    if (self->packed) // oneDNN's threads: all of them for one shard, one per shard otherwise
+        gs_ops_packed_thread_init(j->n_shards == 1 ? self->n_threads : 1);
     float *out = j->out + (size_t)first * j->out_stride;
     size_t img = 3 * (size_t)hp->image_size * hp->image_size;
     if (j->kind == JOB_IMAGES) {
@@ -750,6 +824,7 @@ gs_err gs_clip_encode_images(gs_clip_t *self, const float *pixels_chw, int n, bo
                      self->weights_path);
         return GS_ESTATE;
     }
+    GS_TRY(ensure_packed(self, false));
     job_t j = {.self = self,
                .kind = JOB_IMAGES,
                .pixels = pixels_chw,
@@ -777,6 +852,7 @@ gs_err gs_clip_encode_tokens(gs_clip_t *self, const int32_t *ids, int n, bool no
                          ids[i], i % C, i / C, self->hp.vocab_size - 1);
             return GS_EINVAL;
         }
+    GS_TRY(ensure_packed(self, true));
     job_t j = {.self = self,
                .kind = JOB_TOKENS,
                .ids = ids,
@@ -796,6 +872,7 @@ gs_err gs__clip_vision_hidden(gs_clip_t *self, const float *pixels_chw, int n, i
         return GS_EINVAL;
     const gs__clip_hparams_t *hp = &self->hp;
     int g = hp->image_size / hp->patch_size, T = g * g + 1;
+    GS_TRY(ensure_packed(self, false));
     job_t j = {.self = self,
                .kind = JOB_HIDDEN,
                .pixels = pixels_chw,

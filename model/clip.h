@@ -28,6 +28,18 @@ typedef struct gs_clip gs_clip_t;
 // cosine >= 0.999 to the float32 embeddings on the fixtures.
 typedef enum { GS_CLIP_PRECISION_F32 = 0, GS_CLIP_PRECISION_BF16 = 1 } gs_clip_precision_t;
 
+// The library behind float32 GEMMs. AUTO: oneDNN's brgemm matmul on weights packed once at open
+// where this build has oneDNN and the CPU has AVX-512 (about twice OpenBLAS's GFLOP/s at the
+// encoders' shapes; same float32 arithmetic, another summation order: embeddings within ~1e-6),
+// OpenBLAS otherwise; the environment variable GS_CLIP_GEMM=openblas|onednn overrides AUTO.
+// ONEDNN fails with GS_EUNSUPPORTED where unavailable. The packed copy holds the block weights a
+// second time (float32). bf16 precision always runs on oneDNN.
+typedef enum {
+    GS_CLIP_GEMM_AUTO = 0,
+    GS_CLIP_GEMM_OPENBLAS = 1,
+    GS_CLIP_GEMM_ONEDNN = 2
+} gs_clip_gemm_t;
+
 typedef struct {
     // arch: an open_clip model name for a bare weights file ("ViT-B-32", "ViT-B-32-quickgelu",
     // "ViT-L-14", ...; see gs_clip_arch_names). NULL: the folder's own config (or config_path).
@@ -47,6 +59,7 @@ typedef struct {
                     // (for comparisons: bench/encoder --mode blas)
     gs_clip_precision_t precision; // GEMM arithmetic (default F32); BF16 fails with
                                    // GS_EUNSUPPORTED where unavailable
+    gs_clip_gemm_t gemm;           // float32 GEMM library (default AUTO)
 } gs_clip_opts_t;
 
 // A description of an open model for `geoscribe inspect-model` and provenance records. Strings
@@ -60,6 +73,7 @@ typedef struct {
     const char *activation;     // "gelu" or "quick_gelu"
     const char *dtypes;         // the dtypes of the stored weights: "F32", "F16", "BF16,F32"
     const char *precision;      // the GEMM arithmetic: "f32" or "bf16"
+    const char *gemm;           // the big GEMMs' library: "openblas" or "onednn (brg:avx512_core)"
     int embed_dim;              // 512
     int image_size, patch_size; // 224, 32
     int vision_width, vision_layers, vision_heads;    // 768, 12, 12

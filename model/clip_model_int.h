@@ -25,8 +25,8 @@ typedef struct {
     const float *fc_b;
     gs_ops_weight_t proj; // (W, mlp)
     const float *proj_b;
-    // bf16 packed copies (precision BF16), owned by the model's gs_ops_bf16_t; NULL otherwise
-    gs_ops_bf16_weight_t *q16, *k16, *v16, *out16, *fc16, *proj16;
+    // packed copies (oneDNN GEMMs), owned by the model's gs_ops_packed_t; NULL otherwise
+    gs_ops_packed_weight_t *q_pk, *k_pk, *v_pk, *out_pk, *fc_pk, *proj_pk;
 } gs__clip_block_t;
 
 // The transformer of one tower.
@@ -45,9 +45,9 @@ typedef struct {
     float *big;    // qkv (rows, 3*width), MLP hidden (rows, mlp), im2col patches
     float *scores; // attention scores of one head (tokens, tokens)
     float *pooled; // pooled rows before projection (batch, width)
-    int slot;      // index of this work area (the bf16 context's slot)
-    uint16_t *x16; // bf16 GEMM input (rows, max in) (precision BF16)
-    float *y32;    // bf16 GEMM output before the epilogue (rows, max out) (precision BF16)
+    int slot;      // index of this work area (the packed context's slot)
+    void *xs;      // packed GEMM input (rows, max in): bf16, or float32 rows made contiguous
+    float *ys;     // packed GEMM output before the epilogue (rows, max out)
 } gs__clip_work_t;
 
 typedef struct gs__clip_pool gs__clip_pool_t;
@@ -59,10 +59,10 @@ struct gs_clip {
     char *prefix; // tensor name prefix ("" or "vision_tower.")
 
     // vision tower
-    gs_ops_weight_t v_patch;         // conv1 as a matrix (W, 3*P*P)
-    gs_ops_bf16_weight_t *v_patch16; // its bf16 packed copy (precision BF16)
-    const float *v_cls;              // (W)
-    const float *v_pos;              // (T, W), T = grid^2 + 1
+    gs_ops_weight_t v_patch;            // conv1 as a matrix (W, 3*P*P)
+    gs_ops_packed_weight_t *v_patch_pk; // its packed copy (oneDNN GEMMs)
+    const float *v_cls;                 // (W)
+    const float *v_pos;                 // (T, W), T = grid^2 + 1
     const float *v_ln_pre_w, *v_ln_pre_b, *v_ln_post_w, *v_ln_post_b; // (W)
     gs_ops_weight_t v_proj; // (W -> E); f32 NULL when the checkpoint has none
     gs__clip_stack_t vis;
@@ -90,8 +90,10 @@ struct gs_clip {
     int shard_cap;    // items per shard: ceil(max_batch / n_shards_max)
     int blas_threads; // the BLAS thread count last set
     gs_clip_precision_t precision;
-    gs_ops_bf16_t *bf16;   // oneDNN context (precision BF16), owns the packed weights
-    gs__clip_pool_t *pool; // n_threads - 1 workers; NULL with one thread
+    gs_ops_packed_t *packed;     // oneDNN context (bf16, or float32 on oneDNN), owns the packed
+                                 // weights; NULL: OpenBLAS
+    bool vis_packed, txt_packed; // the tower's weights are packed (on its first use)
+    gs__clip_pool_t *pool;       // n_threads - 1 workers; NULL with one thread
 
     // tokenizer (clip_open.c); NULL when no vocabulary was found
     gs_clip_bpe_t *bpe;
@@ -102,6 +104,7 @@ struct gs_clip {
     // description
     char *weights_path, *config_path, *arch;
     char dtypes[32];
+    char gemm[80]; // gs_clip_info_t.gemm
     char model_id[17];
     bool have_model_id;
 

@@ -352,6 +352,7 @@ void gs_clip_describe(const gs_clip_t *self, gs_clip_info_t *out)
         .activation = hp->v_act == GS__CLIP_ACT_QUICK_GELU ? "quick_gelu" : "gelu",
         .dtypes = self->dtypes,
         .precision = self->precision == GS_CLIP_PRECISION_BF16 ? "bf16" : "f32",
+        .gemm = self->gemm,
         .embed_dim = hp->embed_dim,
         .image_size = hp->image_size,
         .patch_size = hp->patch_size,

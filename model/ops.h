@@ -64,39 +64,54 @@ void gs_ops_linear(const gs_ops_weight_t *w, const float *bias, const float *x, 
 void gs_ops_linear_ref(const gs_ops_weight_t *w, const float *bias, const float *x, int ld_x,
                        int n_rows, float beta, float *out, int ld_out);
 
-// ---- bfloat16 linear layers (oneDNN) ------------------------------------------------------
-// A reduced-precision path for the big GEMMs: weights packed once into oneDNN's blocked bf16
-// layout, activations rounded to bf16 per call, float32 accumulation and output (AVX-512 BF16
-// instructions through oneDNN's brgemm matmul). Debian's OpenBLAS 0.3.21 is built without
-// cblas_sbgemm, so this needs geoscribe built with oneDNN (GS_HAVE_DNNL, Debian libdnnl-dev);
-// otherwise gs_ops_bf16_new returns GS_EUNSUPPORTED. Implemented in ops_dnnl.c (the only
-// includer of dnnl.h).
+// ---- linear layers on pre-packed weights (oneDNN) -----------------------------------------
+// The big GEMMs with weights packed once into the blocked layout of oneDNN's brgemm matmul and
+// one matmul primitive per (rows, in, out) made ahead of use. Two arithmetics:
+// - GS_OPS_PACKED_F32: float32 throughout (the same arithmetic as gs_ops_linear, another
+//   summation order). OpenBLAS repacks the weight panels on every call and its SGEMM kernel
+//   reaches about half of the AVX-512 FMA peak on the Zen 4 cores here; oneDNN's brgemm about
+//   twice OpenBLAS's GFLOP/s at the encoder's shapes (bench/encoder/README.md). Offered only
+//   where oneDNN picks a brgemm kernel (AVX-512 cores): elsewhere GS_EUNSUPPORTED, and callers
+//   keep OpenBLAS.
+// - GS_OPS_PACKED_BF16: activations rounded to bf16 per call, bf16 weights, float32
+//   accumulation and output (AVX-512 BF16 instructions). Debian's OpenBLAS 0.3.21 is built
+//   without cblas_sbgemm, so bf16 exists only through oneDNN.
+// Both need geoscribe built with oneDNN (GS_HAVE_DNNL, Debian libdnnl-dev); otherwise
+// gs_ops_packed_new returns GS_EUNSUPPORTED. Implemented in ops_dnnl.c (the only includer of
+// dnnl.h).
 
-typedef struct gs_ops_bf16 gs_ops_bf16_t;               // engine, streams, primitive cache
-typedef struct gs_ops_bf16_weight gs_ops_bf16_weight_t; // one packed weight matrix
+typedef enum { GS_OPS_PACKED_F32 = 0, GS_OPS_PACKED_BF16 = 1 } gs_ops_packed_type_t;
+typedef struct gs_ops_packed gs_ops_packed_t;               // engine, streams, primitive cache
+typedef struct gs_ops_packed_weight gs_ops_packed_weight_t; // one packed weight matrix
 
-// gs_ops_bf16_new: a context for n_slots threads that call gs_ops_bf16_linear concurrently (one
-// slot each). GS_EUNSUPPORTED (built without oneDNN, or no AVX-512 BF16; logged),
-// GS_EBACKEND. Caller owns *out.
-gs_err gs_ops_bf16_new(int n_slots, gs_ops_bf16_t **out);
-// gs_ops_bf16_destroy: frees the context and every packed weight made with it; NULLs *p.
-void gs_ops_bf16_destroy(gs_ops_bf16_t **p);
-// gs_ops_bf16_prepare: creates the matmul for (n_rows, n_in) x (n_in, n_out) now, so that calls
+// gs_ops_packed_new: a context of arithmetic `type` for n_slots threads that call
+// gs_ops_packed_linear concurrently (one slot each). GS_EUNSUPPORTED (built without oneDNN; no
+// AVX-512 BF16 for bf16; no brgemm float32 kernel for f32; logged), GS_EBACKEND. Caller owns
+// *out.
+gs_err gs_ops_packed_new(gs_ops_packed_type_t type, int n_slots, gs_ops_packed_t **out);
+// gs_ops_packed_kernel: oneDNN's name of the kernel the context's matmuls run ("brg:avx512_core"
+// etc.), or "none".
+const char *gs_ops_packed_kernel(const gs_ops_packed_t *self);
+// gs_ops_packed_destroy: frees the context and every packed weight made with it; NULLs *p.
+void gs_ops_packed_destroy(gs_ops_packed_t **p);
+// gs_ops_packed_prepare: creates the matmul for (n_rows, n_in) x (n_in, n_out) now, so that calls
 // with these sizes allocate nothing. GS_EBACKEND.
-gs_err gs_ops_bf16_prepare(gs_ops_bf16_t *self, int n_rows, int n_in, int n_out);
-// gs_ops_bf16_pack: packs the float32 weight w (any layout of gs_ops_weight_t) into bf16;
-// *out is owned by the context. GS_EBACKEND, GS_ENOMEM.
-gs_err gs_ops_bf16_pack(gs_ops_bf16_t *self, const gs_ops_weight_t *w, gs_ops_bf16_weight_t **out);
-// gs_ops_bf16_linear: gs_ops_linear with a packed weight: out = beta*out + x @ W (+ bias).
-// scratch_x: n_rows * n_in uint16, scratch_y: n_rows * n_out floats (the slot's own). The
+gs_err gs_ops_packed_prepare(gs_ops_packed_t *self, int n_rows, int n_in, int n_out);
+// gs_ops_packed_pack: packs the float32 weight w (any layout of gs_ops_weight_t) into the
+// context's type and layout; *out is owned by the context. GS_EBACKEND, GS_ENOMEM.
+gs_err gs_ops_packed_pack(gs_ops_packed_t *self, const gs_ops_weight_t *w,
+                          gs_ops_packed_weight_t **out);
+// gs_ops_packed_linear: gs_ops_linear with a packed weight: out = beta*out + x @ W (+ bias).
+// scratch_x: n_rows * n_in values of the context's type (uint16 for bf16, float for f32; unused
+// by f32 when ld_x == n_in), scratch_y: n_rows * n_out floats (the slot's own). The
 // sizes must have been prepared (else the call is a no-op returning GS_EINVAL). Concurrent
 // calls need distinct slots.
-gs_err gs_ops_bf16_linear(gs_ops_bf16_t *self, int slot, const gs_ops_bf16_weight_t *w,
-                          const float *bias, const float *x, int ld_x, int n_rows, float beta,
-                          float *out, int ld_out, uint16_t *scratch_x, float *scratch_y);
-// gs_ops_bf16_thread_init: the calling thread's oneDNN (OpenMP) thread count for the calls it
+gs_err gs_ops_packed_linear(gs_ops_packed_t *self, int slot, const gs_ops_packed_weight_t *w,
+                            const float *bias, const float *x, int ld_x, int n_rows, float beta,
+                            float *out, int ld_out, void *scratch_x, float *scratch_y);
+// gs_ops_packed_thread_init: the calling thread's oneDNN (OpenMP) thread count for the calls it
 // makes next; a no-op without oneDNN.
-void gs_ops_bf16_thread_init(int n_threads);
+void gs_ops_packed_thread_init(int n_threads);
 
 // ---- normalisations -----------------------------------------------------------------------
 

@@ -1,14 +1,18 @@
-// bfloat16 linear layers through oneDNN (the only includer of dnnl.h): weights packed once into
-// the blocked layout oneDNN's brgemm matmul picks for this CPU, one matmul primitive per
+// Linear layers on pre-packed weights through oneDNN (the only includer of dnnl.h), in float32
+// or bfloat16 (see ops.h): weights packed once into the blocked layout oneDNN's brgemm matmul
+// picks for this CPU, one matmul primitive per
 // (rows, in, out) created ahead of use, and per-slot memory objects, streams and scratchpads so
 // that encoder threads run side by side without sharing mutable state. The scratchpad is
 // user-managed: oneDNN's own (library mode) is shared by all primitives and may not be used
 // from several threads at once nor from a thread other than the creating one, which corrupted
-// results when two shards ran matmuls together. Without GS_HAVE_DNNL (the
-// default build) every entry point reports GS_EUNSUPPORTED.
+// results when two shards ran matmuls together. Without GS_HAVE_DNNL every entry point reports
+// GS_EUNSUPPORTED.
+#define _DEFAULT_SOURCE // madvise, MADV_HUGEPAGE
 #define GS_LOG_MODULE "model"
 #include <stdbool.h>
+#include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "common/alloc.h"
 #include "common/log.h"
@@ -35,22 +39,26 @@ typedef struct {
     dnnl_memory_t *scratch;   // (n_slots) over the slot's scratchpad; NULL entries: none needed
 } mm_t;
 
-struct gs_ops_bf16_weight {
+struct gs_ops_packed_weight {
     int n_in, n_out;
-    dnnl_memory_t mem; // packed bf16, owned
-    gs_ops_bf16_weight_t *next;
+    dnnl_memory_t mem; // packed, over data
+    void *data;        // owned (gs_free)
+    gs_ops_packed_weight_t *next;
 };
 
-struct gs_ops_bf16 {
+struct gs_ops_packed {
+    gs_ops_packed_type_t type;
+    dnnl_data_type_t dt; // of the packed weights and of the matmul's input
+    char kernel[64];     // oneDNN's implementation name of the first matmul made
     dnnl_engine_t engine;
     dnnl_stream_t *streams; // (n_slots)
     int n_slots;
     mm_t *mms;
     int n_mms, cap_mms;
-    dnnl_memory_desc_t *packed_md; // weights layout per (n_in, n_out), from the first primitive
-    gs_ops_bf16_weight_t *weights; // all packed weights (freed with the context)
-    void **scratch;                // (n_slots) scratchpads of scratch_nbytes, grown by prepare
-    size_t scratch_nbytes;         // the largest scratchpad of the prepared primitives
+    dnnl_memory_desc_t *packed_md;   // weights layout per (n_in, n_out), from the first primitive
+    gs_ops_packed_weight_t *weights; // all packed weights (freed with the context)
+    void **scratch;                  // (n_slots) scratchpads of scratch_nbytes, grown by prepare
+    size_t scratch_nbytes;           // the largest scratchpad of the prepared primitives
 };
 
 #define DNNL_OK(call) ((call) == dnnl_success)
@@ -61,14 +69,17 @@ static gs_err fail(const char *what, dnnl_status_t st)
     return GS_EBACKEND;
 }
 
-gs_err gs_ops_bf16_new(int n_slots, gs_ops_bf16_t **out)
+gs_err gs_ops_packed_new(gs_ops_packed_type_t type, int n_slots, gs_ops_packed_t **out)
 {
     *out = NULL;
-    if (!gs_ops_has_bf16()) {
+    if (type == GS_OPS_PACKED_BF16 && !gs_ops_has_bf16()) {
         GS_LOG_ERROR("bf16 precision needs a CPU with AVX-512 BF16 instructions");
         return GS_EUNSUPPORTED;
     }
-    gs_ops_bf16_t *self = gs_xcalloc(1, sizeof *self);
+    gs_ops_packed_t *self = gs_xcalloc(1, sizeof *self);
+    self->type = type;
+    self->dt = type == GS_OPS_PACKED_BF16 ? dnnl_bf16 : dnnl_f32;
+    snprintf(self->kernel, sizeof self->kernel, "none");
     dnnl_status_t st = dnnl_engine_create(&self->engine, dnnl_cpu, 0);
     if (st != dnnl_success) {
         gs_free(self);
@@ -80,18 +91,34 @@ gs_err gs_ops_bf16_new(int n_slots, gs_ops_bf16_t **out)
     for (int i = 0; i < self->n_slots; i++)
         if ((st = dnnl_stream_create(&self->streams[i], self->engine, dnnl_stream_default_flags)) !=
             dnnl_success) {
-            gs_ops_bf16_destroy(&self);
+            gs_ops_packed_destroy(&self);
             return fail("stream creation", st);
         }
+    // float32: worth it only with a brgemm kernel (AVX-512); oneDNN's other float32 matmuls
+    // are no faster than OpenBLAS, so the caller keeps OpenBLAS there
+    if (type == GS_OPS_PACKED_F32) {
+        gs_err e = gs_ops_packed_prepare(self, 16, 64, 64);
+        if (e != GS_OK || strncmp(self->kernel, "brg", 3) != 0) {
+            GS_LOG_DEBUG("oneDNN's float32 matmul here is \"%s\", not brgemm: not used",
+                         self->kernel);
+            gs_ops_packed_destroy(&self);
+            return e != GS_OK ? e : GS_EUNSUPPORTED;
+        }
+    }
     *out = self;
     return GS_OK;
 }
 
-void gs_ops_bf16_destroy(gs_ops_bf16_t **p)
+const char *gs_ops_packed_kernel(const gs_ops_packed_t *self)
+{
+    return self ? self->kernel : "none";
+}
+
+void gs_ops_packed_destroy(gs_ops_packed_t **p)
 {
     if (!p || !*p)
         return;
-    gs_ops_bf16_t *self = *p;
+    gs_ops_packed_t *self = *p;
     for (int i = 0; i < self->n_mms; i++) {
         mm_t *m = &self->mms[i];
         for (int s = 0; s < self->n_slots; s++) {
@@ -107,9 +134,10 @@ void gs_ops_bf16_destroy(gs_ops_bf16_t **p)
     }
     gs_free(self->mms);
     gs_free(self->packed_md);
-    for (gs_ops_bf16_weight_t *w = self->weights, *next; w; w = next) {
+    for (gs_ops_packed_weight_t *w = self->weights, *next; w; w = next) {
         next = w->next;
         dnnl_memory_destroy(w->mem);
+        gs_free(w->data);
         gs_free(w);
     }
     for (int i = 0; i < self->n_slots; i++) {
@@ -124,7 +152,7 @@ void gs_ops_bf16_destroy(gs_ops_bf16_t **p)
     *p = NULL;
 }
 
-static mm_t *find(const gs_ops_bf16_t *self, int rows, int n_in, int n_out)
+static mm_t *find(const gs_ops_packed_t *self, int rows, int n_in, int n_out)
 {
     for (int i = 0; i < self->n_mms; i++) {
         mm_t *m = &self->mms[i];
@@ -135,7 +163,7 @@ static mm_t *find(const gs_ops_bf16_t *self, int rows, int n_in, int n_out)
 }
 
 // packed_layout: the weights layout of an existing matmul with these sizes, or NULL.
-static const dnnl_memory_desc_t *packed_layout(const gs_ops_bf16_t *self, int n_in, int n_out)
+static const dnnl_memory_desc_t *packed_layout(const gs_ops_packed_t *self, int n_in, int n_out)
 {
     for (int i = 0; i < self->n_mms; i++)
         if (self->mms[i].n_in == n_in && self->mms[i].n_out == n_out)
@@ -143,19 +171,19 @@ static const dnnl_memory_desc_t *packed_layout(const gs_ops_bf16_t *self, int n_
     return NULL;
 }
 
-gs_err gs_ops_bf16_prepare(gs_ops_bf16_t *self, int rows, int n_in, int n_out)
+gs_err gs_ops_packed_prepare(gs_ops_packed_t *self, int rows, int n_in, int n_out)
 {
     if (find(self, rows, n_in, n_out))
         return GS_OK;
     dnnl_dims_t sd = {rows, n_in}, wd = {n_in, n_out}, dd = {rows, n_out};
     dnnl_memory_desc_t smd, wmd, dmd;
     const dnnl_memory_desc_t *fixed = packed_layout(self, n_in, n_out);
-    if (!DNNL_OK(dnnl_memory_desc_init_by_tag(&smd, 2, sd, dnnl_bf16, dnnl_ab)) ||
+    if (!DNNL_OK(dnnl_memory_desc_init_by_tag(&smd, 2, sd, self->dt, dnnl_ab)) ||
         !DNNL_OK(dnnl_memory_desc_init_by_tag(&dmd, 2, dd, dnnl_f32, dnnl_ab)))
         return fail("memory descriptor", dnnl_invalid_arguments);
     if (fixed)
         wmd = *fixed; // every row count shares one packed copy of the weights
-    else if (!DNNL_OK(dnnl_memory_desc_init_by_tag(&wmd, 2, wd, dnnl_bf16, dnnl_format_tag_any)))
+    else if (!DNNL_OK(dnnl_memory_desc_init_by_tag(&wmd, 2, wd, self->dt, dnnl_format_tag_any)))
         return fail("memory descriptor", dnnl_invalid_arguments);
     dnnl_matmul_desc_t md;
     dnnl_primitive_desc_t pd;
@@ -184,6 +212,10 @@ gs_err gs_ops_bf16_prepare(gs_ops_bf16_t *self, int rows, int n_in, int n_out)
     self->packed_md[self->n_mms] = *dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
     dnnl_memory_desc_t scmd = *dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0);
     size_t sc_nbytes = dnnl_memory_desc_get_size(&scmd);
+    const char *impl = NULL;
+    if (self->n_mms == 0 &&
+        dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &impl) == dnnl_success && impl)
+        snprintf(self->kernel, sizeof self->kernel, "%s", impl);
     st = dnnl_primitive_create(&m->prim, pd);
     dnnl_primitive_desc_destroy(pd);
     if (st != dnnl_success)
@@ -217,27 +249,43 @@ gs_err gs_ops_bf16_prepare(gs_ops_bf16_t *self, int rows, int n_in, int n_out)
     return GS_OK;
 }
 
-gs_err gs_ops_bf16_pack(gs_ops_bf16_t *self, const gs_ops_weight_t *w, gs_ops_bf16_weight_t **out)
+gs_err gs_ops_packed_pack(gs_ops_packed_t *self, const gs_ops_weight_t *w,
+                          gs_ops_packed_weight_t **out)
 {
     // the layout comes from a prepared matmul of these sizes (prepare one if none yet)
     const dnnl_memory_desc_t *packed = packed_layout(self, w->n_in, w->n_out);
     if (!packed) {
-        GS_TRY(gs_ops_bf16_prepare(self, 1, w->n_in, w->n_out));
+        GS_TRY(gs_ops_packed_prepare(self, 1, w->n_in, w->n_out));
         packed = packed_layout(self, w->n_in, w->n_out);
     }
     // the user's float32 matrix as a (n_in, n_out) tensor: [n_out, n_in] storage is "ba"
     dnnl_dims_t wd = {w->n_in, w->n_out};
     dnnl_memory_desc_t umd;
     dnnl_memory_t user = NULL;
-    gs_ops_bf16_weight_t *pw = gs_xcalloc(1, sizeof *pw);
+    gs_ops_packed_weight_t *pw = gs_xcalloc(1, sizeof *pw);
     dnnl_primitive_desc_t rpd = NULL;
     dnnl_primitive_t reorder = NULL;
     dnnl_status_t st =
         dnnl_memory_desc_init_by_tag(&umd, 2, wd, dnnl_f32, w->in_out ? dnnl_ab : dnnl_ba);
     if (st == dnnl_success)
         st = dnnl_memory_create(&user, &umd, self->engine, (void *)w->f32);
+    // 2 MB pages where the kernel offers them (THP "madvise"): writing hundreds of MB of fresh
+    // 4 kB pages costs more in page faults than the reorder itself
+    size_t nbytes = dnnl_memory_desc_get_size(packed), huge = (size_t)2 << 20;
+    size_t alloc = nbytes >= huge ? (nbytes + huge - 1) / huge * huge : nbytes;
+    pw->data = gs_tryalloc_aligned(nbytes >= huge ? huge : 64, alloc);
+    if (!pw->data) {
+        dnnl_memory_destroy(user);
+        gs_free(pw);
+        GS_LOG_ERROR("out of memory for packed weights (%zu bytes)", nbytes);
+        return GS_ENOMEM;
+    }
+#ifdef MADV_HUGEPAGE
+    if (nbytes >= huge)
+        (void)madvise(pw->data, alloc, MADV_HUGEPAGE);
+#endif
     if (st == dnnl_success)
-        st = dnnl_memory_create(&pw->mem, packed, self->engine, DNNL_MEMORY_ALLOCATE);
+        st = dnnl_memory_create(&pw->mem, packed, self->engine, pw->data);
     if (st == dnnl_success)
         st = dnnl_reorder_primitive_desc_create(&rpd, &umd, self->engine, packed, self->engine,
                                                 NULL);
@@ -254,8 +302,9 @@ gs_err gs_ops_bf16_pack(gs_ops_bf16_t *self, const gs_ops_weight_t *w, gs_ops_bf
     dnnl_memory_destroy(user);
     if (st != dnnl_success) {
         dnnl_memory_destroy(pw->mem);
+        gs_free(pw->data);
         gs_free(pw);
-        return fail("packing weights to bf16", st);
+        return fail("packing weights", st);
     }
     pw->n_in = w->n_in;
     pw->n_out = w->n_out;
@@ -288,17 +337,27 @@ static void epilogue_row(float *o, const float *y, const float *bias, float beta
         o[j] = (beta == 0 ? 0.0f : beta * o[j]) + y[j] + (bias ? bias[j] : 0.0f);
 }
 
-gs_err gs_ops_bf16_linear(gs_ops_bf16_t *self, int slot, const gs_ops_bf16_weight_t *w,
-                          const float *bias, const float *x, int ld_x, int n_rows, float beta,
-                          float *out, int ld_out, uint16_t *scratch_x, float *scratch_y)
+gs_err gs_ops_packed_linear(gs_ops_packed_t *self, int slot, const gs_ops_packed_weight_t *w,
+                            const float *bias, const float *x, int ld_x, int n_rows, float beta,
+                            float *out, int ld_out, void *scratch_x, float *scratch_y)
 {
     mm_t *m = find(self, n_rows, w->n_in, w->n_out);
     if (!m || slot < 0 || slot >= self->n_slots)
         return GS_EINVAL;
-    for (int i = 0; i < n_rows; i++)
-        gs_ops_f32_to_bf16(x + (size_t)i * ld_x, (size_t)w->n_in, scratch_x + (size_t)i * w->n_in);
-    dnnl_memory_set_data_handle(m->src[slot], scratch_x);
-    dnnl_memory_set_data_handle(m->dst[slot], scratch_y);
+    size_t n_in = (size_t)w->n_in;
+    const void *src = scratch_x;
+    if (self->type == GS_OPS_PACKED_BF16)
+        for (int i = 0; i < n_rows; i++)
+            gs_ops_f32_to_bf16(x + (size_t)i * ld_x, n_in, (uint16_t *)scratch_x + i * n_in);
+    else if (ld_x == w->n_in)
+        src = x; // float32 rows in place
+    else
+        for (int i = 0; i < n_rows; i++)
+            memcpy((float *)scratch_x + i * n_in, x + (size_t)i * ld_x, n_in * sizeof(float));
+    // no epilogue needed: the matmul writes straight into out
+    bool direct = beta == 0 && !bias && ld_out == w->n_out;
+    dnnl_memory_set_data_handle(m->src[slot], (void *)src);
+    dnnl_memory_set_data_handle(m->dst[slot], direct ? out : scratch_y);
     dnnl_exec_arg_t args[4] = {{DNNL_ARG_SRC, m->src[slot]},
                                {DNNL_ARG_WEIGHTS, w->mem},
                                {DNNL_ARG_DST, m->dst[slot]},
@@ -312,7 +371,7 @@ gs_err gs_ops_bf16_linear(gs_ops_bf16_t *self, int slot, const gs_ops_bf16_weigh
     if (st != dnnl_success)
         return GS_EBACKEND;
     // epilogue: out = beta * out + y + bias, row by row (out may be strided)
-    for (int i = 0; i < n_rows; i++) {
+    for (int i = 0; !direct && i < n_rows; i++) {
         float *o = out + (size_t)i * ld_out;
         const float *y = scratch_y + (size_t)i * w->n_out;
         if (beta == 0 && !bias)
@@ -323,33 +382,40 @@ gs_err gs_ops_bf16_linear(gs_ops_bf16_t *self, int slot, const gs_ops_bf16_weigh
     return GS_OK;
 }
 
-void gs_ops_bf16_thread_init(int n_threads)
+void gs_ops_packed_thread_init(int n_threads)
 {
     omp_set_num_threads(n_threads > 0 ? n_threads : 1);
 }
 
 #else // no oneDNN: the bf16 path is unavailable
 
-struct gs_ops_bf16 {
+struct gs_ops_packed {
     int unused;
 };
 
-gs_err gs_ops_bf16_new(int n_slots, gs_ops_bf16_t **out)
+gs_err gs_ops_packed_new(gs_ops_packed_type_t type, int n_slots, gs_ops_packed_t **out)
 {
     (void)n_slots;
     *out = NULL;
-    GS_LOG_ERROR("bf16 precision needs geoscribe built with oneDNN (Debian libdnnl-dev): "
-                 "Debian's OpenBLAS has no cblas_sbgemm");
+    if (type == GS_OPS_PACKED_BF16)
+        GS_LOG_ERROR("bf16 precision needs geoscribe built with oneDNN (Debian libdnnl-dev): "
+                     "Debian's OpenBLAS has no cblas_sbgemm");
     return GS_EUNSUPPORTED;
 }
 
-void gs_ops_bf16_destroy(gs_ops_bf16_t **p)
+const char *gs_ops_packed_kernel(const gs_ops_packed_t *self)
+{
+    (void)self;
+    return "none";
+}
+
+void gs_ops_packed_destroy(gs_ops_packed_t **p)
 {
     if (p)
         *p = NULL;
 }
 
-gs_err gs_ops_bf16_prepare(gs_ops_bf16_t *self, int n_rows, int n_in, int n_out)
+gs_err gs_ops_packed_prepare(gs_ops_packed_t *self, int n_rows, int n_in, int n_out)
 {
     (void)self;
     (void)n_rows;
@@ -358,7 +424,8 @@ gs_err gs_ops_bf16_prepare(gs_ops_bf16_t *self, int n_rows, int n_in, int n_out)
     return GS_EUNSUPPORTED;
 }
 
-gs_err gs_ops_bf16_pack(gs_ops_bf16_t *self, const gs_ops_weight_t *w, gs_ops_bf16_weight_t **out)
+gs_err gs_ops_packed_pack(gs_ops_packed_t *self, const gs_ops_weight_t *w,
+                          gs_ops_packed_weight_t **out)
 {
     (void)self;
     (void)w;
@@ -366,16 +433,16 @@ gs_err gs_ops_bf16_pack(gs_ops_bf16_t *self, const gs_ops_weight_t *w, gs_ops_bf
     return GS_EUNSUPPORTED;
 }
 
-gs_err gs_ops_bf16_linear(gs_ops_bf16_t *self, int slot, const gs_ops_bf16_weight_t *w,
-                          const float *bias, const float *x, int ld_x, int n_rows, float beta,
-                          float *out, int ld_out, uint16_t *scratch_x, float *scratch_y)
+gs_err gs_ops_packed_linear(gs_ops_packed_t *self, int slot, const gs_ops_packed_weight_t *w,
+                            const float *bias, const float *x, int ld_x, int n_rows, float beta,
+                            float *out, int ld_out, void *scratch_x, float *scratch_y)
 {
     (void)self, (void)slot, (void)w, (void)bias, (void)x, (void)ld_x, (void)n_rows;
     (void)beta, (void)out, (void)ld_out, (void)scratch_x, (void)scratch_y;
     return GS_EUNSUPPORTED;
 }
 
-void gs_ops_bf16_thread_init(int n_threads)
+void gs_ops_packed_thread_init(int n_threads)
 {
     (void)n_threads;
 }

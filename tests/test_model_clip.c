@@ -7,6 +7,8 @@
 #include <jansson.h>
 #include <math.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "common/alloc.h"
@@ -1101,6 +1103,80 @@ static double max_abs(const float *a, const float *b, int n)
     return m;
 }
 
+// float32 GEMMs on oneDNN's packed weights against OpenBLAS: the same arithmetic up to the
+// summation order, for both layouts, images and texts, sharded (4 over 2 threads) and alone,
+// texts first (each tower is packed on its first use); the library is chosen by opts->gemm or,
+// for AUTO, by GS_CLIP_GEMM, and a wrong GS_CLIP_GEMM is refused.
+START_TEST(test_clip_onednn_f32_matches_openblas)
+{
+    GS_NEED_SHARED();
+    const char *dirs[2] = {OC_DIR, HF_DIR};
+    for (int d = 0; d < 2; d++) {
+        float img[2][4 * 32], one[2][32], txt[2][6 * 32];
+        int n = 0;
+        for (int k = 0; k < 2; k++) {
+            gs_clip_opts_t o = {.gemm = k ? GS_CLIP_GEMM_ONEDNN : GS_CLIP_GEMM_OPENBLAS,
+                                .n_threads = 2,
+                                .max_batch = 4,
+                                .vocab_path = d == 0 ? BPE_GZ : NULL};
+            gs_clip_t *m = NULL;
+            cap_start();
+            gs_err e = gs_clip_open(dirs[d], &o, &m);
+            cap_stop();
+            if (k == 1 && e == GS_EUNSUPPORTED) { // no oneDNN, or no AVX-512: said clearly
+                ASSERT_LOGGED("float32 GEMMs on oneDNN need");
+                ck_assert_ptr_null(m);
+                fprintf(stderr, "SKIP %s: no oneDNN float32 brgemm here\n", __func__);
+                return;
+            }
+            ck_assert_int_eq(e, GS_OK);
+            gs_clip_info_t info;
+            gs_clip_describe(m, &info);
+            ck_assert_str_eq(info.precision, "f32");
+            if (k)
+                ck_assert_msg(strncmp(info.gemm, "onednn (brg", 11) == 0, "gemm %s", info.gemm);
+            else
+                ck_assert_str_eq(info.gemm, "openblas");
+            char *caps[8];
+            n = d == 0 ? captions(OC_DIR, "captions", NULL, caps)
+                       : captions(HF_DIR, "text_input", "captions", caps);
+            ck_assert_int_eq(gs_clip_encode_texts(m, (const char *const *)caps, n, true, txt[k]),
+                             GS_OK);
+            for (int i = 0; i < n; i++)
+                gs_free(caps[i]);
+            gs_weights_t *exp = expected_open(dirs[d]);
+            const float *pix = want(exp, "pixel_values", 4 * 3 * 32 * 32);
+            ck_assert_int_eq(gs_clip_encode_images(m, pix, 4, true, img[k]), GS_OK);
+            ck_assert_int_eq(gs_clip_encode_images(m, pix + 3 * 3 * 32 * 32, 1, true, one[k]),
+                             GS_OK);
+            gs_weights_close(&exp);
+            gs_clip_close(&m);
+        }
+        ck_assert_msg(max_abs(img[0], img[1], 4 * 32) <= 1e-5, "%s images: %g", dirs[d],
+                      max_abs(img[0], img[1], 4 * 32));
+        ck_assert(max_abs(one[0], one[1], 32) <= 1e-5);
+        ck_assert(max_abs(one[1], img[1] + 3 * 32, 32) <= 1e-5);
+        ck_assert_msg(max_abs(txt[0], txt[1], n * 32) <= 1e-5, "%s texts: %g", dirs[d],
+                      max_abs(txt[0], txt[1], n * 32));
+    }
+    // AUTO follows GS_CLIP_GEMM; anything but openblas / onednn / auto is refused
+    gs_clip_t *m = NULL;
+    gs_clip_info_t info;
+    setenv("GS_CLIP_GEMM", "openblas", 1);
+    ck_assert_int_eq(gs_clip_open(HF_DIR, NULL, &m), GS_OK);
+    gs_clip_describe(m, &info);
+    ck_assert_str_eq(info.gemm, "openblas");
+    gs_clip_close(&m);
+    setenv("GS_CLIP_GEMM", "mkl", 1);
+    cap_start();
+    ck_assert_int_eq(gs_clip_open(HF_DIR, NULL, &m), GS_EINVAL);
+    cap_stop();
+    ASSERT_LOGGED("GS_CLIP_GEMM is");
+    ck_assert_ptr_null(m);
+    unsetenv("GS_CLIP_GEMM");
+}
+END_TEST
+
 START_TEST(test_clip_bf16_shards_run_concurrently_without_interference)
 {
     GS_NEED_SHARED();
@@ -1223,6 +1299,7 @@ Suite *model_clip_suite(void)
     tcase_add_test(tc, test_clip_text_from_strings_via_tokenizer);
     tcase_add_test(tc, test_clip_missing_vocabulary_is_explained);
     tcase_add_test(tc, test_clip_bf16_precision_matches_f32);
+    tcase_add_test(tc, test_clip_onednn_f32_matches_openblas);
     tcase_add_test(tc, test_clip_bf16_shards_run_concurrently_without_interference);
     tcase_add_test(tc, test_clip_text_cut_at_longest_text_gives_full_context_features);
     tcase_add_test(tc, test_clip_logit_scale_of_shape_1_is_accepted);

@@ -3,7 +3,9 @@
 // both transposes; number-format conversions on exact corner values.
 #include <check.h>
 #include <math.h>
+#include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "common/alloc.h"
@@ -311,12 +313,76 @@ START_TEST(test_ops_threads_and_counters)
 }
 END_TEST
 
-// ---- bf16 linear layers (oneDNN builds only) ----------------------------------------------
+// ---- packed linear layers (oneDNN builds only) --------------------------------------------
+
+// float32 on packed weights: the same arithmetic as gs_ops_linear_ref up to summation order, for
+// both weight layouts, with and without bias and accumulation, with strided rows (the input
+// copied to the scratch, the output through the epilogue) and contiguous ones (the input read in
+// place; without bias and beta the matmul writes straight into out).
+START_TEST(test_ops_packed_f32_linear_matches_reference)
+{
+    gs_ops_packed_t *ctx = NULL;
+    gs_err e = gs_ops_packed_new(GS_OPS_PACKED_F32, 2, &ctx);
+    if (e == GS_EUNSUPPORTED) { // no oneDNN, or no brgemm float32 kernel on this CPU
+        ck_assert_ptr_null(ctx);
+        fprintf(stderr, "SKIP %s: no oneDNN float32 brgemm in this build or on this CPU\n",
+                __func__);
+        return;
+    }
+    ck_assert_int_eq(e, GS_OK);
+    ck_assert_msg(strncmp(gs_ops_packed_kernel(ctx), "brg", 3) == 0, "kernel %s",
+                  gs_ops_packed_kernel(ctx));
+    const int rows = 37, n_in = 96, n_out = 80;
+    float *wf = rand_vec((size_t)n_in * n_out, 0.5f), *bias = rand_vec(n_out, 1.0f);
+    float *x = rand_vec((size_t)rows * 100, 1.0f);
+    float *sx = gs_xmalloc((size_t)rows * n_in * sizeof(float));
+    float *sy = gs_xmalloc((size_t)rows * n_out * sizeof(float));
+    ck_assert_int_eq(gs_ops_packed_prepare(ctx, rows, n_in, n_out), GS_OK);
+    for (int layout = 0; layout < 2; layout++) {
+        gs_ops_weight_t w = {.f32 = wf, .n_in = n_in, .n_out = n_out, .in_out = layout};
+        gs_ops_packed_weight_t *pw = NULL;
+        ck_assert_int_eq(gs_ops_packed_pack(ctx, &w, &pw), GS_OK);
+        for (int c = 0; c < 8; c++) {
+            bool strided = c & 1, acc = c & 2, with_bias = c & 4;
+            int ld_x = strided ? 100 : n_in, ld_out = strided ? 90 : n_out;
+            float *out = rand_vec((size_t)rows * ld_out, 1.0f);
+            float *ref = dup_vec(out, (size_t)rows * ld_out);
+            float beta = acc ? 1.0f : 0.0f;
+            const float *b = with_bias ? bias : NULL;
+            ck_assert_int_eq(
+                gs_ops_packed_linear(ctx, 1, pw, b, x, ld_x, rows, beta, out, ld_out, sx, sy),
+                GS_OK);
+            gs_ops_linear_ref(&w, b, x, ld_x, rows, beta, ref, ld_out);
+            for (int i = 0; i < rows; i++) {
+                ck_assert_msg(gs_test_check_close("f32 packed linear", out + i * ld_out,
+                                                  ref + i * ld_out, n_out, 1e-5, 1e-5) == 0,
+                              "layout %d case %d row %d", layout, c, i);
+                for (int j = n_out; j < ld_out; j++) // the stride's gap is left alone
+                    ck_assert(out[i * ld_out + j] == ref[i * ld_out + j]);
+            }
+            gs_free(out);
+            gs_free(ref);
+        }
+        float *out = gs_xcalloc((size_t)rows * n_out, sizeof(float));
+        ck_assert_int_eq(
+            gs_ops_packed_linear(ctx, 0, pw, NULL, x, n_in, rows - 1, 0.0f, out, n_out, sx, sy),
+            GS_EINVAL);
+        gs_free(out);
+    }
+    gs_ops_packed_destroy(&ctx);
+    ck_assert_ptr_null(ctx);
+    gs_free(wf);
+    gs_free(bias);
+    gs_free(x);
+    gs_free(sx);
+    gs_free(sy);
+}
+END_TEST
 
 START_TEST(test_ops_bf16_linear_matches_rounded_reference)
 {
-    gs_ops_bf16_t *ctx = NULL;
-    gs_err e = gs_ops_bf16_new(2, &ctx);
+    gs_ops_packed_t *ctx = NULL;
+    gs_err e = gs_ops_packed_new(GS_OPS_PACKED_BF16, 2, &ctx);
     if (e == GS_EUNSUPPORTED) { // the default build: no oneDNN; said clearly, nothing leaks
         ck_assert_ptr_null(ctx);
         fprintf(stderr, "SKIP %s: built without oneDNN (GS_HAVE_DNNL)\n", __func__);
@@ -335,18 +401,18 @@ START_TEST(test_ops_bf16_linear_matches_rounded_reference)
         wr[i] = gs_ops_bf16_to_f32_1(gs_ops_f32_to_bf16_1(wf[i]));
     for (int i = 0; i < rows * ld_x; i++)
         xr[i] = gs_ops_bf16_to_f32_1(gs_ops_f32_to_bf16_1(x[i]));
-    ck_assert_int_eq(gs_ops_bf16_prepare(ctx, rows, n_in, n_out), GS_OK);
+    ck_assert_int_eq(gs_ops_packed_prepare(ctx, rows, n_in, n_out), GS_OK);
     for (int layout = 0; layout < 2; layout++)
         for (int acc = 0; acc < 2; acc++) {
             gs_ops_weight_t w = {.f32 = wf, .n_in = n_in, .n_out = n_out, .in_out = layout};
             gs_ops_weight_t wref = {.f32 = wr, .n_in = n_in, .n_out = n_out, .in_out = layout};
-            gs_ops_bf16_weight_t *pw = NULL;
-            ck_assert_int_eq(gs_ops_bf16_pack(ctx, &w, &pw), GS_OK);
+            gs_ops_packed_weight_t *pw = NULL;
+            ck_assert_int_eq(gs_ops_packed_pack(ctx, &w, &pw), GS_OK);
             float *out = rand_vec((size_t)rows * ld_out, 1.0f);
             float *ref = dup_vec(out, (size_t)rows * ld_out);
             float beta = acc ? 1.0f : 0.0f;
             ck_assert_int_eq(
-                gs_ops_bf16_linear(ctx, 1, pw, bias, x, ld_x, rows, beta, out, ld_out, sx, sy),
+                gs_ops_packed_linear(ctx, 1, pw, bias, x, ld_x, rows, beta, out, ld_out, sx, sy),
                 GS_OK);
             gs_ops_linear_ref(&wref, bias, xr, ld_x, rows, beta, ref, ld_out);
             for (int i = 0; i < rows; i++)
@@ -354,13 +420,13 @@ START_TEST(test_ops_bf16_linear_matches_rounded_reference)
                                                   n_out, 1e-4, 1e-4) == 0,
                               "layout %d acc %d row %d", layout, acc, i);
             // a row count that was not prepared is refused, not computed wrongly
-            ck_assert_int_eq(
-                gs_ops_bf16_linear(ctx, 0, pw, NULL, x, ld_x, rows - 1, 0.0f, out, ld_out, sx, sy),
-                GS_EINVAL);
+            ck_assert_int_eq(gs_ops_packed_linear(ctx, 0, pw, NULL, x, ld_x, rows - 1, 0.0f, out,
+                                                  ld_out, sx, sy),
+                             GS_EINVAL);
             gs_free(out);
             gs_free(ref);
         }
-    gs_ops_bf16_destroy(&ctx);
+    gs_ops_packed_destroy(&ctx);
     ck_assert_ptr_null(ctx);
     gs_free(wf);
     gs_free(bias);
@@ -384,6 +450,7 @@ Suite *model_ops_suite(void)
     tcase_add_test(tc, test_ops_softmax_add_bias_l2);
     tcase_add_test(tc, test_ops_attention_matches_reference);
     tcase_add_test(tc, test_ops_threads_and_counters);
+    tcase_add_test(tc, test_ops_packed_f32_linear_matches_reference);
     tcase_add_test(tc, test_ops_bf16_linear_matches_rounded_reference);
     suite_add_tcase(s, tc);
     return s;

@@ -4,7 +4,12 @@
 // Run by hand (bench/encoder/run.sh), never by the test suite. One JSON object per line.
 //
 //   bench_encoder MODEL_DIR [--batch 1,16] [--threads 1,2] [--seconds 2] [--reps 3]
-//                 [--mode shards|blas] [--precision f32|bf16] [--fixtures DIR]
+//                 [--mode shards|blas] [--precision f32|bf16] [--gemm openblas|onednn]
+//                 [--fixtures DIR]
+// --gemm: the library of float32 GEMMs (default openblas here, so that the rows stay comparable
+// with earlier runs; `geoscribe` itself picks oneDNN where it can, see model/clip.h). The GEMM
+// counters (GFLOP/s, share of the SGEMM peak, time in GEMM) see OpenBLAS calls only: with
+// oneDNN or bf16 they cover attention's small GEMMs alone.
 // --mode blas runs every batch on one thread with multi-threaded OpenBLAS (the default splits a
 // batch into one shard per thread, each with single-threaded OpenBLAS).
 //
@@ -163,7 +168,7 @@ int main(int argc, char **argv)
     const char *dir = argv[1];
     int batches[16] = {1, 16}, n_batches = 2, threads[16] = {1, 2}, n_threads = 2, reps = 3;
     double seconds = 2.0;
-    bool blas_mode = false, bf16 = false;
+    bool blas_mode = false, bf16 = false, onednn = false;
     const char *fixtures = NULL;
     for (int i = 2; i + 1 < argc; i += 2) {
         if (strcmp(argv[i], "--batch") == 0)
@@ -178,6 +183,8 @@ int main(int argc, char **argv)
             blas_mode = strcmp(argv[i + 1], "blas") == 0;
         else if (strcmp(argv[i], "--precision") == 0)
             bf16 = strcmp(argv[i + 1], "bf16") == 0;
+        else if (strcmp(argv[i], "--gemm") == 0)
+            onednn = strcmp(argv[i + 1], "onednn") == 0;
         else if (strcmp(argv[i], "--fixtures") == 0)
             fixtures = argv[i + 1];
     }
@@ -187,7 +194,9 @@ int main(int argc, char **argv)
     gs_clip_opts_t o = {.n_threads = threads[0],
                         .max_batch = max_batch,
                         .no_shards = blas_mode,
-                        .precision = bf16 ? GS_CLIP_PRECISION_BF16 : GS_CLIP_PRECISION_F32};
+                        .precision = bf16 ? GS_CLIP_PRECISION_BF16 : GS_CLIP_PRECISION_F32,
+                        .gemm = onednn ? GS_CLIP_GEMM_ONEDNN : GS_CLIP_GEMM_OPENBLAS};
+    const char *gemm = bf16 || onednn ? "onednn" : "openblas";
     gs_clip_t *m = NULL;
     if (gs_clip_open(dir, &o, &m) != GS_OK)
         return 1;
@@ -218,9 +227,9 @@ int main(int argc, char **argv)
             double c = ab / sqrt(aa * bb);
             min_cos = c < min_cos ? c : min_cos;
         }
-        printf("{\"impl\":\"geoscribe\",\"precision\":\"%s\",\"parity_vs_pytorch\":{\"images\":16,"
-               "\"min_cosine\":%.9f,\"max_abs_diff\":%.3g}}\n",
-               bf16 ? "bf16" : "f32", min_cos, max_abs);
+        printf("{\"impl\":\"geoscribe\",\"precision\":\"%s\",\"gemm\":\"%s\","
+               "\"parity_vs_pytorch\":{\"images\":16,\"min_cosine\":%.9f,\"max_abs_diff\":%.3g}}\n",
+               bf16 ? "bf16" : "f32", gemm, min_cos, max_abs);
     }
 
     if (bf16 && fixtures)
@@ -282,12 +291,12 @@ int main(int argc, char **argv)
                     best_gemm_frac = k.gemm_seconds / callers / dt;
                 }
             }
-            printf("{\"impl\":\"geoscribe\",\"precision\":\"%s\",\"mode\":\"%s\",\"threads\":%d,"
-                   "\"batch\":%d,"
+            printf("{\"impl\":\"geoscribe\",\"precision\":\"%s\",\"gemm\":\"%s\",\"mode\":\"%s\","
+                   "\"threads\":%d,\"batch\":%d,"
                    "\"images_per_s\":%.3f,\"gemm_gflops\":%.1f,\"gemm_share_of_peak\":%.3f,"
                    "\"time_in_gemm\":%.3f,\"images_per_cpu_s\":%.3f,"
                    "\"gemm_share_of_peak_cpu\":%.3f}\n",
-                   bf16 ? "bf16" : "f32", blas_mode ? "blas" : "shards", threads[ti], b, best,
+                   bf16 ? "bf16" : "f32", gemm, blas_mode ? "blas" : "shards", threads[ti], b, best,
                    best_gemm_gflops, best_share, best_gemm_frac, best_cpu, best_share_cpu);
             fflush(stdout);
         }

@@ -9,7 +9,8 @@
 # Writes the weights once into WORK_DIR (600 MB, default /tmp/geoscribe-bench-encoder), builds
 # bench_encoder.c against BUILD_DIR's libraries, then runs ROUNDS (default 2) rounds of
 # {geoscribe, PyTorch} x {1, 2 threads} x {batch 1, 16} and prints the best of each with the
-# ratios (and, when BUILD_DIR was built with oneDNN, the bf16 path the same way). PyTorch runs
+# ratios (and, when BUILD_DIR was built with oneDNN, float32 on oneDNN's packed weights and the
+# bf16 path the same way). PyTorch runs
 # as STACK.md recommends: torch.set_num_threads(1), OpenBLAS threads =
 # the thread count (its fastest setting on these machines). BENCH_SECONDS (default 2) sets the
 # time per measurement.
@@ -45,6 +46,8 @@ for r in $(seq 1 "$rounds"); do
   echo "run.sh: round $r of $rounds" >&2
   "$work/bench_encoder" "$work" --batch 1,16 --threads 1,2 --seconds "$secs" --reps 1 2>/dev/null | tee -a "$out" >&2
   if [ -n "$dnnl_libs" ]; then
+    OMP_WAIT_POLICY=PASSIVE "$work/bench_encoder" "$work" --batch 1,16 --threads 1,2 --seconds "$secs" --reps 1 \
+      --gemm onednn 2>/dev/null | tee -a "$out" >&2
     OMP_WAIT_POLICY=PASSIVE "$work/bench_encoder" "$work" --batch 1,16 --threads 1,2 --seconds "$secs" --reps 1 \
       --precision bf16 ${fixtures:+--fixtures "$fixtures"} 2>/dev/null | tee -a "$out" >&2
   fi
