@@ -315,6 +315,31 @@ END_TEST
 
 // ---- packed linear layers (oneDNN builds only) --------------------------------------------
 
+// The operands of both packed tests: PK_ROWS input rows of PK_IN values at stride PK_LD_X, a
+// PK_IN x PK_OUT weight, a bias, and one slot's scratch (float32-sized: enough for bf16).
+enum { PK_ROWS = 37, PK_IN = 96, PK_OUT = 80, PK_LD_X = 100, PK_LD_OUT = 90 };
+typedef struct {
+    float *w, *bias, *x, *sx, *sy;
+} pk_bufs_t;
+
+static pk_bufs_t pk_bufs_new(void)
+{
+    return (pk_bufs_t){.w = rand_vec((size_t)PK_IN * PK_OUT, 0.5f),
+                       .bias = rand_vec(PK_OUT, 1.0f),
+                       .x = rand_vec((size_t)PK_ROWS * PK_LD_X, 1.0f),
+                       .sx = gs_xmalloc((size_t)PK_ROWS * PK_IN * sizeof(float)),
+                       .sy = gs_xmalloc((size_t)PK_ROWS * PK_OUT * sizeof(float))};
+}
+
+static void pk_bufs_free(pk_bufs_t *b)
+{
+    gs_free(b->w);
+    gs_free(b->bias);
+    gs_free(b->x);
+    gs_free(b->sx);
+    gs_free(b->sy);
+}
+
 // float32 on packed weights: the same arithmetic as gs_ops_linear_ref up to summation order, for
 // both weight layouts, with and without bias and accumulation, with strided rows (the input
 // copied to the scratch, the output through the epilogue) and contiguous ones (the input read in
@@ -332,11 +357,9 @@ START_TEST(test_ops_packed_f32_linear_matches_reference)
     ck_assert_int_eq(e, GS_OK);
     ck_assert_msg(strncmp(gs_ops_packed_kernel(ctx), "brg", 3) == 0, "kernel %s",
                   gs_ops_packed_kernel(ctx));
-    const int rows = 37, n_in = 96, n_out = 80;
-    float *wf = rand_vec((size_t)n_in * n_out, 0.5f), *bias = rand_vec(n_out, 1.0f);
-    float *x = rand_vec((size_t)rows * 100, 1.0f);
-    float *sx = gs_xmalloc((size_t)rows * n_in * sizeof(float));
-    float *sy = gs_xmalloc((size_t)rows * n_out * sizeof(float));
+    const int rows = PK_ROWS, n_in = PK_IN, n_out = PK_OUT;
+    pk_bufs_t bufs = pk_bufs_new();
+    float *wf = bufs.w, *bias = bufs.bias, *x = bufs.x, *sx = bufs.sx, *sy = bufs.sy;
     ck_assert_int_eq(gs_ops_packed_prepare(ctx, rows, n_in, n_out), GS_OK);
     for (int layout = 0; layout < 2; layout++) {
         gs_ops_weight_t w = {.f32 = wf, .n_in = n_in, .n_out = n_out, .in_out = layout};
@@ -344,7 +367,7 @@ START_TEST(test_ops_packed_f32_linear_matches_reference)
         ck_assert_int_eq(gs_ops_packed_pack(ctx, &w, &pw), GS_OK);
         for (int c = 0; c < 8; c++) {
             bool strided = c & 1, acc = c & 2, with_bias = c & 4;
-            int ld_x = strided ? 100 : n_in, ld_out = strided ? 90 : n_out;
+            int ld_x = strided ? PK_LD_X : n_in, ld_out = strided ? PK_LD_OUT : n_out;
             float *out = rand_vec((size_t)rows * ld_out, 1.0f);
             float *ref = dup_vec(out, (size_t)rows * ld_out);
             float beta = acc ? 1.0f : 0.0f;
@@ -371,11 +394,7 @@ START_TEST(test_ops_packed_f32_linear_matches_reference)
     }
     gs_ops_packed_destroy(&ctx);
     ck_assert_ptr_null(ctx);
-    gs_free(wf);
-    gs_free(bias);
-    gs_free(x);
-    gs_free(sx);
-    gs_free(sy);
+    pk_bufs_free(&bufs);
 }
 END_TEST
 
@@ -389,11 +408,10 @@ START_TEST(test_ops_bf16_linear_matches_rounded_reference)
         return;
     }
     ck_assert_int_eq(e, GS_OK);
-    const int rows = 37, n_in = 96, n_out = 80, ld_x = 100, ld_out = 90;
-    float *wf = rand_vec((size_t)n_in * n_out, 0.5f), *bias = rand_vec(n_out, 1.0f);
-    float *x = rand_vec((size_t)rows * ld_x, 1.0f);
-    uint16_t *sx = gs_xmalloc((size_t)rows * n_in * 2);
-    float *sy = gs_xmalloc((size_t)rows * n_out * sizeof(float));
+    const int rows = PK_ROWS, n_in = PK_IN, n_out = PK_OUT, ld_x = PK_LD_X, ld_out = PK_LD_OUT;
+    pk_bufs_t bufs = pk_bufs_new();
+    float *wf = bufs.w, *bias = bufs.bias, *x = bufs.x, *sy = bufs.sy;
+    void *sx = bufs.sx;
     // the reference: the same products on bf16-rounded values, accumulated in double
     float *wr = gs_xmalloc((size_t)n_in * n_out * sizeof(float));
     float *xr = gs_xmalloc((size_t)rows * ld_x * sizeof(float));
@@ -428,11 +446,7 @@ START_TEST(test_ops_bf16_linear_matches_rounded_reference)
         }
     gs_ops_packed_destroy(&ctx);
     ck_assert_ptr_null(ctx);
-    gs_free(wf);
-    gs_free(bias);
-    gs_free(x);
-    gs_free(sx);
-    gs_free(sy);
+    pk_bufs_free(&bufs);
     gs_free(wr);
     gs_free(xr);
 }
