@@ -95,14 +95,15 @@ gs_err gs_ops_packed_new(gs_ops_packed_type_t type, int n_slots, gs_ops_packed_t
             return fail("stream creation", st);
         }
     // float32: worth it only with a brgemm kernel (AVX-512); oneDNN's other float32 matmuls
-    // are no faster than OpenBLAS, so the caller keeps OpenBLAS there
+    // are no faster than OpenBLAS, so the caller keeps OpenBLAS there (also when the probe
+    // matmul cannot be made at all)
     if (type == GS_OPS_PACKED_F32) {
         gs_err e = gs_ops_packed_prepare(self, 16, 64, 64);
         if (e != GS_OK || strncmp(self->kernel, "brg", 3) != 0) {
-            GS_LOG_DEBUG("oneDNN's float32 matmul here is \"%s\", not brgemm: not used",
-                         self->kernel);
+            GS_LOG_DEBUG("oneDNN's float32 matmul here is \"%s\" (%s), not brgemm: not used",
+                         self->kernel, gs_strerror(e));
             gs_ops_packed_destroy(&self);
-            return e != GS_OK ? e : GS_EUNSUPPORTED;
+            return GS_EUNSUPPORTED;
         }
     }
     *out = self;

@@ -103,8 +103,8 @@ done
 out=$("$gs" eval retrieve --model "$hf" --images "$tmp/imgs" --dataset "$tmp/dataset.json" --batch 3) \
   || fail "retrieve failed"
 check_json "$out" retrieve 8 || fail "retrieve JSON: $out"
-out2=$("$gs" eval retrieve --model "$hf" --images "$tmp/imgs" --dataset "$tmp/dataset.json" --split val \
-  --batch 3) || fail "retrieve --split failed"
+out2=$("$gs" eval retrieve --model "$hf" --images "$tmp/imgs" --dataset "$tmp/dataset.json" \
+  --split val --batch 3) || fail "retrieve --split failed"
 [ "$out" = "$out2" ] || fail "the split filter changed the result: $out / $out2"
 # The batch size must not change an embedding beyond float32 rounding: the GEMM libraries sum in
 # an order that may depend on the row count (OpenBLAS's Haswell kernel, oneDNN's brgemm), and the
