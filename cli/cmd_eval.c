@@ -9,12 +9,12 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "cli/cli.h"
 #include "cli/clip_cli.h"
 #include "common/alloc.h"
+#include "common/clock.h"
 #include "common/buf.h"
 #include "common/config.h"
 #include "common/fs.h"
@@ -28,7 +28,6 @@
 #include "model/llava.h"
 #include "model/ops.h"
 
-
 enum { MAX_TEMPLATES = 64, DEFAULT_BATCH = 32, MAX_NEW_TOKENS = 1024 };
 
 // The options of the three subcommands (each uses its own subset).
@@ -39,13 +38,6 @@ typedef struct {
     const char *tpls[MAX_TEMPLATES];
     int n_tpls, batch, limit, max_tokens, beams;
 } args_t;
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 // print_json: the result line on stdout.
 static int print_json(gs_buf_t *b)
@@ -220,11 +212,11 @@ static int run_classify(const args_t *a)
         fprintf(stderr, "geoscribe eval: out of memory\n");
         goto out;
     }
-    double t0 = now_s();
+    double t0 = gs_clock_s();
     if (class_embeddings(m, a, l, cls) != 0 || encode_images(m, a, l->filenames, n, img) != 0)
         goto out;
     GS_LOG_INFO("classify: %d images, %d classes, %d templates in %.2f s", n, l->n_classes,
-                a->n_tpls, now_s() - t0);
+                a->n_tpls, gs_clock_s() - t0);
     rc = classify_report(l, n, img, cls, dim);
 out:
     gs_free(img);
@@ -296,15 +288,15 @@ static int run_retrieve(const args_t *a)
     }
     for (int i = 0; i < n; i++)
         paths[i] = s->images[i].path;
-    double t0 = now_s();
+    double t0 = gs_clock_s();
     if (gs_clip_encode_texts(m, s->texts, n_txt, true, txt) != GS_OK) {
         fprintf(stderr, "geoscribe eval: could not encode the captions\n");
         goto out;
     }
-    double t1 = now_s();
+    double t1 = gs_clock_s();
     if (encode_images(m, a, paths, n, img) != 0)
         goto out;
-    double t2 = now_s();
+    double t2 = gs_clock_s();
     // sim[i][t] = cosine of image i and text t (both normalised)
     gs_ops_sgemm(false, true, n, n_txt, dim, 1.0f, img, dim, txt, dim, 0.0f, sim, n_txt);
     gs_rank_recall_t r;
@@ -313,7 +305,7 @@ static int run_retrieve(const args_t *a)
         goto out;
     }
     GS_LOG_INFO("retrieve: %d texts in %.2f s, %d images in %.2f s, ranking %.2f s", n_txt, t1 - t0,
-                n, t2 - t1, now_s() - t2);
+                n, t2 - t1, gs_clock_s() - t2);
     rc = retrieve_report(&r);
 out:
     gs_free(img);
@@ -410,7 +402,7 @@ static int run_caption(const args_t *a)
     gs_llava_gen_t gen = gs_llava_gen_defaults();
     gen.max_new_tokens = a->max_tokens;
     gen.num_beams = a->beams;
-    double t0 = now_s();
+    double t0 = gs_clock_s();
     for (int i = 0; i < n; i++) {
         const gs_evalset_image_t *im = &s->images[i];
         if (im->n_texts == 0) { // nothing to score against
@@ -430,7 +422,7 @@ static int run_caption(const args_t *a)
             write_caption_line(fout, s, i, cap);
         if ((i + 1) % 50 == 0)
             GS_LOG_INFO("caption: %d of %d images, %.2f s per image", i + 1, n,
-                        (now_s() - t0) / (i + 1));
+                        (gs_clock_s() - t0) / (i + 1));
     }
     if (n_skipped)
         GS_LOG_WARN("caption: %d images without reference captions skipped", n_skipped);
@@ -439,7 +431,7 @@ static int run_caption(const args_t *a)
         fprintf(stderr, "geoscribe eval: out of memory while scoring\n");
         goto out;
     }
-    GS_LOG_INFO("caption: %d images in %.2f s", r.n, now_s() - t0);
+    GS_LOG_INFO("caption: %d images in %.2f s", r.n, gs_clock_s() - t0);
     rc = caption_report(&r);
 out:
     if (fout && fclose(fout) != 0 && rc == 0) {

@@ -10,10 +10,10 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 
 #include "cli/cli.h"
 #include "common/alloc.h"
+#include "common/clock.h"
 #include "common/buf.h"
 #include "common/config.h"
 #include "common/fs.h"
@@ -46,13 +46,6 @@ typedef struct {
     atomic_uint_fast64_t n_requests, n_errors, n_searches, n_change_searches, search_us;
     double t_start;
 } serve_t;
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 // ---- packing into the reply buffer ----------------------------------------------------------
 
@@ -108,7 +101,7 @@ static void do_search(serve_t *sv, const Geoscribe__Query__Request *rq, gs_arena
                       gs_buf_t *out)
 {
     char err[GS_SEARCH_ERR_NBYTES];
-    double t0 = now_s();
+    double t0 = gs_clock_s();
     gs_search_req_t req;
     gs_search_result_t res;
     gs_err e = gs_cli_query_req_from_pb(rq->search, &req, err, sizeof err);
@@ -136,7 +129,7 @@ static void do_search(serve_t *sv, const Geoscribe__Query__Request *rq, gs_arena
     sr.hits = ptrs;
     sr.n_candidates = res.n_candidates;
     sr.model_id = (char *)gs_search_model_id(sv->search);
-    sr.search_s = now_s() - t0;
+    sr.search_s = gs_clock_s() - t0;
     Geoscribe__Query__Reply r = GEOSCRIBE__QUERY__REPLY__INIT;
     r.request_id = rq->request_id;
     r.body_case = GEOSCRIBE__QUERY__REPLY__BODY_SEARCH;
@@ -158,7 +151,7 @@ static void do_changes(serve_t *sv, const Geoscribe__Query__Request *rq, gs_aren
                        gs_buf_t *out)
 {
     char err[GS_SEARCH_ERR_NBYTES];
-    double t0 = now_s();
+    double t0 = gs_clock_s();
     if (!sv->changes) {
         error_reply(sv, sv->changes_code, sv->changes_err, out);
         return;
@@ -190,7 +183,7 @@ static void do_changes(serve_t *sv, const Geoscribe__Query__Request *rq, gs_aren
     cr.n_hits = n;
     cr.hits = ptrs;
     cr.n_candidates = n_cand;
-    cr.search_s = now_s() - t0;
+    cr.search_s = gs_clock_s() - t0;
     Geoscribe__Query__Reply r = GEOSCRIBE__QUERY__REPLY__INIT;
     r.request_id = rq->request_id;
     r.body_case = GEOSCRIBE__QUERY__REPLY__BODY_CHANGES;
@@ -229,7 +222,7 @@ static void do_info(serve_t *sv, const Geoscribe__Query__Request *rq, gs_buf_t *
         st.n_requests = atomic_load(&sv->n_requests);
         st.n_errors = atomic_load(&sv->n_errors);
         st.n_searches = atomic_load(&sv->n_searches);
-        st.uptime_s = now_s() - sv->t_start;
+        st.uptime_s = gs_clock_s() - sv->t_start;
         st.n_vectors = gs_search_ntotal(sv->search);
         st.index = desc;
         st.search_s_total = (double)atomic_load(&sv->search_us) * 1e-6;
@@ -478,7 +471,7 @@ static void print_ready(const args_t *a, gs_server_t *srv, gs_http_t *http)
 static int serve(const args_t *a)
 {
     char err[512], key[41];
-    serve_t sv = {.t_start = now_s()};
+    serve_t sv = {.t_start = gs_clock_s()};
     gs_search_opts_t so = {.model = a->model,
                            .arch = a->arch,
                            .config = a->config,

@@ -321,7 +321,7 @@ gs_err gs_chcoord_open(const gs_job_t *job, const char *job_path, const gs_inges
     (void)job_path;
     *out = NULL;
     gs_chcoord_t *c = gs_xcalloc(1, sizeof *c);
-    c->t0 = gs__now();
+    c->t0 = gs_clock_s();
     c->job = job;
     c->n_workers = n_workers > 0 ? n_workers : 1;
     c->out = gs_xstrdup(job->output);
@@ -370,7 +370,7 @@ gs_err gs_chcoord_open(const gs_job_t *job, const char *job_path, const gs_inges
                 (unsigned long long)c->sum.n_timeless, (unsigned long long)c->sum.n_unreadable,
                 (unsigned long long)c->sum.n_pairs, (unsigned long long)c->sum.n_pairs_done,
                 c->tiles ? "reused" : "not reused", c->out);
-    c->last_persist = gs__now();
+    c->last_persist = gs_clock_s();
     *out = c;
     return GS_OK;
 }
@@ -497,7 +497,7 @@ gs_err gs_chcoord_handle(gs_chcoord_t *self, const void *req, size_t req_nbytes,
 
 static void progress(gs_chcoord_t *c, bool force)
 {
-    double now = gs__now();
+    double now = gs_clock_s();
     if (!force && now - c->last_progress < 5.0)
         return;
     c->last_progress = now;
@@ -543,7 +543,7 @@ gs_err gs_chcoord_commit(gs_chcoord_t *self)
         geoscribe__work_request__free_unpacked(r, NULL);
     }
     c->pending.n = 0;
-    if (e == GS_OK && c->index_dirty && gs__now() - c->last_persist > GS_COORD_PERSIST_S)
+    if (e == GS_OK && c->index_dirty && gs_clock_s() - c->last_persist > GS_COORD_PERSIST_S)
         e = gs__ch_persist(c);
     progress(c, false);
     return e;
@@ -606,7 +606,7 @@ gs_err gs_chcoord_finish(gs_chcoord_t *self, gs_changes_summary_t *out)
     c->sum.n_captions = k.n_captions;
     c->sum.n_vectors = c->index ? gs_vindex_ntotal(c->index) : 0;
     c->sum.reuse = c->tiles != NULL;
-    c->sum.seconds = gs__now() - c->t0;
+    c->sum.seconds = gs_clock_s() - c->t0;
     c->sum.complete = e == GS_OK && c->sum.n_pairs_done == c->sum.n_pairs &&
                       c->sum.n_vectors == c->sum.n_captions;
     if (e == GS_OK && c->sum.n_vectors != c->sum.n_captions)

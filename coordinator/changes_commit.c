@@ -134,7 +134,7 @@ gs_err gs__ch_persist(gs_chcoord_t *c)
         gs_free(c->committed[i]);
     }
     c->n_committed = 0;
-    c->last_persist = gs__now();
+    c->last_persist = gs_clock_s();
     return GS_OK;
 }
 

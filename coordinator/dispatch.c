@@ -178,7 +178,7 @@ static void fmt_eta(double s, char *out, size_t n)
 
 void gs__progress(gs_coord_t *c, bool force)
 {
-    double now = gs__now();
+    double now = gs_clock_s();
     if (!force && now - c->last_progress < (c->tty ? 0.5 : 5.0))
         return;
     c->last_progress = now;
@@ -244,7 +244,7 @@ gs_err gs_coord_finish(gs_coord_t *self, gs_coord_summary_t *out)
 {
     gs_coord_t *c = self;
     gs_err e = gs__vidx_finish(c);
-    c->sum.seconds = gs__now() - c->t0;
+    c->sum.seconds = gs_clock_s() - c->t0;
     c->sum.n_vectors = c->index ? gs_vindex_ntotal(c->index) : 0;
     uint64_t n_rec = 0;
     if (e == GS_OK)

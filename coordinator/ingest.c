@@ -419,7 +419,7 @@ gs_err gs_coord_open(const gs_job_t *job, const char *job_path, const gs_ingest_
 {
     *out = NULL;
     gs_coord_t *c = gs_xcalloc(1, sizeof *c);
-    c->t0 = gs__now();
+    c->t0 = gs_clock_s();
     c->job = job;
     c->job_path = gs_xstrdup(job_path ? job_path : "");
     c->n_workers = n_workers > 0 ? n_workers : 1;
@@ -471,7 +471,7 @@ gs_err gs_coord_open(const gs_job_t *job, const char *job_path, const gs_ingest_
                 (unsigned long long)c->sum.n_cells, c->out);
     c->last_progress = 0;
     if (c->last_persist == 0)
-        c->last_persist = gs__now();
+        c->last_persist = gs_clock_s();
     *out = c;
     return GS_OK;
 }

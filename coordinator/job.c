@@ -3,7 +3,6 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "common/alloc.h"
@@ -111,13 +110,6 @@ void gs__reqs_cleanup(gs__reqs_t *q)
         geoscribe__work_request__free_unpacked(q->v[i], NULL);
     gs_free(q->v);
     memset(q, 0, sizeof *q);
-}
-
-double gs__now(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
 // ---- output and settings --------------------------------------------------------------------

@@ -9,6 +9,7 @@
 #include <stdint.h>
 
 #include "common/buf.h"
+#include "common/clock.h"
 #include "common/err.h"
 #include "coordinator/ingest.h"
 #include "jobs/spec.h"
@@ -45,9 +46,6 @@ typedef struct {
 void gs__reqs_push(gs__reqs_t *q, Geoscribe__WorkRequest *r);
 // gs__reqs_cleanup: frees the requests and the array; q is empty after.
 void gs__reqs_cleanup(gs__reqs_t *q);
-
-// gs__now: seconds on the monotonic clock.
-double gs__now(void);
 
 // gs__errf: printf into err (when err and err_nbytes are set).
 // gs__progress_emit: packs m and hands it to the sink (nothing when fn is NULL).

@@ -77,7 +77,7 @@ gs_err gs__vidx_open(gs_coord_t *c, char *err, size_t err_nbytes)
                      c->index_path, (unsigned long long)c->generation, gs_strerror(e));
             return e;
         }
-        c->last_persist = gs__now();
+        c->last_persist = gs_clock_s();
         return GS_OK;
     }
     if (is_flat(c->job->index.type))
@@ -152,11 +152,11 @@ static gs_err train(gs_coord_t *c)
         gs_shard_destroy(&sh);
     }
     if (e == GS_OK) {
-        double t0 = gs__now();
+        double t0 = gs_clock_s();
         GS_LOG_INFO("training the %s index on %zu vectors", c->index_type, got);
         e = gs_vindex_train(c->index, got, buf);
         if (e == GS_OK)
-            GS_LOG_INFO("trained in %.1f s", gs__now() - t0);
+            GS_LOG_INFO("trained in %.1f s", gs_clock_s() - t0);
     }
     gs_free(buf);
     return e;
@@ -248,7 +248,7 @@ gs_err gs__vidx_add(gs_coord_t *c, uint64_t task_id, uint32_t n_tiles, const gs_
 
 static gs_err persist(gs_coord_t *c)
 {
-    double t0 = gs__now();
+    double t0 = gs_clock_s();
     GS_TRY(gs_vindex_write(c->index, c->index_path));
     // the store is synced after the index file: every shard deleted below is then both
     // committed durably and inside a durable index file
@@ -272,7 +272,7 @@ static gs_err persist(gs_coord_t *c)
             (c->n_staged - c->n_staged_added) * sizeof *c->staged);
     c->n_staged -= c->n_staged_added;
     c->n_staged_added = 0;
-    double now = gs__now();
+    double now = gs_clock_s();
     c->last_persist_cost = now - t0;
     c->last_persist = now;
     GS_LOG_DEBUG("index generation %llu persisted: %s vectors in %.2f s",
@@ -287,7 +287,7 @@ gs_err gs__vidx_maybe_persist(gs_coord_t *c, bool force)
     double every = c->persist_s;
     if (c->last_persist_cost * 10 > every)
         every = c->last_persist_cost * 10;
-    if (!force && gs__now() - c->last_persist < every)
+    if (!force && gs_clock_s() - c->last_persist < every)
         return GS_OK;
     return persist(c);
 }

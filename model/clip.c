@@ -10,9 +10,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "common/alloc.h"
+#include "common/clock.h"
 #include "common/log.h"
 #include "model/clip_int.h"
 #include "model/clip_model_int.h"
@@ -419,13 +419,6 @@ static gs_err new_packed(gs_clip_t *self, const gs_clip_opts_t *opts)
     return e == GS_EUNSUPPORTED && g == GS_CLIP_GEMM_AUTO ? GS_OK : e;
 }
 
-static double mono_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 // unpack_stack: forgets a tower's packed copies after a failed packing (all layers or none, so
 // that text_rows and the prepared row counts agree).
 static void unpack_stack(gs__clip_stack_t *st)
@@ -446,7 +439,7 @@ static gs_err ensure_packed(gs_clip_t *self, bool text)
     const gs__clip_hparams_t *hp = &self->hp;
     if (!self->packed || (text ? self->txt_packed : self->vis_packed))
         return GS_OK;
-    double t0 = mono_s();
+    double t0 = gs_clock_s();
     gs_err e = GS_OK;
     if (text) {
         e = prepare_stack(self, &self->txt, hp->context_length, true);
@@ -472,7 +465,7 @@ static gs_err ensure_packed(gs_clip_t *self, bool text)
                      text ? "text" : "vision");
     else
         GS_LOG_DEBUG("packed the %s tower for oneDNN in %.3f s", text ? "text" : "vision",
-                     mono_s() - t0);
+                     gs_clock_s() - t0);
     return e;
 }
 

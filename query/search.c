@@ -6,8 +6,8 @@
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 
+#include "common/clock.h"
 #include "common/config.h"
 #include "common/fs.h"
 #include "common/log.h"
@@ -15,13 +15,6 @@
 #include "index/records.h"
 #include "model/preprocess.h"
 #include "query/search_int.h"
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
-}
 
 // ---- open -----------------------------------------------------------------------------------
 
@@ -544,12 +537,12 @@ gs_err gs_search_run(gs_search_t *self, const gs_search_req_t *req, gs_arena_t *
     memset(out, 0, sizeof *out);
     err[0] = '\0';
     GS_TRY(check_request(self, req, err, err_nbytes));
-    double t0 = now_s();
+    double t0 = gs_clock_s();
     float *q = gs_arena_alloc(arena, (size_t)self->dim * sizeof *q);
     if (!q)
         return GS_ENOMEM;
     GS_TRY(query_vector(self, req, arena, q, err, err_nbytes));
-    double t1 = now_s();
+    double t1 = gs_clock_s();
     out->encode_s = t1 - t0;
 
     gs_vindex_filter_t filter = {0};
@@ -581,7 +574,7 @@ gs_err gs_search_run(gs_search_t *self, const gs_search_req_t *req, gs_arena_t *
         np = np > GS_VINDEX_NPROBE_WIDEN_MAX / 4 ? GS_VINDEX_NPROBE_WIDEN_MAX : np * 4;
         e = index_search(self, q, k, np, &filter, scores, ids, &n);
     }
-    double t2 = now_s();
+    double t2 = gs_clock_s();
     out->search_s = t2 - t1;
     if (e != GS_OK) {
         snprintf(err, err_nbytes, "index search failed: %s", gs_strerror(e));
@@ -593,6 +586,6 @@ gs_err gs_search_run(gs_search_t *self, const gs_search_req_t *req, gs_arena_t *
         return e;
     }
     out->n_hits = n;
-    out->join_s = now_s() - t2;
+    out->join_s = gs_clock_s() - t2;
     return GS_OK;
 }
