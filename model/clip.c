@@ -301,13 +301,13 @@ static gs_err alloc_arena(gs_clip_t *self)
     // packed GEMM scratch: inputs (rows, largest in) as bf16 or float32, outputs (rows, largest
     // out); rows * in <= n_big for every linear layer (the MLP's and the patch embedding's
     // inputs are in n_big, the others have width W)
-    size_t n_x16 = 0, n_y32 = 0;
+    size_t n_xs = 0, n_ys = 0;
     if (self->packed) {
-        n_x16 = self->precision == GS_CLIP_PRECISION_BF16 ? (n_big + 1) / 2 + n_x : n_big;
-        n_y32 = n_big;
+        n_xs = self->precision == GS_CLIP_PRECISION_BF16 ? (n_big + 1) / 2 + n_x : n_big;
+        n_ys = n_big;
     }
     size_t per = 2 * align16(n_x) + align16(n_big) + align16(n_scores) + align16(n_pooled) +
-                 align16(n_x16) + align16(n_y32);
+                 align16(n_xs) + align16(n_ys);
     size_t total = per * (size_t)self->n_shards_max;
     self->arena = gs_tryalloc_aligned(64, total * sizeof(float));
     if (!self->arena) {
@@ -330,9 +330,9 @@ static gs_err alloc_arena(gs_clip_t *self)
         p += align16(n_scores);
         wk->pooled = p;
         p += align16(n_pooled);
-        wk->xs = n_x16 ? p : NULL;
-        p += align16(n_x16);
-        wk->ys = n_y32 ? p : NULL;
+        wk->xs = n_xs ? p : NULL;
+        p += align16(n_xs);
+        wk->ys = n_ys ? p : NULL;
         wk->slot = i;
     }
     return GS_OK;
